@@ -1,0 +1,53 @@
+//! The durations and limits that drive a session. Every one comes from configuration (the
+//! organization's settings, then the deployment's), so tests can run a session in seconds.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// Timings of one session, fixed when it is created.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionTimings {
+    /// How long the driver has to pay (spec default: 5 minutes).
+    pub payment_expiry: Duration,
+    /// From authorization to a started transaction, plugging in included (spec default: 5 minutes).
+    pub start_window: Duration,
+    /// After an accepted RemoteStart, how long to wait for StartTransaction before trying again.
+    pub start_attempt_timeout: Duration,
+    /// First pause between start attempts; doubles up to `start_retry_max`.
+    pub start_retry_initial: Duration,
+    /// Longest pause between start attempts.
+    pub start_retry_max: Duration,
+    /// The station's meter value interval; the cost is re-checked at least this often.
+    pub meter_interval: Duration,
+    /// How long a station takes to act on a stop (eDRV measures ~30 s).
+    pub stop_latency: Duration,
+    /// After a RemoteStop, how long to wait for StopTransaction before sending it again.
+    pub stop_confirm_timeout: Duration,
+    /// RemoteStop attempts before the session is ended on its last meter values.
+    pub stop_attempts: u32,
+}
+
+impl Default for SessionTimings {
+    fn default() -> Self {
+        Self {
+            payment_expiry: Duration::from_secs(5 * 60),
+            start_window: Duration::from_secs(5 * 60),
+            start_attempt_timeout: Duration::from_secs(90),
+            start_retry_initial: Duration::from_secs(5),
+            start_retry_max: Duration::from_secs(30),
+            meter_interval: Duration::from_secs(60),
+            stop_latency: Duration::from_secs(30),
+            stop_confirm_timeout: Duration::from_secs(120),
+            stop_attempts: 5,
+        }
+    }
+}
+
+impl SessionTimings {
+    /// How far ahead the cost is projected when deciding to stop before the hold is passed:
+    /// a meter interval (the next sample may come that late) plus the station's stop latency.
+    pub fn stop_horizon(&self) -> Duration {
+        self.meter_interval + self.stop_latency
+    }
+}

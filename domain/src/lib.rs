@@ -1,0 +1,21 @@
+//! chargelink's domain model. Pure: no I/O, no async runtime, no Temporal, no clock reads, so
+//! workflow code may call any of it.
+//!
+//! # Layout
+//! - [`ids`]: typed, prefixed identifiers (`ses_…`, `pay_…`) and the OCPP id tag of a session.
+//! - [`money`]: [`Money`] in integer minor units with an explicit [`Currency`].
+//! - [`rate`]: the operator's rate (eDRV-style price components) attached to a session.
+//! - [`pricing`]: live and final cost of a session from meter samples and the rate.
+//! - [`session`]: the session and payment objects exactly as the API and webhooks show them.
+//! - [`events`]: webhook event types.
+//! - [`config`]: the durations and limits that drive a session.
+
+pub mod config;
+pub mod events;
+pub mod ids;
+pub mod money;
+pub mod pricing;
+pub mod rate;
+pub mod session;
+
+pub use money::{Currency, Money, MoneyError};

@@ -1,0 +1,212 @@
+//! The session and payment objects exactly as the REST API and webhooks show them (the Payment
+//! Links spec's JSON shapes: `_id`, `chargestation`, `createdAt`, amounts in integer minor units).
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::ids::{ChargeStationId, ConnectorRef, PaymentId, RateId, SessionId, UserId};
+use crate::money::{Currency, Money};
+use crate::pricing::CostSummary;
+
+/// Where a session is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SessionStatus {
+    /// Waiting for the driver to pay, then for the station to start.
+    Created,
+    /// Energy is flowing (or the EV is connected and the transaction runs).
+    Started,
+    /// Paused through the API: the transaction runs, energy is held at zero.
+    Paused,
+    /// The station reported the stop; the final cost is known.
+    Ended,
+    /// Cancelled by the driver, or the station never started.
+    Canceled,
+    /// The payment link expired before the driver paid.
+    Expired,
+}
+
+impl SessionStatus {
+    /// The status as a lower-case word (for search attributes and logs).
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Created => "created",
+            Self::Started => "started",
+            Self::Paused => "paused",
+            Self::Ended => "ended",
+            Self::Canceled => "canceled",
+            Self::Expired => "expired",
+        }
+    }
+
+    /// Whether the session can change no more.
+    pub fn is_final(&self) -> bool {
+        matches!(self, Self::Ended | Self::Canceled | Self::Expired)
+    }
+}
+
+/// Where the card hold is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PaymentStatus {
+    /// The payment page exists; the driver has not paid yet.
+    Created,
+    /// The hold is placed.
+    Authorized,
+    /// The page expired or the card was refused before the expiry.
+    Expired,
+    /// The hold was released without capturing anything.
+    Canceled,
+    /// The final cost was captured and the rest released.
+    Captured,
+}
+
+/// Provider references of a payment (Stripe).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StripeRefs {
+    /// The PaymentIntent holding the card; known once the driver paid.
+    #[serde(default)]
+    pub intent_id: Option<String>,
+    /// The hosted Checkout Session.
+    #[serde(default)]
+    pub checkout_session_id: Option<String>,
+}
+
+/// The payment entity of a session.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Payment {
+    /// Payment id.
+    #[serde(rename = "_id")]
+    pub id: PaymentId,
+    /// The session it pays for.
+    pub session: SessionId,
+    /// The hosted payment page the driver is sent to.
+    pub url: String,
+    /// Currency of every amount.
+    pub currency: Currency,
+    /// The hold, in minor units.
+    pub authorized_amount: i64,
+    /// Captured amount in minor units, once captured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub captured_amount: Option<i64>,
+    /// Always `anonymous` for payment links: the driver has no account.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Provider references.
+    pub stripe: StripeRefs,
+    /// Payment status.
+    pub status: PaymentStatus,
+    /// Creation time.
+    #[serde(rename = "createdAt")]
+    pub created_at: DateTime<Utc>,
+    /// Last change.
+    #[serde(rename = "updatedAt")]
+    pub updated_at: DateTime<Utc>,
+}
+
+impl Payment {
+    /// The hold as money.
+    pub fn authorized(&self) -> Money {
+        Money::new(self.authorized_amount, self.currency)
+    }
+}
+
+/// Per-session targets set at creation.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SessionTarget {
+    /// Seconds the driver has to pay before the link expires (overrides the organization's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payment_expiry_time: Option<u64>,
+}
+
+/// The cost of a session as the API shows it; empty until charging starts.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionCost {
+    /// Total including tax, in minor units.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub amount: Option<i64>,
+    /// Currency of `amount`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub currency: Option<Currency>,
+    /// Per-dimension costs and the quantities behind them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub details: Option<CostSummary>,
+}
+
+impl SessionCost {
+    /// The API view of a computed cost.
+    pub fn from_summary(summary: &CostSummary) -> Self {
+        Self { amount: Some(summary.amount.amount), currency: Some(summary.amount.currency), details: Some(summary.clone()) }
+    }
+}
+
+/// Why a session ended or was cancelled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EndReason {
+    /// Stopped through the API.
+    StoppedByApi,
+    /// Stopped by chargelink before the cost could pass the hold.
+    HoldLimit,
+    /// The driver unplugged the cable.
+    Unplugged,
+    /// The station stopped on its own (local stop, EV, fault).
+    Station,
+    /// The station never confirmed the stop; ended on the last meter values.
+    StationUnresponsive,
+    /// The driver cancelled on the payment page.
+    DriverCanceled,
+    /// The payment page expired, or the card was refused until it did.
+    PaymentExpired,
+    /// The station did not start within the start window.
+    StartFailed,
+}
+
+/// A charging session with its payment, as the API returns it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Session {
+    /// Session id.
+    #[serde(rename = "_id")]
+    pub id: SessionId,
+    /// The driver.
+    pub user: UserId,
+    /// The charge station.
+    pub chargestation: ChargeStationId,
+    /// The connector.
+    pub connector: ConnectorRef,
+    /// Session status.
+    pub status: SessionStatus,
+    /// The rate applied.
+    pub rate: RateId,
+    /// Targets set at creation.
+    pub target: SessionTarget,
+    /// Cost so far (final once ended).
+    pub cost: SessionCost,
+    /// Always `payment_link`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// The payment; absent only for the instant before the payment page exists.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payment: Option<Payment>,
+    /// Why it ended or was cancelled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end_reason: Option<EndReason>,
+    /// When charging started, per the station.
+    #[serde(default, rename = "startedAt", skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<DateTime<Utc>>,
+    /// When it ended.
+    #[serde(default, rename = "endedAt", skip_serializing_if = "Option::is_none")]
+    pub ended_at: Option<DateTime<Utc>>,
+    /// Creation time.
+    #[serde(rename = "createdAt")]
+    pub created_at: DateTime<Utc>,
+    /// Last change.
+    #[serde(rename = "updatedAt")]
+    pub updated_at: DateTime<Utc>,
+}
+
+/// `type` of every session chargelink creates.
+pub const PAYMENT_LINK: &str = "payment_link";
+/// `payment.type` of a payment link: the driver has no account.
+pub const ANONYMOUS: &str = "anonymous";
