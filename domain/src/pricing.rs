@@ -32,6 +32,13 @@ pub struct MeterSample {
     pub power_w: Option<i64>,
 }
 
+impl MeterSample {
+    /// A sample of the energy register and, when known, the power.
+    pub fn new(timestamp: DateTime<Utc>, energy_wh: i64, power_w: Option<i64>) -> Self {
+        Self { timestamp, energy_wh, power_w }
+    }
+}
+
 /// Cost of one dimension.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CostComponent {
