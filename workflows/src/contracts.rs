@@ -1,0 +1,263 @@
+//! Activity contracts: what the session workflow asks of the world, by name, input and output.
+//! Implementations live elsewhere (`activities`, the gateway) and bind to these contracts with
+//! `#[activity(definition = workflows::contracts::X)]`, which checks name, input and output at
+//! compile time.
+//!
+//! Every input carries the session id (for logs and idempotency); every money-moving input carries
+//! an idempotency key derived from the session id and the step, so a retry never moves money twice.
+
+use domain::events::SessionEvent;
+use domain::ids::{ChargeStationId, IdTag, PaymentId, SessionId};
+use domain::money::Money;
+use domain::session::Session;
+use serde::{Deserialize, Serialize};
+
+use crate::names;
+
+macro_rules! contract {
+    ($(#[$doc:meta])* $marker:ident, $name:expr, $input:ty => $output:ty) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, Default)]
+        pub struct $marker;
+
+        impl temporalio_common::ActivityDefinition for $marker {
+            type Input = $input;
+            type Output = $output;
+            fn name(&self) -> &str {
+                $name
+            }
+        }
+    };
+}
+
+/// Steps of a session that move money or create provider objects; each gets its own key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    /// Creating the hosted payment.
+    CreatePayment,
+    /// Expiring it.
+    ExpirePayment,
+    /// Capturing the final cost.
+    Capture,
+    /// Releasing the hold.
+    Cancel,
+}
+
+/// `"<session id>:<step>"`: stable across activity retries and worker restarts.
+pub fn idempotency_key(session: &SessionId, step: Step) -> String {
+    let step = match step {
+        Step::CreatePayment => "create_payment",
+        Step::ExpirePayment => "expire_payment",
+        Step::Capture => "capture",
+        Step::Cancel => "cancel",
+    };
+    format!("{session}:{step}")
+}
+
+/// Persist the session and append events to the outbox in one transaction.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RecordSessionInput {
+    /// The session after the step.
+    pub session: Session,
+    /// Events the step emits (may be empty), in order.
+    pub events: Vec<SessionEvent>,
+}
+
+contract!(
+    /// Upsert the session read model and append its events to the webhook outbox.
+    RecordSession, names::RECORD_SESSION, RecordSessionInput => ()
+);
+
+/// Create the hosted payment page.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CreatePaymentInput {
+    /// The session paid for (metadata and client reference at the provider).
+    pub session_id: SessionId,
+    /// Our payment id.
+    pub payment_id: PaymentId,
+    /// The hold to place.
+    pub amount: Money,
+    /// Provider idempotency key.
+    pub idempotency_key: String,
+}
+
+/// The hosted payment page.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CreatePaymentOutput {
+    /// Where the driver pays.
+    pub url: String,
+    /// The provider's checkout session.
+    pub checkout_session_id: String,
+    /// The PaymentIntent, when the provider creates it up front.
+    pub intent_id: Option<String>,
+}
+
+contract!(
+    /// Create the hosted payment page with a manual-capture hold of the session's amount.
+    CreatePayment, names::CREATE_PAYMENT, CreatePaymentInput => CreatePaymentOutput
+);
+
+/// Refers to a session's hosted payment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PaymentRef {
+    /// The session.
+    pub session_id: SessionId,
+    /// The provider's checkout session.
+    pub checkout_session_id: String,
+    /// Provider idempotency key (for calls that change state).
+    pub idempotency_key: String,
+}
+
+/// The state of a hosted payment at the provider.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum ProviderPaymentState {
+    /// Not paid yet.
+    Open,
+    /// The hold is placed.
+    Authorized {
+        /// The PaymentIntent holding the card.
+        intent_id: String,
+        /// What can be captured.
+        amount_capturable: Money,
+    },
+    /// The page expired.
+    Expired,
+    /// The hold was cancelled.
+    Canceled,
+}
+
+contract!(
+    /// Expire the payment page. Answers the state after the call: `Expired`, or `Authorized` when
+    /// the driver paid in the same instant (the race the workflow must not lose money on).
+    ExpirePayment, names::EXPIRE_PAYMENT, PaymentRef => ProviderPaymentState
+);
+
+contract!(
+    /// Read the payment's state at the provider.
+    RetrievePayment, names::RETRIEVE_PAYMENT, PaymentRef => ProviderPaymentState
+);
+
+/// Capture the final cost.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CapturePaymentInput {
+    /// The session.
+    pub session_id: SessionId,
+    /// The PaymentIntent holding the card.
+    pub intent_id: String,
+    /// The amount to capture (at most the hold).
+    pub amount: Money,
+    /// Provider idempotency key.
+    pub idempotency_key: String,
+}
+
+/// The capture as the provider reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CapturePaymentOutput {
+    /// What was captured; the implementation checks it equals the requested amount.
+    pub captured: Money,
+}
+
+contract!(
+    /// Capture the final cost and release the rest of the hold.
+    CapturePayment, names::CAPTURE_PAYMENT, CapturePaymentInput => CapturePaymentOutput
+);
+
+/// Release a hold.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CancelPaymentInput {
+    /// The session.
+    pub session_id: SessionId,
+    /// The PaymentIntent holding the card.
+    pub intent_id: String,
+    /// Provider idempotency key.
+    pub idempotency_key: String,
+}
+
+contract!(
+    /// Release the whole hold (nothing owed, or the session never started).
+    CancelPayment, names::CANCEL_PAYMENT, CancelPaymentInput => ()
+);
+
+/// Find a charge station.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LocateChargeStationInput {
+    /// The session asking.
+    pub session_id: SessionId,
+    /// The station.
+    pub charge_station: ChargeStationId,
+}
+
+/// Where a charge station is connected.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChargeStationLocation {
+    /// Task queue of the gateway holding its socket; `None` when it is offline.
+    pub task_queue: Option<String>,
+}
+
+contract!(
+    /// Find the gateway task queue that holds the station's connection.
+    LocateChargeStation, names::LOCATE_CHARGE_STATION, LocateChargeStationInput => ChargeStationLocation
+);
+
+/// Start a transaction remotely.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RemoteStartInput {
+    /// The session.
+    pub session_id: SessionId,
+    /// The station.
+    pub charge_station: ChargeStationId,
+    /// OCPP connector number (1-based).
+    pub connector_id: u32,
+    /// The session's id tag, echoed by the station in StartTransaction.
+    pub id_tag: IdTag,
+}
+
+/// A transaction of a station.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TransactionRef {
+    /// The session.
+    pub session_id: SessionId,
+    /// The station.
+    pub charge_station: ChargeStationId,
+    /// OCPP connector number.
+    pub connector_id: u32,
+    /// OCPP transaction id.
+    pub transaction_id: i64,
+}
+
+/// A station's answer to a command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CommandReply {
+    /// `Accepted` (true) or `Rejected` / `NotSupported` (false).
+    pub accepted: bool,
+}
+
+contract!(
+    /// OCPP RemoteStartTransaction. Accepted only means the station will try.
+    RemoteStart, names::REMOTE_START, RemoteStartInput => CommandReply
+);
+contract!(
+    /// OCPP RemoteStopTransaction.
+    RemoteStop, names::REMOTE_STOP, TransactionRef => CommandReply
+);
+contract!(
+    /// OCPP SetChargingProfile (TxProfile, limit 0): energy stops, the transaction goes on.
+    PauseCharging, names::PAUSE_CHARGING, TransactionRef => CommandReply
+);
+contract!(
+    /// OCPP ClearChargingProfile of the pause profile: energy flows again.
+    ResumeCharging, names::RESUME_CHARGING, TransactionRef => CommandReply
+);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn idempotency_keys_are_per_session_and_step() {
+        let s: SessionId = "ses_abc".parse().unwrap();
+        assert_eq!(idempotency_key(&s, Step::Capture), "ses_abc:capture");
+        assert_ne!(idempotency_key(&s, Step::Capture), idempotency_key(&s, Step::Cancel));
+    }
+}

@@ -1,0 +1,79 @@
+//! Activity options, set once per kind of activity: timeouts and retry policies live here and
+//! nowhere else.
+
+use std::time::Duration;
+
+use temporalio_common::RetryPolicy;
+use temporalio_sdk::ActivityOptions;
+
+/// Failure type names activities use for business rejections that retrying cannot fix.
+pub mod failure_types {
+    /// The payment provider refused the request as invalid (bad amount, wrong state).
+    pub const PAYMENT_REJECTED: &str = "PaymentRejected";
+    /// The amount the provider reports differs from what was asked.
+    pub const PAYMENT_MISMATCH: &str = "PaymentMismatch";
+    /// The charge station is not connected to any gateway.
+    pub const STATION_OFFLINE: &str = "ChargeStationOffline";
+}
+
+fn retry(initial: Duration, max: Duration, attempts: u32) -> RetryPolicy {
+    RetryPolicy::builder()
+        .initial_interval(initial)
+        .backoff_coefficient(2.0)
+        .maximum_interval(max)
+        .maximum_attempts(attempts)
+        .non_retryable_error_types([
+            failure_types::PAYMENT_REJECTED,
+            failure_types::PAYMENT_MISMATCH,
+            failure_types::STATION_OFFLINE,
+        ])
+        .build()
+}
+
+/// Store writes: retried until they succeed; a session's state must never be lost.
+pub fn store(summary: String) -> ActivityOptions {
+    ActivityOptions::with_start_to_close_timeout(Duration::from_secs(30))
+        .retry_policy(retry(Duration::from_millis(500), Duration::from_secs(30), 0))
+        .summary(summary)
+        .build()
+}
+
+/// Creating the payment page: bounded, the driver is waiting for the answer.
+pub fn create_payment(summary: String) -> ActivityOptions {
+    ActivityOptions::with_close_timeouts(temporalio_sdk::ActivityCloseTimeouts::ScheduleAndStartToClose {
+        schedule_to_close: Duration::from_secs(60),
+        start_to_close: Duration::from_secs(20),
+    })
+    .retry_policy(retry(Duration::from_millis(500), Duration::from_secs(5), 0))
+    .summary(summary)
+    .build()
+}
+
+/// Calls that settle money (capture, cancel, expire, retrieve): retried until they succeed,
+/// safe because each carries an idempotency key.
+pub fn settle_payment(summary: String) -> ActivityOptions {
+    ActivityOptions::with_start_to_close_timeout(Duration::from_secs(30))
+        .retry_policy(retry(Duration::from_secs(1), Duration::from_secs(60), 0))
+        .summary(summary)
+        .build()
+}
+
+/// Looking a station up in the registry.
+pub fn locate(summary: String) -> ActivityOptions {
+    ActivityOptions::with_start_to_close_timeout(Duration::from_secs(10))
+        .retry_policy(retry(Duration::from_millis(500), Duration::from_secs(5), 3))
+        .summary(summary)
+        .build()
+}
+
+/// A command to a station on its gateway's task queue. `attempts` is 1 where the workflow runs
+/// its own attempts (RemoteStart within the start window).
+pub fn charger_command(task_queue: String, summary: String, attempts: u32) -> ActivityOptions {
+    ActivityOptions::with_start_to_close_timeout(Duration::from_secs(45))
+        // A gateway that died holds no socket: fail fast and locate the station again.
+        .schedule_to_start_timeout(Duration::from_secs(20))
+        .task_queue(task_queue)
+        .retry_policy(retry(Duration::from_secs(1), Duration::from_secs(10), attempts))
+        .summary(summary)
+        .build()
+}
