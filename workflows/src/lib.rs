@@ -18,6 +18,7 @@
 //!   session goes behind `ctx.patched(..)`, and the replay tests (recorded histories in
 //!   `tests/histories`) fail until it does.
 
+pub mod client;
 pub mod contracts;
 pub mod messages;
 pub mod names;

@@ -1,0 +1,77 @@
+//! A Temporal dev server for tests and the local stack, from the CLI the scripts install.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::str::FromStr;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use temporalio_client::{Client, ClientOptions, Connection, ConnectionOptions};
+use url::Url;
+
+/// The installed Temporal CLI: `$TEMPORAL_CLI`, else `<repo>/.tools/bin/temporal`.
+pub fn temporal_cli() -> anyhow::Result<PathBuf> {
+    let path = match std::env::var_os("TEMPORAL_CLI") {
+        Some(p) => PathBuf::from(p),
+        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../.tools/bin/temporal"),
+    };
+    if !path.exists() {
+        bail!("Temporal CLI not found at {}: run scripts/test (it installs it) or set TEMPORAL_CLI", path.display());
+    }
+    Ok(path)
+}
+
+/// A free TCP port on 127.0.0.1.
+pub fn free_port() -> anyhow::Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+/// A running `temporal server start-dev`; killed on drop.
+pub struct DevServer {
+    child: Child,
+    /// `http://127.0.0.1:<port>`.
+    pub url: Url,
+}
+
+impl DevServer {
+    /// Starts an in-memory dev server on a free port with chargelink's search attributes, and
+    /// waits (up to a minute, not the SDK's fixed 5 s) until it answers.
+    pub async fn start() -> anyhow::Result<Self> {
+        let port = free_port()?;
+        let mut cmd = Command::new(temporal_cli()?);
+        cmd.args(["server", "start-dev", "--ip", "127.0.0.1", "--headless", "--namespace", "default"])
+            .args(["--port", &port.to_string(), "--log-level", "error"])
+            .args(["--dynamic-config-value", "frontend.enableUpdateWorkflowExecution=true"])
+            .args(["--dynamic-config-value", "frontend.enableUpdateWorkflowExecutionAsyncAccepted=true"]);
+        for name in workflows::names::SEARCH_ATTRIBUTES {
+            cmd.args(["--search-attribute", &format!("{name}=Keyword")]);
+        }
+        let child = cmd.stdin(Stdio::null()).stdout(Stdio::null()).spawn().context("starting the Temporal dev server")?;
+        let server = Self { child, url: Url::from_str(&format!("http://127.0.0.1:{port}"))? };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            match connect(&server.url).await {
+                Ok(_) => return Ok(server),
+                Err(e) if Instant::now() > deadline => return Err(e.context("the dev server did not come up in 60 s")),
+                Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+            }
+        }
+    }
+}
+
+impl Drop for DevServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A client of the `default` namespace at `url`.
+pub async fn connect(url: &Url) -> anyhow::Result<Client> {
+    let connection = Connection::connect(
+        ConnectionOptions::new(url.clone()).identity("chargelink-tests").connect_timeout(Duration::from_secs(5)).build(),
+    )
+    .await?;
+    Ok(Client::new(connection, ClientOptions::new("default").build())?)
+}

@@ -1,0 +1,67 @@
+//! Session inputs, rates and timings short enough for tests to run in seconds.
+
+use std::time::Duration;
+
+use domain::config::SessionTimings;
+use domain::ids::{ChargeStationId, ConnectorRef, OrganizationId, PaymentId, RateId, SessionId, UserId};
+use domain::money::{Currency, Money};
+use domain::rate::{Dimension, Rate, RateComponent};
+use domain::session::SessionTarget;
+use rand::Rng;
+use workflows::SessionInput;
+
+/// A random id body (hex), like the API mints.
+pub fn random_body() -> String {
+    let n: u128 = rand::rng().random();
+    format!("{n:032x}")
+}
+
+/// Timings that keep every wait to a few seconds.
+pub fn fast_timings() -> SessionTimings {
+    SessionTimings {
+        payment_expiry: Duration::from_secs(2),
+        start_window: Duration::from_secs(4),
+        start_attempt_timeout: Duration::from_millis(1500),
+        start_retry_initial: Duration::from_millis(300),
+        start_retry_max: Duration::from_secs(1),
+        meter_interval: Duration::from_secs(1),
+        stop_latency: Duration::from_secs(1),
+        stop_confirm_timeout: Duration::from_secs(2),
+        stop_attempts: 2,
+    }
+}
+
+/// A rate component without step size or grace period.
+pub fn component(dimension: Dimension, price: &str, tax: Option<&str>) -> RateComponent {
+    RateComponent {
+        dimension,
+        price: price.parse().unwrap_or_default(),
+        tax: tax.and_then(|t| t.parse().ok()),
+        step_size: None,
+        grace_period: None,
+    }
+}
+
+/// A USD rate from components.
+pub fn rate(components: Vec<RateComponent>) -> Rate {
+    Rate { currency: Currency::USD, price_components: components }
+}
+
+/// A session on `station` connector 1 with a USD hold of `hold` cents.
+pub fn session_input(station: &str, rate: Rate, hold: i64, timings: SessionTimings) -> anyhow::Result<SessionInput> {
+    let body = random_body();
+    Ok(SessionInput {
+        session_id: SessionId::from_unique(&body)?,
+        payment_id: PaymentId::from_unique(&body)?,
+        organization: OrganizationId::from_unique("test")?,
+        user: UserId::from_unique("driver")?,
+        charge_station: station.parse::<ChargeStationId>()?,
+        connector: ConnectorRef::from_unique(&format!("{station}-1"))?,
+        connector_id: 1,
+        rate_id: RateId::from_unique("test")?,
+        rate,
+        authorized_amount: Money::new(hold, Currency::USD),
+        target: SessionTarget::default(),
+        timings,
+    })
+}

@@ -1,0 +1,12 @@
+//! Test support: a real Temporal dev server started once per test binary, recording activity
+//! implementations for workflow tests, and session fixtures.
+//!
+//! # Layout
+//! - [`devserver`]: starts `temporal server start-dev` from `.tools/bin` (or `$TEMPORAL_CLI`).
+//! - [`recording`]: activity implementations that record every call to a journal file and play
+//!   a configurable station / payment provider.
+//! - [`fixtures`]: session inputs, rates and fast timings.
+
+pub mod devserver;
+pub mod fixtures;
+pub mod recording;
