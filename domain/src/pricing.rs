@@ -35,7 +35,11 @@ pub struct MeterSample {
 impl MeterSample {
     /// A sample of the energy register and, when known, the power.
     pub fn new(timestamp: DateTime<Utc>, energy_wh: i64, power_w: Option<i64>) -> Self {
-        Self { timestamp, energy_wh, power_w }
+        Self {
+            timestamp,
+            energy_wh,
+            power_w,
+        }
     }
 }
 
@@ -132,7 +136,9 @@ impl LiveCost {
     /// Records a meter sample. Late, duplicate and out-of-order samples are harmless.
     pub fn record_meter(&mut self, sample: MeterSample) {
         self.meter_latest_wh = self.meter_latest_wh.max(sample.energy_wh);
-        let newer = self.latest_sample.is_none_or(|s| sample.timestamp >= s.timestamp);
+        let newer = self
+            .latest_sample
+            .is_none_or(|s| sample.timestamp >= s.timestamp);
         if newer {
             self.latest_sample = Some(sample);
         }
@@ -172,23 +178,37 @@ impl LiveCost {
 
     /// The cost `ahead` after `at`, assuming charging goes on at the latest reported power.
     /// Never below [`LiveCost::cost_at`] for the same instant.
-    pub fn projected_cost(&self, at: DateTime<Utc>, ahead: chrono::Duration) -> Result<Money, PricingError> {
+    pub fn projected_cost(
+        &self,
+        at: DateTime<Utc>,
+        ahead: chrono::Duration,
+    ) -> Result<Money, PricingError> {
         let ahead = ahead.max(chrono::Duration::zero());
         let until = at + ahead;
         let mut energy = self.energy_wh();
-        if self.charging {
-            if let Some(MeterSample { timestamp, power_w: Some(power), .. }) = self.latest_sample {
-                // Energy since the last sample up to the horizon, at that sample's power.
-                let secs = (until - timestamp.max(self.started_at)).num_seconds().max(0);
-                energy += power.max(0).saturating_mul(secs) / 3600;
-            }
+        if self.charging
+            && let Some(MeterSample {
+                timestamp,
+                power_w: Some(power),
+                ..
+            }) = self.latest_sample
+        {
+            // Energy since the last sample up to the horizon, at that sample's power.
+            let secs = (until - timestamp.max(self.started_at))
+                .num_seconds()
+                .max(0);
+            energy += power.max(0).saturating_mul(secs) / 3600;
         }
         Ok(self.price(until, energy)?.amount)
     }
 
     /// The final cost when the station reports the stop at `at` with the register at
     /// `meter_stop_wh`.
-    pub fn finish(&mut self, at: DateTime<Utc>, meter_stop_wh: i64) -> Result<CostSummary, PricingError> {
+    pub fn finish(
+        &mut self,
+        at: DateTime<Utc>,
+        meter_stop_wh: i64,
+    ) -> Result<CostSummary, PricingError> {
         self.meter_latest_wh = self.meter_latest_wh.max(meter_stop_wh);
         self.cost_at(at)
     }
@@ -208,15 +228,20 @@ impl LiveCost {
             let quantity = match c.dimension {
                 Dimension::Flat => Decimal::ONE,
                 Dimension::Energy => Decimal::new(round_up(energy_wh, step), 3),
-                Dimension::Time => Decimal::from(round_up(charging_seconds, step)) / Decimal::from(3600),
+                Dimension::Time => {
+                    Decimal::from(round_up(charging_seconds, step)) / Decimal::from(3600)
+                }
                 Dimension::ParkingTime => {
                     let grace = c.grace_period.unwrap_or(Decimal::ZERO) * Decimal::from(3600);
                     let grace = i64::try_from(grace.trunc()).unwrap_or(i64::MAX);
-                    Decimal::from(round_up((parking_seconds - grace).max(0), step)) / Decimal::from(3600)
+                    Decimal::from(round_up((parking_seconds - grace).max(0), step))
+                        / Decimal::from(3600)
                 }
             };
             let tax = c.tax.unwrap_or(Decimal::ZERO);
-            let before_tax = quantity.checked_mul(c.price).ok_or(PricingError::Overflow)?;
+            let before_tax = quantity
+                .checked_mul(c.price)
+                .ok_or(PricingError::Overflow)?;
             let with_tax = before_tax + before_tax * tax / hundred;
             total += with_tax;
             breakdown.push(CostComponent {
@@ -239,7 +264,11 @@ impl LiveCost {
 }
 
 fn round_up(value: i64, step: i64) -> i64 {
-    if value <= 0 { 0 } else { (value + step - 1) / step * step }
+    if value <= 0 {
+        0
+    } else {
+        (value + step - 1) / step * step
+    }
 }
 
 #[cfg(test)]
@@ -253,28 +282,51 @@ mod tests {
     }
 
     fn comp(dimension: Dimension, price: &str, tax: Option<&str>) -> RateComponent {
-        RateComponent { dimension, price: price.parse().unwrap(), tax: tax.map(|t| t.parse().unwrap()), step_size: None, grace_period: None }
+        RateComponent {
+            dimension,
+            price: price.parse().unwrap(),
+            tax: tax.map(|t| t.parse().unwrap()),
+            step_size: None,
+            grace_period: None,
+        }
     }
 
     #[test]
     fn energy_and_time_with_tax() {
         let rate = Rate {
             currency: Currency::USD,
-            price_components: vec![comp(Dimension::Energy, "0.35", Some("10")), comp(Dimension::Time, "1.20", None)],
+            price_components: vec![
+                comp(Dimension::Energy, "0.35", Some("10")),
+                comp(Dimension::Time, "1.20", None),
+            ],
         };
         let mut live = LiveCost::start(rate, t(0), 1000);
-        live.record_meter(MeterSample { timestamp: t(30), energy_wh: 11_000, power_w: Some(20_000) });
+        live.record_meter(MeterSample {
+            timestamp: t(30),
+            energy_wh: 11_000,
+            power_w: Some(20_000),
+        });
         // 10 kWh * 0.35 * 1.1 = 3.85 ; 0.5 h * 1.20 = 0.60
-        assert_eq!(live.cost_at(t(30)).unwrap().amount, Money::new(445, Currency::USD));
+        assert_eq!(
+            live.cost_at(t(30)).unwrap().amount,
+            Money::new(445, Currency::USD)
+        );
         // +30 min at 20 kW = +10 kWh -> 7.70 + 1.20
-        assert_eq!(live.projected_cost(t(30), chrono::Duration::minutes(30)).unwrap(), Money::new(890, Currency::USD));
+        assert_eq!(
+            live.projected_cost(t(30), chrono::Duration::minutes(30))
+                .unwrap(),
+            Money::new(890, Currency::USD)
+        );
     }
 
     #[test]
     fn paused_time_is_parking_and_grace_applies() {
         let mut parking = comp(Dimension::ParkingTime, "6", None);
         parking.grace_period = Some("0.25".parse().unwrap());
-        let rate = Rate { currency: Currency::EUR, price_components: vec![comp(Dimension::Flat, "1", None), parking] };
+        let rate = Rate {
+            currency: Currency::EUR,
+            price_components: vec![comp(Dimension::Flat, "1", None), parking],
+        };
         let mut live = LiveCost::start(rate, t(0), 0);
         live.set_charging(t(10), false);
         // 30 min not charging, 15 free: 0.25 h * 6 = 1.50, + 1.00 flat
@@ -285,8 +337,23 @@ mod tests {
 
     #[test]
     fn rounding_is_half_away_from_zero_once() {
-        assert_eq!(to_minor_units("0.005".parse().unwrap(), Currency::USD).unwrap().amount, 1);
-        assert_eq!(to_minor_units("0.0049".parse().unwrap(), Currency::USD).unwrap().amount, 0);
-        assert_eq!(to_minor_units("12.5".parse().unwrap(), "JPY".parse().unwrap()).unwrap().amount, 13);
+        assert_eq!(
+            to_minor_units("0.005".parse().unwrap(), Currency::USD)
+                .unwrap()
+                .amount,
+            1
+        );
+        assert_eq!(
+            to_minor_units("0.0049".parse().unwrap(), Currency::USD)
+                .unwrap()
+                .amount,
+            0
+        );
+        assert_eq!(
+            to_minor_units("12.5".parse().unwrap(), "JPY".parse().unwrap())
+                .unwrap()
+                .amount,
+            13
+        );
     }
 }

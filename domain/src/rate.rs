@@ -76,13 +76,24 @@ impl Rate {
             }
             seen.push(c.dimension);
             if c.price.is_sign_negative() && !c.price.is_zero() {
-                return Err(RateError::Negative { index, field: "price" });
+                return Err(RateError::Negative {
+                    index,
+                    field: "price",
+                });
             }
             if c.tax.is_some_and(|t| t.is_sign_negative() && !t.is_zero()) {
-                return Err(RateError::Negative { index, field: "tax" });
+                return Err(RateError::Negative {
+                    index,
+                    field: "tax",
+                });
             }
-            if c.grace_period.is_some_and(|g| g.is_sign_negative() && !g.is_zero()) {
-                return Err(RateError::Negative { index, field: "grace_period" });
+            if c.grace_period
+                .is_some_and(|g| g.is_sign_negative() && !g.is_zero())
+            {
+                return Err(RateError::Negative {
+                    index,
+                    field: "grace_period",
+                });
             }
             if c.grace_period.is_some() && c.dimension != Dimension::ParkingTime {
                 return Err(RateError::GraceOutsideParking { index });
@@ -93,7 +104,9 @@ impl Rate {
 
     /// The component for `dimension`, if the rate has one.
     pub fn component(&self, dimension: Dimension) -> Option<&RateComponent> {
-        self.price_components.iter().find(|c| c.dimension == dimension)
+        self.price_components
+            .iter()
+            .find(|c| c.dimension == dimension)
     }
 
     /// Whether the rate bills overstay. Such sessions cannot be stopped through the API: only

@@ -17,7 +17,10 @@ pub fn temporal_cli() -> anyhow::Result<PathBuf> {
         None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../.tools/bin/temporal"),
     };
     if !path.exists() {
-        bail!("Temporal CLI not found at {}: run scripts/test (it installs it) or set TEMPORAL_CLI", path.display());
+        bail!(
+            "Temporal CLI not found at {}: run scripts/test (it installs it) or set TEMPORAL_CLI",
+            path.display()
+        );
     }
     Ok(path)
 }
@@ -40,20 +43,43 @@ impl DevServer {
     pub async fn start() -> anyhow::Result<Self> {
         let port = free_port()?;
         let mut cmd = Command::new(temporal_cli()?);
-        cmd.args(["server", "start-dev", "--ip", "127.0.0.1", "--headless", "--namespace", "default"])
-            .args(["--port", &port.to_string(), "--log-level", "error"])
-            .args(["--dynamic-config-value", "frontend.enableUpdateWorkflowExecution=true"])
-            .args(["--dynamic-config-value", "frontend.enableUpdateWorkflowExecutionAsyncAccepted=true"]);
+        cmd.args([
+            "server",
+            "start-dev",
+            "--ip",
+            "127.0.0.1",
+            "--headless",
+            "--namespace",
+            "default",
+        ])
+        .args(["--port", &port.to_string(), "--log-level", "error"])
+        .args([
+            "--dynamic-config-value",
+            "frontend.enableUpdateWorkflowExecution=true",
+        ])
+        .args([
+            "--dynamic-config-value",
+            "frontend.enableUpdateWorkflowExecutionAsyncAccepted=true",
+        ]);
         for name in workflows::names::SEARCH_ATTRIBUTES {
             cmd.args(["--search-attribute", &format!("{name}=Keyword")]);
         }
-        let child = cmd.stdin(Stdio::null()).stdout(Stdio::null()).spawn().context("starting the Temporal dev server")?;
-        let server = Self { child, url: Url::from_str(&format!("http://127.0.0.1:{port}"))? };
+        let child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .spawn()
+            .context("starting the Temporal dev server")?;
+        let server = Self {
+            child,
+            url: Url::from_str(&format!("http://127.0.0.1:{port}"))?,
+        };
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             match connect(&server.url).await {
                 Ok(_) => return Ok(server),
-                Err(e) if Instant::now() > deadline => return Err(e.context("the dev server did not come up in 60 s")),
+                Err(e) if Instant::now() > deadline => {
+                    return Err(e.context("the dev server did not come up in 60 s"));
+                }
                 Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
             }
         }
@@ -70,8 +96,14 @@ impl Drop for DevServer {
 /// A client of the `default` namespace at `url`.
 pub async fn connect(url: &Url) -> anyhow::Result<Client> {
     let connection = Connection::connect(
-        ConnectionOptions::new(url.clone()).identity("chargelink-tests").connect_timeout(Duration::from_secs(5)).build(),
+        ConnectionOptions::new(url.clone())
+            .identity("chargelink-tests")
+            .connect_timeout(Duration::from_secs(5))
+            .build(),
     )
     .await?;
-    Ok(Client::new(connection, ClientOptions::new("default").build())?)
+    Ok(Client::new(
+        connection,
+        ClientOptions::new("default").build(),
+    )?)
 }

@@ -3,7 +3,9 @@
 use std::time::Duration;
 
 use domain::config::SessionTimings;
-use domain::ids::{ChargeStationId, ConnectorRef, OrganizationId, PaymentId, RateId, SessionId, UserId};
+use domain::ids::{
+    ChargeStationId, ConnectorRef, OrganizationId, PaymentId, RateId, SessionId, UserId,
+};
 use domain::money::{Currency, Money};
 use domain::rate::{Dimension, Rate, RateComponent};
 use domain::session::SessionTarget;
@@ -44,11 +46,19 @@ pub fn component(dimension: Dimension, price: &str, tax: Option<&str>) -> RateCo
 
 /// A USD rate from components.
 pub fn rate(components: Vec<RateComponent>) -> Rate {
-    Rate { currency: Currency::USD, price_components: components }
+    Rate {
+        currency: Currency::USD,
+        price_components: components,
+    }
 }
 
 /// A session on `station` connector 1 with a USD hold of `hold` cents.
-pub fn session_input(station: &str, rate: Rate, hold: i64, timings: SessionTimings) -> anyhow::Result<SessionInput> {
+pub fn session_input(
+    station: &str,
+    rate: Rate,
+    hold: i64,
+    timings: SessionTimings,
+) -> anyhow::Result<SessionInput> {
     let body = random_body();
     Ok(SessionInput {
         session_id: SessionId::from_unique(&body)?,

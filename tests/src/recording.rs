@@ -12,9 +12,9 @@ use serde_json::json;
 use temporalio_macros::activities;
 use temporalio_sdk::activities::{ActivityContext, ActivityError};
 use workflows::contracts::{
-    CancelPaymentInput, CapturePaymentInput, CapturePaymentOutput, ChargeStationLocation, CommandReply,
-    CreatePaymentInput, CreatePaymentOutput, LocateChargeStationInput, PaymentRef, ProviderPaymentState,
-    RecordSessionInput, RemoteStartInput, TransactionRef,
+    CancelPaymentInput, CapturePaymentInput, CapturePaymentOutput, ChargeStationLocation,
+    CommandReply, CreatePaymentInput, CreatePaymentOutput, LocateChargeStationInput, PaymentRef,
+    ProviderPaymentState, RecordSessionInput, RemoteStartInput, TransactionRef,
 };
 
 /// How the simulated provider and station behave.
@@ -58,13 +58,33 @@ pub struct Recorder {
 impl Recorder {
     /// Records to `journal`; charger commands are routed to `gateway_queue`.
     pub fn new(journal: PathBuf, behaviour: Behaviour, gateway_queue: String) -> Self {
-        Self { journal, behaviour, gateway_queue, lock: Mutex::new(()) }
+        Self {
+            journal,
+            behaviour,
+            gateway_queue,
+            lock: Mutex::new(()),
+        }
     }
 
-    fn append(&self, activity: &str, session_id: &str, detail: serde_json::Value) -> anyhow::Result<()> {
-        let _guard = self.lock.lock().map_err(|_| anyhow::anyhow!("journal lock poisoned"))?;
-        let entry = Entry { activity: activity.to_owned(), session_id: session_id.to_owned(), detail };
-        let mut file = std::fs::OpenOptions::new().create(true).append(true).open(&self.journal)?;
+    fn append(
+        &self,
+        activity: &str,
+        session_id: &str,
+        detail: serde_json::Value,
+    ) -> anyhow::Result<()> {
+        let _guard = self
+            .lock
+            .lock()
+            .map_err(|_| anyhow::anyhow!("journal lock poisoned"))?;
+        let entry = Entry {
+            activity: activity.to_owned(),
+            session_id: session_id.to_owned(),
+            detail,
+        };
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.journal)?;
         writeln!(file, "{}", serde_json::to_string(&entry)?)?;
         Ok(())
     }
@@ -83,8 +103,16 @@ fn accepted() -> CommandReply {
 #[activities]
 impl Recorder {
     #[activity(definition = workflows::contracts::RecordSession)]
-    pub async fn record_session(self: Arc<Self>, _ctx: ActivityContext, input: RecordSessionInput) -> Result<(), ActivityError> {
-        let events: Vec<_> = input.events.iter().map(|e| json!({"id": e.id, "type": e.kind.as_str()})).collect();
+    pub async fn record_session(
+        self: Arc<Self>,
+        _ctx: ActivityContext,
+        input: RecordSessionInput,
+    ) -> Result<(), ActivityError> {
+        let events: Vec<_> = input
+            .events
+            .iter()
+            .map(|e| json!({"id": e.id, "type": e.kind.as_str()}))
+            .collect();
         self.append(
             "record_session",
             input.session.id.as_str(),
@@ -99,7 +127,11 @@ impl Recorder {
         _ctx: ActivityContext,
         input: CreatePaymentInput,
     ) -> Result<CreatePaymentOutput, ActivityError> {
-        let body = input.session_id.as_str().trim_start_matches("ses_").to_owned();
+        let body = input
+            .session_id
+            .as_str()
+            .trim_start_matches("ses_")
+            .to_owned();
         self.append("create_payment", input.session_id.as_str(), json!(input))?;
         Ok(CreatePaymentOutput {
             url: format!("https://pay.test/checkout/cs_test_{body}"),
@@ -109,13 +141,21 @@ impl Recorder {
     }
 
     #[activity(definition = workflows::contracts::ExpirePayment)]
-    pub async fn expire_payment(self: Arc<Self>, _ctx: ActivityContext, input: PaymentRef) -> Result<ProviderPaymentState, ActivityError> {
+    pub async fn expire_payment(
+        self: Arc<Self>,
+        _ctx: ActivityContext,
+        input: PaymentRef,
+    ) -> Result<ProviderPaymentState, ActivityError> {
         self.append("expire_payment", input.session_id.as_str(), json!(input))?;
         Ok(self.provider_state(&input, ProviderPaymentState::Expired))
     }
 
     #[activity(definition = workflows::contracts::RetrievePayment)]
-    pub async fn retrieve_payment(self: Arc<Self>, _ctx: ActivityContext, input: PaymentRef) -> Result<ProviderPaymentState, ActivityError> {
+    pub async fn retrieve_payment(
+        self: Arc<Self>,
+        _ctx: ActivityContext,
+        input: PaymentRef,
+    ) -> Result<ProviderPaymentState, ActivityError> {
         self.append("retrieve_payment", input.session_id.as_str(), json!(input))?;
         Ok(self.provider_state(&input, ProviderPaymentState::Open))
     }
@@ -133,11 +173,17 @@ impl Recorder {
             return Ok(CapturePaymentOutput { captured });
         }
         self.append("capture_payment", input.session_id.as_str(), json!(input))?;
-        Ok(CapturePaymentOutput { captured: input.amount })
+        Ok(CapturePaymentOutput {
+            captured: input.amount,
+        })
     }
 
     #[activity(definition = workflows::contracts::CancelPayment)]
-    pub async fn cancel_payment(self: Arc<Self>, _ctx: ActivityContext, input: CancelPaymentInput) -> Result<(), ActivityError> {
+    pub async fn cancel_payment(
+        self: Arc<Self>,
+        _ctx: ActivityContext,
+        input: CancelPaymentInput,
+    ) -> Result<(), ActivityError> {
         self.append("cancel_payment", input.session_id.as_str(), json!(input))?;
         Ok(())
     }
@@ -148,40 +194,71 @@ impl Recorder {
         _ctx: ActivityContext,
         input: LocateChargeStationInput,
     ) -> Result<ChargeStationLocation, ActivityError> {
-        self.append("locate_charge_station", input.session_id.as_str(), json!(input))?;
-        Ok(ChargeStationLocation { task_queue: Some(self.gateway_queue.clone()) })
+        self.append(
+            "locate_charge_station",
+            input.session_id.as_str(),
+            json!(input),
+        )?;
+        Ok(ChargeStationLocation {
+            task_queue: Some(self.gateway_queue.clone()),
+        })
     }
 
     #[activity(definition = workflows::contracts::RemoteStart)]
-    pub async fn remote_start(self: Arc<Self>, _ctx: ActivityContext, input: RemoteStartInput) -> Result<CommandReply, ActivityError> {
+    pub async fn remote_start(
+        self: Arc<Self>,
+        _ctx: ActivityContext,
+        input: RemoteStartInput,
+    ) -> Result<CommandReply, ActivityError> {
         self.append("remote_start", input.session_id.as_str(), json!(input))?;
-        Ok(CommandReply { accepted: !self.behaviour.refuse_start })
+        Ok(CommandReply {
+            accepted: !self.behaviour.refuse_start,
+        })
     }
 
     #[activity(definition = workflows::contracts::RemoteStop)]
-    pub async fn remote_stop(self: Arc<Self>, _ctx: ActivityContext, input: TransactionRef) -> Result<CommandReply, ActivityError> {
+    pub async fn remote_stop(
+        self: Arc<Self>,
+        _ctx: ActivityContext,
+        input: TransactionRef,
+    ) -> Result<CommandReply, ActivityError> {
         self.append("remote_stop", input.session_id.as_str(), json!(input))?;
         Ok(accepted())
     }
 
     #[activity(definition = workflows::contracts::PauseCharging)]
-    pub async fn pause_charging(self: Arc<Self>, _ctx: ActivityContext, input: TransactionRef) -> Result<CommandReply, ActivityError> {
+    pub async fn pause_charging(
+        self: Arc<Self>,
+        _ctx: ActivityContext,
+        input: TransactionRef,
+    ) -> Result<CommandReply, ActivityError> {
         self.append("pause_charging", input.session_id.as_str(), json!(input))?;
         Ok(accepted())
     }
 
     #[activity(definition = workflows::contracts::ResumeCharging)]
-    pub async fn resume_charging(self: Arc<Self>, _ctx: ActivityContext, input: TransactionRef) -> Result<CommandReply, ActivityError> {
+    pub async fn resume_charging(
+        self: Arc<Self>,
+        _ctx: ActivityContext,
+        input: TransactionRef,
+    ) -> Result<CommandReply, ActivityError> {
         self.append("resume_charging", input.session_id.as_str(), json!(input))?;
         Ok(accepted())
     }
 }
 
 impl Recorder {
-    fn provider_state(&self, payment: &PaymentRef, otherwise: ProviderPaymentState) -> ProviderPaymentState {
+    fn provider_state(
+        &self,
+        payment: &PaymentRef,
+        otherwise: ProviderPaymentState,
+    ) -> ProviderPaymentState {
         match self.behaviour.authorized_on_poll {
             Some(amount) => ProviderPaymentState::Authorized {
-                intent_id: format!("pi_test_{}", payment.session_id.as_str().trim_start_matches("ses_")),
+                intent_id: format!(
+                    "pi_test_{}",
+                    payment.session_id.as_str().trim_start_matches("ses_")
+                ),
                 amount_capturable: amount,
             },
             None => otherwise,

@@ -28,8 +28,8 @@ use tokio::runtime::Runtime as Tokio;
 use url::Url;
 use workflows::client::{SessionClient, SessionClientError};
 use workflows::messages::{
-    ChargingStarted, ChargingStopped, CommandErrorCode, ConnectorState, ConnectorStatus, MeterValues,
-    PaymentAuthorized, PaymentClosed, SessionOutcome,
+    ChargingStarted, ChargingStopped, CommandErrorCode, ConnectorState, ConnectorStatus,
+    MeterValues, PaymentAuthorized, PaymentClosed, SessionOutcome,
 };
 use workflows::{SessionInput, SessionWorkflow};
 
@@ -55,7 +55,10 @@ impl Scenario {
     }
 
     fn calls(&self, activity: &str) -> Vec<Entry> {
-        self.journal().into_iter().filter(|e| e.activity == activity).collect()
+        self.journal()
+            .into_iter()
+            .filter(|e| e.activity == activity)
+            .collect()
     }
 
     /// Waits until `activity` has been called `n` times.
@@ -67,7 +70,13 @@ impl Scenario {
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        bail!("{activity} was not called {n} time(s); journal: {:?}", self.journal().iter().map(|e| &e.activity).collect::<Vec<_>>())
+        bail!(
+            "{activity} was not called {n} time(s); journal: {:?}",
+            self.journal()
+                .iter()
+                .map(|e| &e.activity)
+                .collect::<Vec<_>>()
+        )
     }
 
     /// Event types in the order they were recorded (de-duplicated by event id).
@@ -86,15 +95,23 @@ impl Scenario {
 
     /// The last session state the workflow persisted.
     fn last_saved(&self) -> anyhow::Result<Session> {
-        let last = self.calls("record_session").pop().context("nothing recorded")?;
+        let last = self
+            .calls("record_session")
+            .pop()
+            .context("nothing recorded")?;
         Ok(serde_json::from_value(last.detail["session"].clone())?)
     }
 
     async fn outcome(&self, input: &SessionInput) -> anyhow::Result<SessionOutcome> {
-        let handle = self.client.get_workflow_handle::<SessionWorkflow>(input.session_id.to_string());
-        let outcome = tokio::time::timeout(Duration::from_secs(30), handle.get_result(WorkflowGetResultOptions::default()))
-            .await
-            .context("session did not finish in 30 s")??;
+        let handle = self
+            .client
+            .get_workflow_handle::<SessionWorkflow>(input.session_id.to_string());
+        let outcome = tokio::time::timeout(
+            Duration::from_secs(30),
+            handle.get_result(WorkflowGetResultOptions::default()),
+        )
+        .await
+        .context("session did not finish in 30 s")??;
         self.save_history(input).await?;
         Ok(outcome)
     }
@@ -103,7 +120,9 @@ impl Scenario {
         if std::env::var_os("CHARGELINK_RECORD_HISTORIES").is_none() {
             return Ok(());
         }
-        let handle = self.client.get_workflow_handle::<SessionWorkflow>(input.session_id.to_string());
+        let handle = self
+            .client
+            .get_workflow_handle::<SessionWorkflow>(input.session_id.to_string());
         let json = handle.fetch_history(Default::default()).to_json().await?;
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../workflows/tests/histories");
         std::fs::create_dir_all(&dir)?;
@@ -117,33 +136,77 @@ impl Scenario {
         self.sessions
             .payment_authorized(
                 &input.session_id,
-                PaymentAuthorized { intent_id: "pi_test_1".into(), amount_capturable: input.authorized_amount },
+                PaymentAuthorized {
+                    intent_id: "pi_test_1".into(),
+                    amount_capturable: input.authorized_amount,
+                },
             )
             .await?;
         Ok(session)
     }
 
     /// Creates, authorizes and starts a session (transaction 7, register at `meter_start`).
-    async fn charging(&self, input: &SessionInput, meter_start: i64, at: chrono::DateTime<Utc>) -> anyhow::Result<()> {
+    async fn charging(
+        &self,
+        input: &SessionInput,
+        meter_start: i64,
+        at: chrono::DateTime<Utc>,
+    ) -> anyhow::Result<()> {
         self.authorized(input).await?;
         self.await_calls("remote_start", 1).await?;
-        let started = ChargingStarted { transaction_id: 7, meter_start_wh: meter_start, timestamp: at };
-        self.sessions.charging_started(&input.session_id, started).await?;
+        let started = ChargingStarted {
+            transaction_id: 7,
+            meter_start_wh: meter_start,
+            timestamp: at,
+        };
+        self.sessions
+            .charging_started(&input.session_id, started)
+            .await?;
         self.await_status(input, SessionStatus::Started).await
     }
 
-    async fn meter(&self, input: &SessionInput, energy_wh: i64, power_w: i64) -> anyhow::Result<()> {
+    async fn meter(
+        &self,
+        input: &SessionInput,
+        energy_wh: i64,
+        power_w: i64,
+    ) -> anyhow::Result<()> {
         let samples = vec![MeterSample::new(Utc::now(), energy_wh, Some(power_w))];
-        Ok(self.sessions.meter_values(&input.session_id, MeterValues { transaction_id: 7, samples }).await?)
+        Ok(self
+            .sessions
+            .meter_values(
+                &input.session_id,
+                MeterValues {
+                    transaction_id: 7,
+                    samples,
+                },
+            )
+            .await?)
     }
 
-    async fn station_stops(&self, input: &SessionInput, meter_stop: i64, reason: &str) -> anyhow::Result<()> {
-        let stopped =
-            ChargingStopped { transaction_id: 7, meter_stop_wh: meter_stop, timestamp: Utc::now(), reason: Some(reason.into()) };
-        Ok(self.sessions.charging_stopped(&input.session_id, stopped).await?)
+    async fn station_stops(
+        &self,
+        input: &SessionInput,
+        meter_stop: i64,
+        reason: &str,
+    ) -> anyhow::Result<()> {
+        let stopped = ChargingStopped {
+            transaction_id: 7,
+            meter_stop_wh: meter_stop,
+            timestamp: Utc::now(),
+            reason: Some(reason.into()),
+        };
+        Ok(self
+            .sessions
+            .charging_stopped(&input.session_id, stopped)
+            .await?)
     }
 
-    async fn await_status(&self, input: &SessionInput, status: SessionStatus) -> anyhow::Result<()> {
+    async fn await_status(
+        &self,
+        input: &SessionInput,
+        status: SessionStatus,
+    ) -> anyhow::Result<()> {
         for _ in 0..100 {
             if self.sessions.session(&input.session_id).await?.status == status {
                 return Ok(());
@@ -155,7 +218,12 @@ impl Scenario {
 }
 
 /// Runs `body` with a worker (recording activities, `behaviour`) on a fresh task queue.
-fn scenario<F, Fut>(env: &Env, name: &'static str, behaviour: Behaviour, body: F) -> Result<(), Failed>
+fn scenario<F, Fut>(
+    env: &Env,
+    name: &'static str,
+    behaviour: Behaviour,
+    body: F,
+) -> Result<(), Failed>
 where
     F: FnOnce(Arc<Scenario>) -> Fut,
     Fut: Future<Output = anyhow::Result<()>>,
@@ -167,13 +235,23 @@ where
             let journal = env.journals.join(format!("{task_queue}.jsonl"));
             let options = WorkerOptions::new(task_queue.clone())
                 .register_workflow::<SessionWorkflow>()?
-                .register_activities(Recorder::new(journal.clone(), behaviour, task_queue.clone()))
+                .register_activities(Recorder::new(
+                    journal.clone(),
+                    behaviour,
+                    task_queue.clone(),
+                ))
                 .graceful_shutdown_period(Duration::from_secs(2))
                 .build();
             let mut worker = Worker::new(&env.temporal, client.clone(), options)?;
             let shutdown = worker.shutdown_handle();
             let sessions = SessionClient::new(client.clone(), task_queue.clone());
-            let sc = Arc::new(Scenario { name, client, sessions, journal, task_queue });
+            let sc = Arc::new(Scenario {
+                name,
+                client,
+                sessions,
+                journal,
+                task_queue,
+            });
             let test = async {
                 let result = body(sc).await;
                 shutdown();
@@ -196,21 +274,41 @@ async fn paid_and_charged_with_partial_capture(sc: Arc<Scenario>) -> anyhow::Res
 
     // Arrange / Act: create answers synchronously with the payment page.
     let created = sc.sessions.start(input.clone()).await?;
-    let payment = created.payment.clone().context("created session has no payment")?;
+    let payment = created
+        .payment
+        .clone()
+        .context("created session has no payment")?;
     ensure!(created.status == SessionStatus::Created);
-    ensure!(payment.url.starts_with("https://pay.test/checkout/cs_test_"), "payment url {}", payment.url);
+    ensure!(
+        payment
+            .url
+            .starts_with("https://pay.test/checkout/cs_test_"),
+        "payment url {}",
+        payment.url
+    );
     ensure!(payment.authorized_amount == 1800 && payment.currency == Currency::USD);
     ensure!(payment.status == PaymentStatus::Created && payment.kind == "anonymous");
     let create = sc.calls("create_payment");
-    ensure!(create.len() == 1 && create[0].detail["idempotency_key"] == format!("{}:create_payment", input.session_id));
+    ensure!(
+        create.len() == 1
+            && create[0].detail["idempotency_key"]
+                == format!("{}:create_payment", input.session_id)
+    );
     // Retrying the create with the same session id attaches to the same session.
     let again = sc.sessions.start(input.clone()).await?;
     ensure!(again.payment.as_ref().map(|p| &p.url) == Some(&payment.url));
-    ensure!(sc.calls("create_payment").len() == 1, "a retried create must not create a second payment");
+    ensure!(
+        sc.calls("create_payment").len() == 1,
+        "a retried create must not create a second payment"
+    );
 
     sc.charging(&input, 1_000, Utc::now()).await?;
     let start = sc.calls("remote_start");
-    ensure!(start[0].detail["id_tag"].as_str().is_some_and(|t| t.len() <= 20 && t.starts_with("CL")));
+    ensure!(
+        start[0].detail["id_tag"]
+            .as_str()
+            .is_some_and(|t| t.len() <= 20 && t.starts_with("CL"))
+    );
     sc.meter(&input, 11_000, 7_000).await?;
     let mut live = sc.sessions.session(&input.session_id).await?;
     for _ in 0..50 {
@@ -220,17 +318,29 @@ async fn paid_and_charged_with_partial_capture(sc: Arc<Scenario>) -> anyhow::Res
         tokio::time::sleep(Duration::from_millis(100)).await;
         live = sc.sessions.session(&input.session_id).await?;
     }
-    ensure!(live.cost.amount == Some(300), "10 kWh at 0.30 = 300 cents, got {:?}", live.cost.amount);
+    ensure!(
+        live.cost.amount == Some(300),
+        "10 kWh at 0.30 = 300 cents, got {:?}",
+        live.cost.amount
+    );
 
     // The driver unplugs: 20 kWh in all.
     sc.station_stops(&input, 21_000, "EVDisconnected").await?;
     let outcome = sc.outcome(&input).await?;
 
     // Assert: partial capture of the cost, rest released, every event in order.
-    ensure!(outcome.captured == Some(Money::new(600, Currency::USD)), "captured {:?}", outcome.captured);
+    ensure!(
+        outcome.captured == Some(Money::new(600, Currency::USD)),
+        "captured {:?}",
+        outcome.captured
+    );
     ensure!(outcome.end_reason == Some(EndReason::Unplugged));
     let captures = sc.calls("capture_payment");
-    ensure!(captures.len() == 1, "exactly one capture, got {}", captures.len());
+    ensure!(
+        captures.len() == 1,
+        "exactly one capture, got {}",
+        captures.len()
+    );
     ensure!(captures[0].detail["idempotency_key"] == format!("{}:capture", input.session_id));
     ensure!(captures[0].detail["intent_id"] == "pi_test_1");
     ensure!(sc.calls("cancel_payment").is_empty());
@@ -250,7 +360,10 @@ async fn paid_and_charged_with_partial_capture(sc: Arc<Scenario>) -> anyhow::Res
     let saved = sc.last_saved()?;
     ensure!(saved.status == SessionStatus::Ended && saved.cost.amount == Some(600));
     let saved_payment = saved.payment.context("payment")?;
-    ensure!(saved_payment.status == PaymentStatus::Captured && saved_payment.captured_amount == Some(600));
+    ensure!(
+        saved_payment.status == PaymentStatus::Captured
+            && saved_payment.captured_amount == Some(600)
+    );
 
     // An operator finds the session by id, charge station and status.
     let query = format!(
@@ -258,7 +371,11 @@ async fn paid_and_charged_with_partial_capture(sc: Arc<Scenario>) -> anyhow::Res
         input.session_id
     );
     for _ in 0..50 {
-        let found = sc.client.list_workflows(query.clone(), WorkflowListOptions::default()).collect::<Vec<_>>().await;
+        let found = sc
+            .client
+            .list_workflows(query.clone(), WorkflowListOptions::default())
+            .collect::<Vec<_>>()
+            .await;
         if found.iter().filter(|r| r.is_ok()).count() == 1 {
             return Ok(());
         }
@@ -271,11 +388,23 @@ async fn payment_expired(sc: Arc<Scenario>) -> anyhow::Result<()> {
     let input = session_input("CP-EXPIRE", energy_rate(), 1800, fast_timings())?;
     sc.sessions.start(input.clone()).await?;
     let outcome = sc.outcome(&input).await?;
-    ensure!(outcome.status == SessionStatus::Expired && outcome.end_reason == Some(EndReason::PaymentExpired));
+    ensure!(
+        outcome.status == SessionStatus::Expired
+            && outcome.end_reason == Some(EndReason::PaymentExpired)
+    );
     // The provider is asked before giving up (late webhook), then the page is expired.
     ensure!(sc.calls("retrieve_payment").len() == 1 && sc.calls("expire_payment").len() == 1);
     ensure!(sc.calls("remote_start").is_empty() && sc.calls("capture_payment").is_empty());
-    ensure!(sc.events() == ["session.created", "session.payment.created", "session.payment.expired"], "{:?}", sc.events());
+    ensure!(
+        sc.events()
+            == [
+                "session.created",
+                "session.payment.created",
+                "session.payment.expired"
+            ],
+        "{:?}",
+        sc.events()
+    );
     ensure!(sc.last_saved()?.payment.context("payment")?.status == PaymentStatus::Expired);
     Ok(())
 }
@@ -285,26 +414,65 @@ async fn authorization_found_by_poll_when_webhook_is_lost(sc: Arc<Scenario>) -> 
     sc.sessions.start(input.clone()).await?;
     // No webhook ever arrives; the expiry poll finds the hold.
     sc.await_calls("remote_start", 1).await?;
-    ensure!(sc.calls("expire_payment").is_empty(), "an authorized payment must not be expired");
-    let started = ChargingStarted { transaction_id: 7, meter_start_wh: 0, timestamp: Utc::now() };
-    sc.sessions.charging_started(&input.session_id, started).await?;
+    ensure!(
+        sc.calls("expire_payment").is_empty(),
+        "an authorized payment must not be expired"
+    );
+    let started = ChargingStarted {
+        transaction_id: 7,
+        meter_start_wh: 0,
+        timestamp: Utc::now(),
+    };
+    sc.sessions
+        .charging_started(&input.session_id, started)
+        .await?;
     sc.station_stops(&input, 2_000, "Local").await?;
     let outcome = sc.outcome(&input).await?;
-    ensure!(outcome.captured == Some(Money::new(60, Currency::USD)), "{outcome:?}");
+    ensure!(
+        outcome.captured == Some(Money::new(60, Currency::USD)),
+        "{outcome:?}"
+    );
     let captures = sc.calls("capture_payment");
-    ensure!(captures.len() == 1 && captures[0].detail["intent_id"].as_str().is_some_and(|i| i.starts_with("pi_test_")));
+    ensure!(
+        captures.len() == 1
+            && captures[0].detail["intent_id"]
+                .as_str()
+                .is_some_and(|i| i.starts_with("pi_test_"))
+    );
     Ok(())
 }
 
 async fn driver_cancelled(sc: Arc<Scenario>) -> anyhow::Result<()> {
     let input = session_input("CP-CANCEL", energy_rate(), 1800, fast_timings())?;
     sc.sessions.start(input.clone()).await?;
-    sc.sessions.payment_canceled(&input.session_id, PaymentClosed { reason: "driver pressed cancel".into() }).await?;
+    sc.sessions
+        .payment_canceled(
+            &input.session_id,
+            PaymentClosed {
+                reason: "driver pressed cancel".into(),
+            },
+        )
+        .await?;
     let outcome = sc.outcome(&input).await?;
-    ensure!(outcome.status == SessionStatus::Canceled && outcome.end_reason == Some(EndReason::DriverCanceled));
-    ensure!(sc.calls("expire_payment").len() == 1, "the page must be closed at the provider");
+    ensure!(
+        outcome.status == SessionStatus::Canceled
+            && outcome.end_reason == Some(EndReason::DriverCanceled)
+    );
+    ensure!(
+        sc.calls("expire_payment").len() == 1,
+        "the page must be closed at the provider"
+    );
     ensure!(sc.calls("remote_start").is_empty());
-    ensure!(sc.events() == ["session.created", "session.payment.created", "session.canceled"], "{:?}", sc.events());
+    ensure!(
+        sc.events()
+            == [
+                "session.created",
+                "session.payment.created",
+                "session.canceled"
+            ],
+        "{:?}",
+        sc.events()
+    );
     Ok(())
 }
 
@@ -312,10 +480,21 @@ async fn no_start(sc: Arc<Scenario>, station: &str) -> anyhow::Result<()> {
     let input = session_input(station, energy_rate(), 1800, fast_timings())?;
     sc.authorized(&input).await?;
     let outcome = sc.outcome(&input).await?;
-    ensure!(outcome.status == SessionStatus::Canceled && outcome.end_reason == Some(EndReason::StartFailed), "{outcome:?}");
-    ensure!(sc.calls("remote_start").len() >= 2, "several start attempts, got {}", sc.calls("remote_start").len());
+    ensure!(
+        outcome.status == SessionStatus::Canceled
+            && outcome.end_reason == Some(EndReason::StartFailed),
+        "{outcome:?}"
+    );
+    ensure!(
+        sc.calls("remote_start").len() >= 2,
+        "several start attempts, got {}",
+        sc.calls("remote_start").len()
+    );
     let cancels = sc.calls("cancel_payment");
-    ensure!(cancels.len() == 1 && cancels[0].detail["idempotency_key"] == format!("{}:cancel", input.session_id));
+    ensure!(
+        cancels.len() == 1
+            && cancels[0].detail["idempotency_key"] == format!("{}:cancel", input.session_id)
+    );
     ensure!(sc.calls("capture_payment").is_empty());
     ensure!(
         sc.events()
@@ -368,7 +547,10 @@ async fn pause_and_resume(sc: Arc<Scenario>) -> anyhow::Result<()> {
     sc.await_calls("remote_stop", 1).await?;
     sc.station_stops(&input, 3_000, "Remote").await?;
     let outcome = sc.outcome(&input).await?;
-    ensure!(outcome.captured == Some(Money::new(90, Currency::USD)), "{outcome:?}");
+    ensure!(
+        outcome.captured == Some(Money::new(90, Currency::USD)),
+        "{outcome:?}"
+    );
     let events = sc.events();
     ensure!(
         events
@@ -392,7 +574,10 @@ async fn stop_through_the_update(sc: Arc<Scenario>) -> anyhow::Result<()> {
     sc.charging(&input, 500, Utc::now()).await?;
     sc.meter(&input, 2_500, 11_000).await?;
     let stopping = sc.sessions.stop(&input.session_id).await?;
-    ensure!(stopping.status == SessionStatus::Started, "stop is confirmed by the station, not by the API");
+    ensure!(
+        stopping.status == SessionStatus::Started,
+        "stop is confirmed by the station, not by the API"
+    );
     let stops = sc.await_calls("remote_stop", 1).await?;
     ensure!(stops[0].detail["transaction_id"] == 7);
     // A second stop while stopping is accepted and sends nothing new.
@@ -400,51 +585,90 @@ async fn stop_through_the_update(sc: Arc<Scenario>) -> anyhow::Result<()> {
     sc.station_stops(&input, 4_500, "Remote").await?;
     let outcome = sc.outcome(&input).await?;
     ensure!(outcome.end_reason == Some(EndReason::StoppedByApi));
-    ensure!(outcome.captured == Some(Money::new(120, Currency::USD)), "{outcome:?}");
-    ensure!(sc.calls("remote_stop").len() == 1, "one remote stop, got {}", sc.calls("remote_stop").len());
+    ensure!(
+        outcome.captured == Some(Money::new(120, Currency::USD)),
+        "{outcome:?}"
+    );
+    ensure!(
+        sc.calls("remote_stop").len() == 1,
+        "one remote stop, got {}",
+        sc.calls("remote_stop").len()
+    );
     match sc.sessions.stop(&input.session_id).await {
-        Err(SessionClientError::NotFound(_) | SessionClientError::Refused(_) | SessionClientError::Temporal(_)) => Ok(()),
+        Err(
+            SessionClientError::NotFound(_)
+            | SessionClientError::Refused(_)
+            | SessionClientError::Temporal(_),
+        ) => Ok(()),
         Ok(s) => bail!("stop after the end must fail, got {:?}", s.status),
     }
 }
 
 async fn stop_refused_on_a_parking_time_rate(sc: Arc<Scenario>) -> anyhow::Result<()> {
-    let rate = rate(vec![component(Dimension::Energy, "0.30", None), component(Dimension::ParkingTime, "6.00", None)]);
+    let rate = rate(vec![
+        component(Dimension::Energy, "0.30", None),
+        component(Dimension::ParkingTime, "6.00", None),
+    ]);
     let input = session_input("CP-PARK", rate, 1800, fast_timings())?;
     let t0 = Utc::now() - chrono::Duration::minutes(10);
     sc.charging(&input, 0, t0).await?;
     match sc.sessions.stop(&input.session_id).await {
         Err(SessionClientError::Refused(e)) if e.code == CommandErrorCode::StopNotAllowed => {
-            ensure!(e.message.contains("PARKING_TIME"), "message should say why: {}", e.message);
+            ensure!(
+                e.message.contains("PARKING_TIME"),
+                "message should say why: {}",
+                e.message
+            );
         }
         other => bail!("stop on a PARKING_TIME rate must be refused, got {other:?}"),
     }
     ensure!(sc.calls("remote_stop").is_empty());
     // The EV is full after 5 minutes and stays plugged in for 5 more: parking time.
-    let full = ConnectorStatus { status: ConnectorState::SuspendedEV, timestamp: t0 + chrono::Duration::minutes(5) };
-    sc.sessions.connector_status(&input.session_id, full).await?;
+    let full = ConnectorStatus {
+        status: ConnectorState::SuspendedEV,
+        timestamp: t0 + chrono::Duration::minutes(5),
+    };
+    sc.sessions
+        .connector_status(&input.session_id, full)
+        .await?;
     let unplugged = ChargingStopped {
         transaction_id: 7,
         meter_stop_wh: 10_000,
         timestamp: t0 + chrono::Duration::minutes(10),
         reason: Some("EVDisconnected".into()),
     };
-    sc.sessions.charging_stopped(&input.session_id, unplugged).await?;
+    sc.sessions
+        .charging_stopped(&input.session_id, unplugged)
+        .await?;
     let outcome = sc.outcome(&input).await?;
     ensure!(outcome.end_reason == Some(EndReason::Unplugged));
     // 10 kWh * 0.30 + 5 min * 6.00/h = 3.00 + 0.50
-    ensure!(outcome.captured == Some(Money::new(350, Currency::USD)), "{outcome:?}");
+    ensure!(
+        outcome.captured == Some(Money::new(350, Currency::USD)),
+        "{outcome:?}"
+    );
     let details = sc.last_saved()?.cost.details.context("cost details")?;
-    ensure!(details.parking_seconds == 300 && details.charging_seconds == 300, "{details:?}");
+    ensure!(
+        details.parking_seconds == 300 && details.charging_seconds == 300,
+        "{details:?}"
+    );
     Ok(())
 }
 
 async fn auto_stop_before_the_hold_is_exceeded(sc: Arc<Scenario>) -> anyhow::Result<()> {
-    let input = session_input("CP-LIMIT", rate(vec![component(Dimension::Energy, "1.00", None)]), 500, fast_timings())?;
+    let input = session_input(
+        "CP-LIMIT",
+        rate(vec![component(Dimension::Energy, "1.00", None)]),
+        500,
+        fast_timings(),
+    )?;
     sc.charging(&input, 0, Utc::now()).await?;
     sc.meter(&input, 4_000, 22_000).await?;
     tokio::time::sleep(Duration::from_millis(500)).await;
-    ensure!(sc.calls("remote_stop").is_empty(), "4.00 of 5.00 used: too early to stop");
+    ensure!(
+        sc.calls("remote_stop").is_empty(),
+        "4.00 of 5.00 used: too early to stop"
+    );
     // 4.99 kWh + 2 s at 22 kW would pass 5.00: stop now.
     sc.meter(&input, 4_990, 22_000).await?;
     sc.await_calls("remote_stop", 1).await?;
@@ -452,7 +676,10 @@ async fn auto_stop_before_the_hold_is_exceeded(sc: Arc<Scenario>) -> anyhow::Res
     sc.station_stops(&input, 5_050, "Remote").await?;
     let outcome = sc.outcome(&input).await?;
     ensure!(outcome.end_reason == Some(EndReason::HoldLimit));
-    ensure!(outcome.captured == Some(Money::new(500, Currency::USD)), "never more than the hold: {outcome:?}");
+    ensure!(
+        outcome.captured == Some(Money::new(500, Currency::USD)),
+        "never more than the hold: {outcome:?}"
+    );
     Ok(())
 }
 
@@ -462,9 +689,16 @@ async fn nothing_owed_cancels_the_hold(sc: Arc<Scenario>) -> anyhow::Result<()> 
     sc.station_stops(&input, 42_000, "EVDisconnected").await?;
     let outcome = sc.outcome(&input).await?;
     ensure!(outcome.captured.is_none() && outcome.status == SessionStatus::Ended);
-    ensure!(sc.calls("capture_payment").is_empty(), "nothing owed must not be captured");
+    ensure!(
+        sc.calls("capture_payment").is_empty(),
+        "nothing owed must not be captured"
+    );
     ensure!(sc.calls("cancel_payment").len() == 1);
-    ensure!(sc.events().last().map(String::as_str) == Some("session.payment.canceled"), "{:?}", sc.events());
+    ensure!(
+        sc.events().last().map(String::as_str) == Some("session.payment.canceled"),
+        "{:?}",
+        sc.events()
+    );
     Ok(())
 }
 
@@ -491,7 +725,13 @@ fn worker_killed_mid_session(env: &Env) -> Result<(), Failed> {
             let task_queue = format!("test-crash-{}", random_body());
             let journal = env.journals.join(format!("{task_queue}.jsonl"));
             let sessions = SessionClient::new(client.clone(), task_queue.clone());
-            let sc = Scenario { name: "worker-killed", client, sessions, journal, task_queue };
+            let sc = Scenario {
+                name: "worker-killed",
+                client,
+                sessions,
+                journal,
+                task_queue,
+            };
             let input = session_input("CP-CRASH", energy_rate(), 1800, fast_timings())?;
 
             let mut worker = spawn_worker(&env.server, &sc)?;
@@ -510,8 +750,14 @@ fn worker_killed_mid_session(env: &Env) -> Result<(), Failed> {
             let _ = worker.wait();
             let outcome = outcome?;
 
-            ensure!(outcome.captured == Some(Money::new(300, Currency::USD)), "{outcome:?}");
-            ensure!(sc.calls("capture_payment").len() == 1, "exactly one capture after the restart");
+            ensure!(
+                outcome.captured == Some(Money::new(300, Currency::USD)),
+                "{outcome:?}"
+            );
+            ensure!(
+                sc.calls("capture_payment").len() == 1,
+                "exactly one capture after the restart"
+            );
             let events = sc.events();
             ensure!(
                 events
@@ -532,7 +778,10 @@ fn worker_killed_mid_session(env: &Env) -> Result<(), Failed> {
 
 fn main() -> std::process::ExitCode {
     let args = Arguments::from_args();
-    let tokio = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let tokio = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("tokio runtime: {e}");
@@ -556,7 +805,12 @@ fn main() -> std::process::ExitCode {
         eprintln!("journal dir: {e}");
         return std::process::ExitCode::FAILURE;
     }
-    let env = Arc::new(Env { tokio, temporal, server: server.url.clone(), journals });
+    let env = Arc::new(Env {
+        tokio,
+        temporal,
+        server: server.url.clone(),
+        journals,
+    });
 
     macro_rules! trial {
         ($name:ident) => {
@@ -564,7 +818,9 @@ fn main() -> std::process::ExitCode {
         };
         ($name:ident, $behaviour:expr) => {{
             let env = env.clone();
-            Trial::test(stringify!($name), move || scenario(&env, stringify!($name), $behaviour, $name))
+            Trial::test(stringify!($name), move || {
+                scenario(&env, stringify!($name), $behaviour, $name)
+            })
         }};
     }
     let trials = vec![
@@ -572,10 +828,19 @@ fn main() -> std::process::ExitCode {
         trial!(payment_expired),
         trial!(
             authorization_found_by_poll_when_webhook_is_lost,
-            Behaviour { authorized_on_poll: Some(Money::new(1800, Currency::USD)), ..Behaviour::default() }
+            Behaviour {
+                authorized_on_poll: Some(Money::new(1800, Currency::USD)),
+                ..Behaviour::default()
+            }
         ),
         trial!(driver_cancelled),
-        trial!(every_start_attempt_refused, Behaviour { refuse_start: true, ..Behaviour::default() }),
+        trial!(
+            every_start_attempt_refused,
+            Behaviour {
+                refuse_start: true,
+                ..Behaviour::default()
+            }
+        ),
         trial!(authorized_but_never_plugged_in),
         trial!(pause_and_resume),
         trial!(stop_through_the_update),
@@ -584,7 +849,9 @@ fn main() -> std::process::ExitCode {
         trial!(nothing_owed_cancels_the_hold),
         {
             let env = env.clone();
-            Trial::test("worker_killed_mid_session", move || worker_killed_mid_session(&env))
+            Trial::test("worker_killed_mid_session", move || {
+                worker_killed_mid_session(&env)
+            })
         },
     ];
     let conclusion = libtest_mimic::run(&args, trials);

@@ -3,16 +3,18 @@
 
 use domain::ids::SessionId;
 use domain::session::Session;
-use temporalio_client::errors::{WorkflowInteractionError, WorkflowQueryError, WorkflowUpdateError, WorkflowUpdateWithStartError};
+use temporalio_client::errors::{
+    WorkflowInteractionError, WorkflowQueryError, WorkflowUpdateError, WorkflowUpdateWithStartError,
+};
 use temporalio_client::{
-    Client, WorkflowExecuteUpdateOptions, WorkflowIdConflictPolicy, WorkflowIdReusePolicy, WorkflowQueryOptions,
-    WorkflowSignalOptions, WorkflowUpdateWithStartOptions,
+    Client, WorkflowExecuteUpdateOptions, WorkflowIdConflictPolicy, WorkflowIdReusePolicy,
+    WorkflowQueryOptions, WorkflowSignalOptions, WorkflowUpdateWithStartOptions,
 };
 use temporalio_common::{HasWorkflowDefinition, SignalDefinition};
 
 use crate::messages::{
-    ChargingStarted, ChargingStopped, CommandError, ConnectorStatus, MeterValues, PaymentAuthorized, PaymentClosed,
-    StartFailed,
+    ChargingStarted, ChargingStopped, CommandError, ConnectorStatus, MeterValues,
+    PaymentAuthorized, PaymentClosed, StartFailed,
 };
 use crate::session::{SessionInput, SessionWorkflow};
 
@@ -58,7 +60,10 @@ pub struct SessionClient {
 impl SessionClient {
     /// Sessions are started on `task_queue` (normally [`crate::queues::SESSIONS`]).
     pub fn new(client: Client, task_queue: impl Into<String>) -> Self {
-        Self { client, task_queue: task_queue.into() }
+        Self {
+            client,
+            task_queue: task_queue.into(),
+        }
     }
 
     /// The underlying Temporal client.
@@ -80,19 +85,32 @@ impl SessionClient {
         .build();
         let handle = self
             .client
-            .start_update_with_start_workflow(SessionWorkflow::run, input, SessionWorkflow::created, (), options)
+            .start_update_with_start_workflow(
+                SessionWorkflow::run,
+                input,
+                SessionWorkflow::created,
+                (),
+                options,
+            )
             .await
             .map_err(|e| match e {
                 WorkflowUpdateWithStartError::Update(u) => update_error(&id, u),
                 other => SessionClientError::Temporal(other.to_string()),
             })?;
-        handle.get_result(Default::default()).await.map_err(|e| update_error(&id, e))
+        handle
+            .get_result(Default::default())
+            .await
+            .map_err(|e| update_error(&id, e))
     }
 
     /// The session as it is now.
     pub async fn session(&self, id: &SessionId) -> Result<Session, SessionClientError> {
         self.handle(id)
-            .query(SessionWorkflow::session, (), WorkflowQueryOptions::default())
+            .query(
+                SessionWorkflow::session,
+                (),
+                WorkflowQueryOptions::default(),
+            )
             .await
             .map_err(|e| match e {
                 WorkflowQueryError::NotFound(_) => SessionClientError::NotFound(id.clone()),
@@ -103,72 +121,123 @@ impl SessionClient {
     /// Pauses charging.
     pub async fn pause(&self, id: &SessionId) -> Result<Session, SessionClientError> {
         let h = self.handle(id);
-        h.execute_update(SessionWorkflow::pause, (), WorkflowExecuteUpdateOptions::default())
-            .await
-            .map_err(|e| update_error(id, e))
+        h.execute_update(
+            SessionWorkflow::pause,
+            (),
+            WorkflowExecuteUpdateOptions::default(),
+        )
+        .await
+        .map_err(|e| update_error(id, e))
     }
 
     /// Resumes charging.
     pub async fn resume(&self, id: &SessionId) -> Result<Session, SessionClientError> {
         let h = self.handle(id);
-        h.execute_update(SessionWorkflow::resume, (), WorkflowExecuteUpdateOptions::default())
-            .await
-            .map_err(|e| update_error(id, e))
+        h.execute_update(
+            SessionWorkflow::resume,
+            (),
+            WorkflowExecuteUpdateOptions::default(),
+        )
+        .await
+        .map_err(|e| update_error(id, e))
     }
 
     /// Asks the station to stop; the session ends when the station confirms.
     pub async fn stop(&self, id: &SessionId) -> Result<Session, SessionClientError> {
         let h = self.handle(id);
-        h.execute_update(SessionWorkflow::stop, (), WorkflowExecuteUpdateOptions::default())
-            .await
-            .map_err(|e| update_error(id, e))
+        h.execute_update(
+            SessionWorkflow::stop,
+            (),
+            WorkflowExecuteUpdateOptions::default(),
+        )
+        .await
+        .map_err(|e| update_error(id, e))
     }
 
     /// The card hold is placed.
-    pub async fn payment_authorized(&self, id: &SessionId, s: PaymentAuthorized) -> Result<(), SessionClientError> {
-        self.signal(id, SessionWorkflow::payment_authorized, s).await
+    pub async fn payment_authorized(
+        &self,
+        id: &SessionId,
+        s: PaymentAuthorized,
+    ) -> Result<(), SessionClientError> {
+        self.signal(id, SessionWorkflow::payment_authorized, s)
+            .await
     }
 
     /// The provider expired the payment page.
-    pub async fn payment_expired(&self, id: &SessionId, s: PaymentClosed) -> Result<(), SessionClientError> {
+    pub async fn payment_expired(
+        &self,
+        id: &SessionId,
+        s: PaymentClosed,
+    ) -> Result<(), SessionClientError> {
         self.signal(id, SessionWorkflow::payment_expired, s).await
     }
 
     /// The driver cancelled on the payment page.
-    pub async fn payment_canceled(&self, id: &SessionId, s: PaymentClosed) -> Result<(), SessionClientError> {
+    pub async fn payment_canceled(
+        &self,
+        id: &SessionId,
+        s: PaymentClosed,
+    ) -> Result<(), SessionClientError> {
         self.signal(id, SessionWorkflow::payment_canceled, s).await
     }
 
     /// StartTransaction arrived.
-    pub async fn charging_started(&self, id: &SessionId, s: ChargingStarted) -> Result<(), SessionClientError> {
+    pub async fn charging_started(
+        &self,
+        id: &SessionId,
+        s: ChargingStarted,
+    ) -> Result<(), SessionClientError> {
         self.signal(id, SessionWorkflow::charging_started, s).await
     }
 
     /// The station gave up on a start.
-    pub async fn start_failed(&self, id: &SessionId, s: StartFailed) -> Result<(), SessionClientError> {
+    pub async fn start_failed(
+        &self,
+        id: &SessionId,
+        s: StartFailed,
+    ) -> Result<(), SessionClientError> {
         self.signal(id, SessionWorkflow::start_failed, s).await
     }
 
     /// Meter values arrived.
-    pub async fn meter_values(&self, id: &SessionId, s: MeterValues) -> Result<(), SessionClientError> {
+    pub async fn meter_values(
+        &self,
+        id: &SessionId,
+        s: MeterValues,
+    ) -> Result<(), SessionClientError> {
         self.signal(id, SessionWorkflow::meter_values, s).await
     }
 
     /// The connector's status changed.
-    pub async fn connector_status(&self, id: &SessionId, s: ConnectorStatus) -> Result<(), SessionClientError> {
+    pub async fn connector_status(
+        &self,
+        id: &SessionId,
+        s: ConnectorStatus,
+    ) -> Result<(), SessionClientError> {
         self.signal(id, SessionWorkflow::connector_status, s).await
     }
 
     /// StopTransaction arrived.
-    pub async fn charging_stopped(&self, id: &SessionId, s: ChargingStopped) -> Result<(), SessionClientError> {
+    pub async fn charging_stopped(
+        &self,
+        id: &SessionId,
+        s: ChargingStopped,
+    ) -> Result<(), SessionClientError> {
         self.signal(id, SessionWorkflow::charging_stopped, s).await
     }
 
     fn handle(&self, id: &SessionId) -> temporalio_client::WorkflowHandle<Client, SessionWorkflow> {
-        self.client.get_workflow_handle::<SessionWorkflow>(id.to_string())
+        self.client
+            .get_workflow_handle::<SessionWorkflow>(id.to_string())
     }
 
-    async fn signal<S>(&self, id: &SessionId, signal: S, input: S::Input) -> Result<(), SessionClientError>
+    async fn signal<S>(
+        &self,
+        id: &SessionId,
+        signal: S,
+        input: S::Input,
+    ) -> Result<(), SessionClientError>
     where
         S: SignalDefinition<Workflow = <SessionWorkflow as HasWorkflowDefinition>::Run>,
         S::Input: Send,

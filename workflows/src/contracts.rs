@@ -258,6 +258,9 @@ mod tests {
     fn idempotency_keys_are_per_session_and_step() {
         let s: SessionId = "ses_abc".parse().unwrap();
         assert_eq!(idempotency_key(&s, Step::Capture), "ses_abc:capture");
-        assert_ne!(idempotency_key(&s, Step::Capture), idempotency_key(&s, Step::Cancel));
+        assert_ne!(
+            idempotency_key(&s, Step::Capture),
+            idempotency_key(&s, Step::Cancel)
+        );
     }
 }

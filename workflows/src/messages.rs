@@ -158,7 +158,10 @@ pub struct CommandError {
 
 impl CommandError {
     pub(crate) fn new(code: CommandErrorCode, message: impl Into<String>) -> Self {
-        Self { code, message: message.into() }
+        Self {
+            code,
+            message: message.into(),
+        }
     }
 
     /// Finds a command error in an update failure message.
@@ -167,9 +170,14 @@ impl CommandError {
         // followed by ": ".
         text.match_indices(": ").find_map(|(i, _)| {
             let head = &text[..i];
-            let start = head.rfind(|c: char| !(c.is_ascii_lowercase() || c == '_')).map_or(0, |p| p + 1);
+            let start = head
+                .rfind(|c: char| !(c.is_ascii_lowercase() || c == '_'))
+                .map_or(0, |p| p + 1);
             let code = CommandErrorCode::parse(&head[start..])?;
-            Some(Self { code, message: text[i + 2..].to_owned() })
+            Some(Self {
+                code,
+                message: text[i + 2..].to_owned(),
+            })
         })
     }
 }
@@ -191,7 +199,10 @@ mod tests {
 
     #[test]
     fn command_errors_survive_a_wrapped_message() {
-        let e = CommandError::new(CommandErrorCode::StopNotAllowed, "the rate bills PARKING_TIME: unplug to stop");
+        let e = CommandError::new(
+            CommandErrorCode::StopNotAllowed,
+            "the rate bills PARKING_TIME: unplug to stop",
+        );
         let wrapped = format!("Update failed: {e}");
         assert_eq!(CommandError::parse(&wrapped), Some(e));
         assert_eq!(CommandError::parse("something else: entirely"), None);

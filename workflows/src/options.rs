@@ -33,17 +33,23 @@ fn retry(initial: Duration, max: Duration, attempts: u32) -> RetryPolicy {
 /// Store writes: retried until they succeed; a session's state must never be lost.
 pub fn store(summary: String) -> ActivityOptions {
     ActivityOptions::with_start_to_close_timeout(Duration::from_secs(30))
-        .retry_policy(retry(Duration::from_millis(500), Duration::from_secs(30), 0))
+        .retry_policy(retry(
+            Duration::from_millis(500),
+            Duration::from_secs(30),
+            0,
+        ))
         .summary(summary)
         .build()
 }
 
 /// Creating the payment page: bounded, the driver is waiting for the answer.
 pub fn create_payment(summary: String) -> ActivityOptions {
-    ActivityOptions::with_close_timeouts(temporalio_sdk::ActivityCloseTimeouts::ScheduleAndStartToClose {
-        schedule_to_close: Duration::from_secs(60),
-        start_to_close: Duration::from_secs(20),
-    })
+    ActivityOptions::with_close_timeouts(
+        temporalio_sdk::ActivityCloseTimeouts::ScheduleAndStartToClose {
+            schedule_to_close: Duration::from_secs(60),
+            start_to_close: Duration::from_secs(20),
+        },
+    )
     .retry_policy(retry(Duration::from_millis(500), Duration::from_secs(5), 0))
     .summary(summary)
     .build()
@@ -73,7 +79,11 @@ pub fn charger_command(task_queue: String, summary: String, attempts: u32) -> Ac
         // A gateway that died holds no socket: fail fast and locate the station again.
         .schedule_to_start_timeout(Duration::from_secs(20))
         .task_queue(task_queue)
-        .retry_policy(retry(Duration::from_secs(1), Duration::from_secs(10), attempts))
+        .retry_policy(retry(
+            Duration::from_secs(1),
+            Duration::from_secs(10),
+            attempts,
+        ))
         .summary(summary)
         .build()
 }

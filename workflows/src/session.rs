@@ -10,29 +10,32 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use domain::config::SessionTimings;
 use domain::events::{EventType, SessionEvent};
-use domain::ids::{ChargeStationId, ConnectorRef, IdTag, OrganizationId, PaymentId, RateId, SessionId, UserId};
+use domain::ids::{
+    ChargeStationId, ConnectorRef, IdTag, OrganizationId, PaymentId, RateId, SessionId, UserId,
+};
 use domain::money::Money;
 use domain::pricing::{LiveCost, MeterSample};
 use domain::rate::Rate;
 use domain::session::{
-    ANONYMOUS, EndReason, PAYMENT_LINK, Payment, PaymentStatus, Session, SessionCost, SessionStatus, SessionTarget,
-    StripeRefs,
+    ANONYMOUS, EndReason, PAYMENT_LINK, Payment, PaymentStatus, Session, SessionCost,
+    SessionStatus, SessionTarget, StripeRefs,
 };
 use serde::{Deserialize, Serialize};
 use temporalio_common::search_attributes::SearchAttributeKey;
 use temporalio_macros::{workflow, workflow_methods};
 use temporalio_sdk::{
-    ApplicationFailure, CancellableFuture, SyncWorkflowContext, TimerOptions, WorkflowContext, WorkflowContextView,
-    WorkflowResult, WorkflowTermination,
+    ApplicationFailure, CancellableFuture, SyncWorkflowContext, TimerOptions, WorkflowContext,
+    WorkflowContextView, WorkflowResult, WorkflowTermination,
 };
 
 use crate::contracts::{
-    self, CancelPaymentInput, CapturePaymentInput, CreatePaymentInput, LocateChargeStationInput, PaymentRef,
-    ProviderPaymentState, RecordSessionInput, RemoteStartInput, Step, TransactionRef, idempotency_key,
+    self, CancelPaymentInput, CapturePaymentInput, CreatePaymentInput, LocateChargeStationInput,
+    PaymentRef, ProviderPaymentState, RecordSessionInput, RemoteStartInput, Step, TransactionRef,
+    idempotency_key,
 };
 use crate::messages::{
-    ChargingStarted, ChargingStopped, CommandError, CommandErrorCode, ConnectorState, ConnectorStatus, MeterValues,
-    PaymentAuthorized, PaymentClosed, SessionOutcome, StartFailed,
+    ChargingStarted, ChargingStopped, CommandError, CommandErrorCode, ConnectorState,
+    ConnectorStatus, MeterValues, PaymentAuthorized, PaymentClosed, SessionOutcome, StartFailed,
 };
 use crate::{names, options};
 
@@ -69,16 +72,22 @@ pub struct SessionInput {
 pub type UpdateError = Box<dyn std::error::Error + Send + Sync>;
 
 /// Search attribute: the charge station.
-pub const CHARGE_STATION: SearchAttributeKey<String> = SearchAttributeKey::keyword(names::SA_CHARGE_STATION);
+pub const CHARGE_STATION: SearchAttributeKey<String> =
+    SearchAttributeKey::keyword(names::SA_CHARGE_STATION);
 /// Search attribute: the session status.
-pub const SESSION_STATUS: SearchAttributeKey<String> = SearchAttributeKey::keyword(names::SA_SESSION_STATUS);
+pub const SESSION_STATUS: SearchAttributeKey<String> =
+    SearchAttributeKey::keyword(names::SA_SESSION_STATUS);
 /// Search attribute: the organization.
-pub const ORGANIZATION: SearchAttributeKey<String> = SearchAttributeKey::keyword(names::SA_ORGANIZATION);
+pub const ORGANIZATION: SearchAttributeKey<String> =
+    SearchAttributeKey::keyword(names::SA_ORGANIZATION);
 
 /// Outcome of the payment page, as far as the driver and the provider told us.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum PaymentOutcome {
-    Authorized { intent_id: String, amount_capturable: Money },
+    Authorized {
+        intent_id: String,
+        amount_capturable: Money,
+    },
     Expired,
     CanceledByDriver,
 }
@@ -126,7 +135,8 @@ pub struct SessionWorkflow {
 }
 
 fn now_of(time: Option<std::time::SystemTime>) -> DateTime<Utc> {
-    time.map(DateTime::<Utc>::from).unwrap_or(DateTime::<Utc>::UNIX_EPOCH)
+    time.map(DateTime::<Utc>::from)
+        .unwrap_or(DateTime::<Utc>::UNIX_EPOCH)
 }
 
 fn now(ctx: &WorkflowContext<SessionWorkflow>) -> DateTime<Utc> {
@@ -230,10 +240,18 @@ impl SessionWorkflow {
     /// Waits until the payment page exists and returns the session with it. Used with
     /// update-with-start so `POST /sessions` can answer synchronously.
     #[update(name = "created")]
-    pub async fn created(ctx: &mut WorkflowContext<Self>, _input: ()) -> Result<Session, UpdateError> {
-        let ready = ctx.wait_condition(|s| s.session.payment.is_some() || s.creation_failed.is_some());
+    pub async fn created(
+        ctx: &mut WorkflowContext<Self>,
+        _input: (),
+    ) -> Result<Session, UpdateError> {
+        let ready =
+            ctx.wait_condition(|s| s.session.payment.is_some() || s.creation_failed.is_some());
         if ready.await.is_err() {
-            return Err(CommandError::new(CommandErrorCode::SessionFinished, "the session was cancelled").into());
+            return Err(CommandError::new(
+                CommandErrorCode::SessionFinished,
+                "the session was cancelled",
+            )
+            .into());
         }
         ctx.state(|s| match &s.creation_failed {
             Some(e) => Err(e.clone().into()),
@@ -252,7 +270,10 @@ impl SessionWorkflow {
 
     /// Pauses charging (TxProfile limit 0); `session.paused`.
     #[update(name = "pause")]
-    pub async fn pause(ctx: &mut WorkflowContext<Self>, _input: ()) -> Result<Session, UpdateError> {
+    pub async fn pause(
+        ctx: &mut WorkflowContext<Self>,
+        _input: (),
+    ) -> Result<Session, UpdateError> {
         run_command(ctx, Command::Pause).await.map_err(Into::into)
     }
 
@@ -266,7 +287,10 @@ impl SessionWorkflow {
         if self.session.status != SessionStatus::Paused {
             return Err(CommandError::new(
                 CommandErrorCode::NotPaused,
-                format!("the session is {}, not paused; only a paused session can be resumed", self.session.status.as_str()),
+                format!(
+                    "the session is {}, not paused; only a paused session can be resumed",
+                    self.session.status.as_str()
+                ),
             )
             .into());
         }
@@ -275,7 +299,10 @@ impl SessionWorkflow {
 
     /// Resumes charging (clears the pause profile); `session.resumed`.
     #[update(name = "resume")]
-    pub async fn resume(ctx: &mut WorkflowContext<Self>, _input: ()) -> Result<Session, UpdateError> {
+    pub async fn resume(
+        ctx: &mut WorkflowContext<Self>,
+        _input: (),
+    ) -> Result<Session, UpdateError> {
         run_command(ctx, Command::Resume).await.map_err(Into::into)
     }
 
@@ -294,10 +321,16 @@ impl SessionWorkflow {
             )
             .into());
         }
-        if !matches!(self.session.status, SessionStatus::Started | SessionStatus::Paused) {
+        if !matches!(
+            self.session.status,
+            SessionStatus::Started | SessionStatus::Paused
+        ) {
             return Err(CommandError::new(
                 CommandErrorCode::NotCharging,
-                format!("the session is {}; only a started or paused session can be stopped", self.session.status.as_str()),
+                format!(
+                    "the session is {}; only a started or paused session can be stopped",
+                    self.session.status.as_str()
+                ),
             )
             .into());
         }
@@ -312,7 +345,11 @@ impl SessionWorkflow {
 
     /// The card hold is placed.
     #[signal(name = "payment_authorized")]
-    pub fn payment_authorized(&mut self, _ctx: &mut SyncWorkflowContext<Self>, signal: PaymentAuthorized) {
+    pub fn payment_authorized(
+        &mut self,
+        _ctx: &mut SyncWorkflowContext<Self>,
+        signal: PaymentAuthorized,
+    ) {
         if self.payment_outcome.is_none() {
             self.payment_outcome = Some(PaymentOutcome::Authorized {
                 intent_id: signal.intent_id,
@@ -324,7 +361,11 @@ impl SessionWorkflow {
 
     /// The provider expired the payment page.
     #[signal(name = "payment_expired")]
-    pub fn payment_expired(&mut self, _ctx: &mut SyncWorkflowContext<Self>, _signal: PaymentClosed) {
+    pub fn payment_expired(
+        &mut self,
+        _ctx: &mut SyncWorkflowContext<Self>,
+        _signal: PaymentClosed,
+    ) {
         if self.payment_outcome.is_none() {
             self.payment_outcome = Some(PaymentOutcome::Expired);
         }
@@ -333,7 +374,11 @@ impl SessionWorkflow {
 
     /// The driver cancelled on the payment page.
     #[signal(name = "payment_canceled")]
-    pub fn payment_canceled(&mut self, _ctx: &mut SyncWorkflowContext<Self>, _signal: PaymentClosed) {
+    pub fn payment_canceled(
+        &mut self,
+        _ctx: &mut SyncWorkflowContext<Self>,
+        _signal: PaymentClosed,
+    ) {
         if self.payment_outcome.is_none() {
             self.payment_outcome = Some(PaymentOutcome::CanceledByDriver);
         }
@@ -342,7 +387,11 @@ impl SessionWorkflow {
 
     /// StartTransaction for this session's id tag.
     #[signal(name = "charging_started")]
-    pub fn charging_started(&mut self, _ctx: &mut SyncWorkflowContext<Self>, signal: ChargingStarted) {
+    pub fn charging_started(
+        &mut self,
+        _ctx: &mut SyncWorkflowContext<Self>,
+        signal: ChargingStarted,
+    ) {
         if self.start_window_closed {
             self.late_start.get_or_insert(signal);
         } else if self.started.is_none() {
@@ -361,11 +410,18 @@ impl SessionWorkflow {
     /// Meter values of the transaction.
     #[signal(name = "meter_values")]
     pub fn meter_values(&mut self, _ctx: &mut SyncWorkflowContext<Self>, signal: MeterValues) {
-        if self.started.as_ref().is_some_and(|s| s.transaction_id != signal.transaction_id) {
+        if self
+            .started
+            .as_ref()
+            .is_some_and(|s| s.transaction_id != signal.transaction_id)
+        {
             return;
         }
         match self.live.as_mut() {
-            Some(live) => signal.samples.into_iter().for_each(|s| live.record_meter(s)),
+            Some(live) => signal
+                .samples
+                .into_iter()
+                .for_each(|s| live.record_meter(s)),
             None => self.early_samples.extend(signal.samples),
         }
         self.wake += 1;
@@ -373,7 +429,11 @@ impl SessionWorkflow {
 
     /// The connector's status changed; tells charging from not charging (EV full, suspended).
     #[signal(name = "connector_status")]
-    pub fn connector_status(&mut self, _ctx: &mut SyncWorkflowContext<Self>, signal: ConnectorStatus) {
+    pub fn connector_status(
+        &mut self,
+        _ctx: &mut SyncWorkflowContext<Self>,
+        signal: ConnectorStatus,
+    ) {
         if self.session.status != SessionStatus::Started {
             // While paused, energy is held at zero by us; the pause owns the charging state.
             return;
@@ -392,8 +452,15 @@ impl SessionWorkflow {
 
     /// StopTransaction of the session's transaction.
     #[signal(name = "charging_stopped")]
-    pub fn charging_stopped(&mut self, _ctx: &mut SyncWorkflowContext<Self>, signal: ChargingStopped) {
-        let ours = self.started.as_ref().is_none_or(|s| s.transaction_id == signal.transaction_id);
+    pub fn charging_stopped(
+        &mut self,
+        _ctx: &mut SyncWorkflowContext<Self>,
+        signal: ChargingStopped,
+    ) {
+        let ours = self
+            .started
+            .as_ref()
+            .is_none_or(|s| s.transaction_id == signal.transaction_id);
         if ours && self.stopped.is_none() {
             self.stopped = Some(signal);
         }
@@ -406,7 +473,10 @@ impl SessionWorkflow {
         if self.session.status.is_final() || self.stopped.is_some() {
             return Err(CommandError::new(
                 CommandErrorCode::SessionFinished,
-                format!("the session is {} and accepts no more commands", self.session.status.as_str()),
+                format!(
+                    "the session is {} and accepts no more commands",
+                    self.session.status.as_str()
+                ),
             ));
         }
         Ok(())
@@ -415,7 +485,11 @@ impl SessionWorkflow {
     fn check_charging(&self, verb: &str) -> Result<(), CommandError> {
         self.check_not_finished()?;
         if self.session.status != SessionStatus::Started || self.stop_request.is_some() {
-            let state = if self.stop_request.is_some() { "stopping" } else { self.session.status.as_str() };
+            let state = if self.stop_request.is_some() {
+                "stopping"
+            } else {
+                self.session.status.as_str()
+            };
             return Err(CommandError::new(
                 CommandErrorCode::NotCharging,
                 format!("the session is {state}; only a charging session can {verb}"),
@@ -478,11 +552,19 @@ async fn record(ctx: &WorkflowContext<SessionWorkflow>, kinds: &[EventType]) -> 
     let summary = if kinds.is_empty() {
         format!("save session ({})", session.status.as_str())
     } else {
-        kinds.iter().map(EventType::as_str).collect::<Vec<_>>().join(", ")
+        kinds
+            .iter()
+            .map(EventType::as_str)
+            .collect::<Vec<_>>()
+            .join(", ")
     };
-    ctx.execute_activity(contracts::RecordSession, RecordSessionInput { session, events }, options::store(summary))
-        .await
-        .map_err(|e| activity_failed("record_session", e))
+    ctx.execute_activity(
+        contracts::RecordSession,
+        RecordSessionInput { session, events },
+        options::store(summary),
+    )
+    .await
+    .map_err(|e| activity_failed("record_session", e))
 }
 
 /// Moves the session to `status` (and its search attribute).
@@ -506,7 +588,11 @@ async fn wait_until(
     if timeout.is_zero() {
         return Ok(false);
     }
-    let timer = ctx.timer(TimerOptions::builder(timeout).summary(summary.to_owned()).build());
+    let timer = ctx.timer(
+        TimerOptions::builder(timeout)
+            .summary(summary.to_owned())
+            .build(),
+    );
     let met = ctx.wait_condition(condition);
     futures::pin_mut!(timer, met);
     temporalio_sdk::workflows::select! {
@@ -520,7 +606,11 @@ async fn wait_until(
 }
 
 fn outcome(ctx: &WorkflowContext<SessionWorkflow>, captured: Option<Money>) -> SessionOutcome {
-    ctx.state(|s| SessionOutcome { status: s.session.status, end_reason: s.session.end_reason, captured })
+    ctx.state(|s| SessionOutcome {
+        status: s.session.status,
+        end_reason: s.session.end_reason,
+        captured,
+    })
 }
 
 /// Steps 1 and 2: the payment page, then the driver's answer racing the expiry.
@@ -584,27 +674,49 @@ async fn create_and_await_payment(
         checkout_session_id: created.checkout_session_id,
         idempotency_key: idempotency_key(sid, Step::ExpirePayment),
     };
-    let answered =
-        wait_until(ctx, |s| s.payment_outcome.is_some(), input.timings.payment_expiry, "payment expiry").await?;
-    let mut outcome = if answered { ctx.state(|s| s.payment_outcome.clone()) } else { None };
+    let answered = wait_until(
+        ctx,
+        |s| s.payment_outcome.is_some(),
+        input.timings.payment_expiry,
+        "payment expiry",
+    )
+    .await?;
+    let mut outcome = if answered {
+        ctx.state(|s| s.payment_outcome.clone())
+    } else {
+        None
+    };
     if outcome.is_none() {
         // The expiry passed without word: a webhook may be late or lost, so ask the provider
         // before giving up, then expire the page (which may still find the driver just paid).
         let state = ctx
-            .execute_activity(contracts::RetrievePayment, payment.clone(), options::settle_payment("check payment".into()))
+            .execute_activity(
+                contracts::RetrievePayment,
+                payment.clone(),
+                options::settle_payment("check payment".into()),
+            )
             .await
             .map_err(|e| activity_failed("retrieve_payment", e))?;
         outcome = Some(match state {
-            ProviderPaymentState::Authorized { intent_id, amount_capturable } => {
-                PaymentOutcome::Authorized { intent_id, amount_capturable }
-            }
+            ProviderPaymentState::Authorized {
+                intent_id,
+                amount_capturable,
+            } => PaymentOutcome::Authorized {
+                intent_id,
+                amount_capturable,
+            },
             _ => expire_page(ctx, &payment).await?,
         });
     }
 
     match outcome {
-        Some(PaymentOutcome::Authorized { intent_id, amount_capturable }) => {
-            let capturable = amount_capturable.checked_min(input.authorized_amount).unwrap_or(input.authorized_amount);
+        Some(PaymentOutcome::Authorized {
+            intent_id,
+            amount_capturable,
+        }) => {
+            let capturable = amount_capturable
+                .checked_min(input.authorized_amount)
+                .unwrap_or(input.authorized_amount);
             let at = now(ctx);
             ctx.state_mut(|s| {
                 s.intent_id = Some(intent_id.clone());
@@ -612,12 +724,16 @@ async fn create_and_await_payment(
                 s.set_payment_status(PaymentStatus::Authorized, at);
             });
             record(ctx, &[EventType::PaymentAuthorized]).await?;
-            Ok(Some(Authorization { intent_id, capturable }))
+            Ok(Some(Authorization {
+                intent_id,
+                capturable,
+            }))
         }
         Some(PaymentOutcome::CanceledByDriver) => {
             // The page stays payable at the provider until expired: close it, and release a hold
             // that a payment racing the cancel may have placed.
-            if let PaymentOutcome::Authorized { intent_id, .. } = expire_page(ctx, &payment).await? {
+            if let PaymentOutcome::Authorized { intent_id, .. } = expire_page(ctx, &payment).await?
+            {
                 release_hold(ctx, sid, &intent_id).await?;
             }
             let at = now(ctx);
@@ -643,20 +759,35 @@ async fn create_and_await_payment(
 }
 
 /// Expires the payment page; reports `Authorized` if the driver paid in the same instant.
-async fn expire_page(ctx: &WorkflowContext<SessionWorkflow>, payment: &PaymentRef) -> WorkflowResult<PaymentOutcome> {
+async fn expire_page(
+    ctx: &WorkflowContext<SessionWorkflow>,
+    payment: &PaymentRef,
+) -> WorkflowResult<PaymentOutcome> {
     let state = ctx
-        .execute_activity(contracts::ExpirePayment, payment.clone(), options::settle_payment("expire payment page".into()))
+        .execute_activity(
+            contracts::ExpirePayment,
+            payment.clone(),
+            options::settle_payment("expire payment page".into()),
+        )
         .await
         .map_err(|e| activity_failed("expire_payment", e))?;
     Ok(match state {
-        ProviderPaymentState::Authorized { intent_id, amount_capturable } => {
-            PaymentOutcome::Authorized { intent_id, amount_capturable }
-        }
+        ProviderPaymentState::Authorized {
+            intent_id,
+            amount_capturable,
+        } => PaymentOutcome::Authorized {
+            intent_id,
+            amount_capturable,
+        },
         _ => PaymentOutcome::Expired,
     })
 }
 
-async fn release_hold(ctx: &WorkflowContext<SessionWorkflow>, sid: &SessionId, intent_id: &str) -> WorkflowResult<()> {
+async fn release_hold(
+    ctx: &WorkflowContext<SessionWorkflow>,
+    sid: &SessionId,
+    intent_id: &str,
+) -> WorkflowResult<()> {
     ctx.execute_activity(
         contracts::CancelPayment,
         CancelPaymentInput {
@@ -675,7 +806,10 @@ async fn locate(ctx: &WorkflowContext<SessionWorkflow>, input: &SessionInput) ->
     let found = ctx
         .execute_activity(
             contracts::LocateChargeStation,
-            LocateChargeStationInput { session_id: input.session_id.clone(), charge_station: input.charge_station.clone() },
+            LocateChargeStationInput {
+                session_id: input.session_id.clone(),
+                charge_station: input.charge_station.clone(),
+            },
             options::locate(format!("locate {}", input.charge_station)),
         )
         .await;
@@ -723,10 +857,21 @@ async fn start_charging(
             // The station will try: give the driver time to plug in, unless it reports failure.
             let failures = ctx.state(|s| s.start_failures);
             let wait = t.start_attempt_timeout.min(remaining);
-            wait_until(ctx, move |s| s.started.is_some() || s.start_failures > failures, wait, "await StartTransaction")
-                .await?;
+            wait_until(
+                ctx,
+                move |s| s.started.is_some() || s.start_failures > failures,
+                wait,
+                "await StartTransaction",
+            )
+            .await?;
         } else {
-            wait_until(ctx, |s| s.started.is_some(), backoff.min(remaining), "start retry backoff").await?;
+            wait_until(
+                ctx,
+                |s| s.started.is_some(),
+                backoff.min(remaining),
+                "start retry backoff",
+            )
+            .await?;
             backoff = (backoff * 2).min(t.start_retry_max);
         }
     }
@@ -749,7 +894,11 @@ async fn cancel_unstarted(
                 transaction_id: late.transaction_id,
             };
             let _ = ctx
-                .execute_activity(contracts::RemoteStop, tx, options::charger_command(queue, "stop late start".into(), 3))
+                .execute_activity(
+                    contracts::RemoteStop,
+                    tx,
+                    options::charger_command(queue, "stop late start".into(), 3),
+                )
                 .await;
         }
     }
@@ -759,23 +908,40 @@ async fn cancel_unstarted(
         s.set_payment_status(PaymentStatus::Canceled, at);
     });
     set_status(ctx, SessionStatus::Canceled);
-    record(ctx, &[EventType::SessionCanceled, EventType::PaymentCanceled]).await?;
+    record(
+        ctx,
+        &[EventType::SessionCanceled, EventType::PaymentCanceled],
+    )
+    .await?;
     Ok(outcome(ctx, None))
 }
 
 /// Queues a command for the main loop and waits for its answer.
-async fn run_command(ctx: &WorkflowContext<SessionWorkflow>, command: Command) -> Result<Session, CommandError> {
+async fn run_command(
+    ctx: &WorkflowContext<SessionWorkflow>,
+    command: Command,
+) -> Result<Session, CommandError> {
     let id = ctx.state_mut(|s| {
         s.next_command += 1;
         s.commands.push_back((s.next_command, command));
         s.wake += 1;
         s.next_command
     });
-    if ctx.wait_condition(move |s| s.replies.contains_key(&id)).await.is_err() {
-        return Err(CommandError::new(CommandErrorCode::SessionFinished, "the session was cancelled"));
+    if ctx
+        .wait_condition(move |s| s.replies.contains_key(&id))
+        .await
+        .is_err()
+    {
+        return Err(CommandError::new(
+            CommandErrorCode::SessionFinished,
+            "the session was cancelled",
+        ));
     }
     ctx.state_mut(|s| s.replies.remove(&id)).unwrap_or_else(|| {
-        Err(CommandError::new(CommandErrorCode::SessionFinished, "the session finished before the command ran"))
+        Err(CommandError::new(
+            CommandErrorCode::SessionFinished,
+            "the session finished before the command ran",
+        ))
     })
 }
 
@@ -789,22 +955,34 @@ async fn station_command(
     let unavailable = || {
         CommandError::new(
             CommandErrorCode::StationUnavailable,
-            format!("charge station {} is not reachable; try again in a moment", input.charge_station),
+            format!(
+                "charge station {} is not reachable; try again in a moment",
+                input.charge_station
+            ),
         )
     };
     let tx = ctx.state(|s| s.transaction()).ok_or_else(unavailable)?;
     let queue = locate(ctx, input).await.ok_or_else(unavailable)?;
     let opts = options::charger_command(queue, summary, 3);
     let reply = match command {
-        Command::Pause => ctx.execute_activity(contracts::PauseCharging, tx, opts).await,
-        Command::Resume => ctx.execute_activity(contracts::ResumeCharging, tx, opts).await,
+        Command::Pause => {
+            ctx.execute_activity(contracts::PauseCharging, tx, opts)
+                .await
+        }
+        Command::Resume => {
+            ctx.execute_activity(contracts::ResumeCharging, tx, opts)
+                .await
+        }
         Command::Stop => ctx.execute_activity(contracts::RemoteStop, tx, opts).await,
     };
     match reply {
         Ok(r) if r.accepted => Ok(()),
         Ok(_) => Err(CommandError::new(
             CommandErrorCode::StationRejected,
-            format!("charge station {} rejected the command", input.charge_station),
+            format!(
+                "charge station {} rejected the command",
+                input.charge_station
+            ),
         )),
         Err(_) => Err(unavailable()),
     }
@@ -820,9 +998,10 @@ async fn handle_command(
     // Re-check: the state may have moved since the validator accepted the update.
     let precheck = ctx.state(|s| match command {
         Command::Pause => s.check_charging("pause"),
-        Command::Resume if s.session.status != SessionStatus::Paused => {
-            Err(CommandError::new(CommandErrorCode::NotPaused, "the session is not paused"))
-        }
+        Command::Resume if s.session.status != SessionStatus::Paused => Err(CommandError::new(
+            CommandErrorCode::NotPaused,
+            "the session is not paused",
+        )),
         Command::Stop if s.stop_request.is_some() => Ok(()),
         _ => s.check_not_finished(),
     });
@@ -854,7 +1033,11 @@ async fn handle_command(
                     record(ctx, &[EventType::SessionResumed]).await?;
                 }
                 Command::Stop => ctx.state_mut(|s| {
-                    s.stop_request = Some(StopRequest { reason: EndReason::StoppedByApi, attempts: 1, last_sent: at });
+                    s.stop_request = Some(StopRequest {
+                        reason: EndReason::StoppedByApi,
+                        attempts: 1,
+                        last_sent: at,
+                    });
                 }),
             }
             Ok(ctx.state(|s| s.session.clone()))
@@ -867,11 +1050,21 @@ async fn handle_command(
 }
 
 /// Step 4: charging until StopTransaction; stops before the hold can be passed.
-async fn charge(ctx: &WorkflowContext<SessionWorkflow>, input: &SessionInput, started: ChargingStarted) -> WorkflowResult<()> {
+async fn charge(
+    ctx: &WorkflowContext<SessionWorkflow>,
+    input: &SessionInput,
+    started: ChargingStarted,
+) -> WorkflowResult<()> {
     let t = &input.timings;
     ctx.state_mut(|s| {
-        let mut live = LiveCost::start(input.rate.clone(), started.timestamp, started.meter_start_wh);
-        s.early_samples.drain(..).for_each(|sample| live.record_meter(sample));
+        let mut live = LiveCost::start(
+            input.rate.clone(),
+            started.timestamp,
+            started.meter_start_wh,
+        );
+        s.early_samples
+            .drain(..)
+            .for_each(|sample| live.record_meter(sample));
         s.live = Some(live);
         s.session.started_at = Some(started.timestamp);
     });
@@ -889,8 +1082,15 @@ async fn charge(ctx: &WorkflowContext<SessionWorkflow>, input: &SessionInput, st
         refresh_cost(ctx, at)?;
 
         let (projected, limit, stop_request) = ctx.state(|s| {
-            let projected = s.live.as_ref().map(|l| l.projected_cost(at, to_chrono(t.stop_horizon())));
-            (projected, s.capturable.unwrap_or(input.authorized_amount), s.stop_request)
+            let projected = s
+                .live
+                .as_ref()
+                .map(|l| l.projected_cost(at, to_chrono(t.stop_horizon())));
+            (
+                projected,
+                s.capturable.unwrap_or(input.authorized_amount),
+                s.stop_request,
+            )
         });
         let projected = projected
             .transpose()
@@ -902,7 +1102,11 @@ async fn charge(ctx: &WorkflowContext<SessionWorkflow>, input: &SessionInput, st
             None if over => {
                 // The next meter interval plus the station's stop latency could pass the hold.
                 ctx.state_mut(|s| {
-                    s.stop_request = Some(StopRequest { reason: EndReason::HoldLimit, attempts: 0, last_sent: at });
+                    s.stop_request = Some(StopRequest {
+                        reason: EndReason::HoldLimit,
+                        attempts: 0,
+                        last_sent: at,
+                    });
                 });
                 send_stop(ctx, input, "remote stop (hold limit)").await;
                 continue;
@@ -911,18 +1115,28 @@ async fn charge(ctx: &WorkflowContext<SessionWorkflow>, input: &SessionInput, st
             Some(request) => {
                 let due = request.last_sent + to_chrono(t.stop_confirm_timeout);
                 if at < due {
-                    (due - at).to_std().unwrap_or(Duration::ZERO).min(t.meter_interval)
+                    (due - at)
+                        .to_std()
+                        .unwrap_or(Duration::ZERO)
+                        .min(t.meter_interval)
                 } else if request.attempts < t.stop_attempts {
                     send_stop(ctx, input, "remote stop (retry)").await;
                     continue;
                 } else {
                     // The station never confirmed: end on the last meter values rather than
                     // keep the hold (and the driver's money) waiting forever.
-                    let (energy, tx) =
-                        ctx.state(|s| (s.live.as_ref().map_or(0, |l| l.energy_wh()), s.started.clone()));
+                    let (energy, tx) = ctx.state(|s| {
+                        (
+                            s.live.as_ref().map_or(0, |l| l.energy_wh()),
+                            s.started.clone(),
+                        )
+                    });
                     let meter_start = tx.as_ref().map_or(0, |t| t.meter_start_wh);
                     ctx.state_mut(|s| {
-                        s.stop_request = Some(StopRequest { reason: EndReason::StationUnresponsive, ..request });
+                        s.stop_request = Some(StopRequest {
+                            reason: EndReason::StationUnresponsive,
+                            ..request
+                        });
                         s.stopped = Some(ChargingStopped {
                             transaction_id: tx.map_or(0, |t| t.transaction_id),
                             meter_stop_wh: meter_start + energy,
@@ -955,7 +1169,8 @@ async fn send_stop(ctx: &WorkflowContext<SessionWorkflow>, input: &SessionInput,
 fn refresh_cost(ctx: &WorkflowContext<SessionWorkflow>, at: DateTime<Utc>) -> WorkflowResult<()> {
     let summary = ctx.state(|s| s.live.as_ref().map(|l| l.cost_at(at)));
     if let Some(summary) = summary {
-        let summary = summary.map_err(|e| ApplicationFailure::new(format!("pricing failed: {e}")))?;
+        let summary =
+            summary.map_err(|e| ApplicationFailure::new(format!("pricing failed: {e}")))?;
         ctx.state_mut(|s| s.session.cost = SessionCost::from_summary(&summary));
     }
     Ok(())
@@ -972,7 +1187,11 @@ async fn settle(
         .state(|s| s.stopped.clone())
         .ok_or_else(|| ApplicationFailure::new("settle called before the station stopped"))?;
     let summary = ctx
-        .state_mut(|s| s.live.as_mut().map(|l| l.finish(stopped.timestamp, stopped.meter_stop_wh)))
+        .state_mut(|s| {
+            s.live
+                .as_mut()
+                .map(|l| l.finish(stopped.timestamp, stopped.meter_stop_wh))
+        })
         .transpose()
         .map_err(|e| ApplicationFailure::new(format!("pricing failed: {e}")))?
         .ok_or_else(|| ApplicationFailure::new("no running cost at the end of the session"))?;
@@ -984,11 +1203,14 @@ async fn settle(
         .max(0);
     let owed = Money::new(owed, authorization.capturable.currency);
 
-    let reason = ctx.state(|s| match (s.stop_request.map(|r| r.reason), stopped.reason.as_deref()) {
-        (Some(reason), _) => reason,
-        (None, Some("EVDisconnected")) => EndReason::Unplugged,
-        (None, _) => EndReason::Station,
-    });
+    let reason =
+        ctx.state(
+            |s| match (s.stop_request.map(|r| r.reason), stopped.reason.as_deref()) {
+                (Some(reason), _) => reason,
+                (None, Some("EVDisconnected")) => EndReason::Unplugged,
+                (None, _) => EndReason::Station,
+            },
+        );
     ctx.state_mut(|s| {
         let mut cost = SessionCost::from_summary(&summary);
         cost.amount = Some(owed.amount);

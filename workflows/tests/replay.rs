@@ -20,10 +20,17 @@ async fn recorded_sessions_replay_on_current_code() {
         .collect();
     files.sort();
     // Every scenario of the session test suite has a recorded history.
-    assert!(files.len() >= 12, "expected at least 12 recorded histories, found {}", files.len());
+    assert!(
+        files.len() >= 12,
+        "expected at least 12 recorded histories, found {}",
+        files.len()
+    );
 
     let replayer = WorkflowReplayer::new(
-        WorkflowReplayerOptions::new().register_workflow::<SessionWorkflow>().expect("register").build(),
+        WorkflowReplayerOptions::new()
+            .register_workflow::<SessionWorkflow>()
+            .expect("register")
+            .build(),
     )
     .expect("replayer");
     for file in files {

@@ -1,0 +1,101 @@
+//! The session worker: connects to Temporal and polls the sessions task queue, running
+//! `SessionWorkflow` and the activities registered with it.
+//!
+//! # Layout
+//! - [`TemporalSettings`] and [`connect`]: one place for the Temporal connection.
+//! - [`run`]: registers the workflow, lets the caller register activities, runs until Ctrl-C or
+//!   SIGTERM, then drains gracefully.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use temporalio_client::{Client, ClientOptions, Connection, ConnectionOptions};
+use temporalio_sdk::{Worker, WorkerOptions};
+use url::Url;
+use workflows::SessionWorkflow;
+
+/// Where Temporal is.
+#[derive(Debug, Clone)]
+pub struct TemporalSettings {
+    /// Frontend address with scheme, e.g. `http://127.0.0.1:7233`.
+    pub address: Url,
+    /// Namespace.
+    pub namespace: String,
+}
+
+/// Connects, retrying for up to `patience` (the server may still be starting under compose).
+pub async fn connect(settings: &TemporalSettings, patience: Duration) -> anyhow::Result<Client> {
+    let deadline = tokio::time::Instant::now() + patience;
+    loop {
+        let attempt = Connection::connect(
+            ConnectionOptions::new(settings.address.clone())
+                .identity(format!("chargelink@{}", std::process::id()))
+                .connect_timeout(Duration::from_secs(5))
+                .build(),
+        )
+        .await;
+        match attempt {
+            Ok(connection) => {
+                return Ok(Client::new(
+                    connection,
+                    ClientOptions::new(settings.namespace.clone()).build(),
+                )?);
+            }
+            Err(e) if tokio::time::Instant::now() >= deadline => {
+                return Err(e)
+                    .with_context(|| format!("cannot reach Temporal at {}", settings.address));
+            }
+            Err(e) => {
+                tracing::warn!(address = %settings.address, error = %e, "Temporal not reachable yet; retrying");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+    }
+}
+
+/// Runs the session worker on `task_queue` until Ctrl-C / SIGTERM. `register` adds the activity
+/// implementations this process serves.
+pub async fn run(
+    client: Client,
+    task_queue: &str,
+    register: impl FnOnce(&mut WorkerOptions),
+) -> anyhow::Result<()> {
+    let runtime = temporalio_sdk::Runtime::from_current_tokio(Default::default())?;
+    let mut options = WorkerOptions::new(task_queue)
+        .register_workflow::<SessionWorkflow>()?
+        .graceful_shutdown_period(Duration::from_secs(20))
+        .build();
+    register(&mut options);
+    let mut worker = Worker::new(&runtime, client, options)?;
+    let shutdown = worker.shutdown_handle();
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        tracing::info!("shutting down the worker (draining for up to 20 s)");
+        shutdown();
+    });
+    tracing::info!(task_queue, "session worker running");
+    worker.run().await?;
+    Ok(())
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
