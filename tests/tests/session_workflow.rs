@@ -33,6 +33,16 @@ use workflows::messages::{
 };
 use workflows::{SessionInput, SessionWorkflow};
 
+/// The events of a session that was paid, charged and captured, in order.
+const PAID_SESSION: [&str; 6] = [
+    "session.created",
+    "session.payment.created",
+    "session.payment.authorized",
+    "session.started",
+    "session.ended",
+    "session.payment.captured",
+];
+
 struct Env {
     tokio: Tokio,
     temporal: temporalio_sdk::Runtime,
@@ -344,19 +354,7 @@ async fn paid_and_charged_with_partial_capture(sc: Arc<Scenario>) -> anyhow::Res
     ensure!(captures[0].detail["idempotency_key"] == format!("{}:capture", input.session_id));
     ensure!(captures[0].detail["intent_id"] == "pi_test_1");
     ensure!(sc.calls("cancel_payment").is_empty());
-    ensure!(
-        sc.events()
-            == [
-                "session.created",
-                "session.payment.created",
-                "session.payment.authorized",
-                "session.started",
-                "session.ended",
-                "session.payment.captured"
-            ],
-        "events: {:?}",
-        sc.events()
-    );
+    ensure!(sc.events() == PAID_SESSION, "events: {:?}", sc.events());
     let saved = sc.last_saved()?;
     ensure!(saved.status == SessionStatus::Ended && saved.cost.amount == Some(600));
     let saved_payment = saved.payment.context("payment")?;
@@ -759,18 +757,7 @@ fn worker_killed_mid_session(env: &Env) -> Result<(), Failed> {
                 "exactly one capture after the restart"
             );
             let events = sc.events();
-            ensure!(
-                events
-                    == [
-                        "session.created",
-                        "session.payment.created",
-                        "session.payment.authorized",
-                        "session.started",
-                        "session.ended",
-                        "session.payment.captured"
-                    ],
-                "{events:?}"
-            );
+            ensure!(events == PAID_SESSION, "{events:?}");
             Ok::<_, anyhow::Error>(())
         })
         .map_err(|e: anyhow::Error| Failed::from(format!("{e:#}")))

@@ -350,13 +350,10 @@ impl SessionWorkflow {
         _ctx: &mut SyncWorkflowContext<Self>,
         signal: PaymentAuthorized,
     ) {
-        if self.payment_outcome.is_none() {
-            self.payment_outcome = Some(PaymentOutcome::Authorized {
-                intent_id: signal.intent_id,
-                amount_capturable: signal.amount_capturable,
-            });
-        }
-        self.wake += 1;
+        self.payment_answered(PaymentOutcome::Authorized {
+            intent_id: signal.intent_id,
+            amount_capturable: signal.amount_capturable,
+        });
     }
 
     /// The provider expired the payment page.
@@ -366,10 +363,7 @@ impl SessionWorkflow {
         _ctx: &mut SyncWorkflowContext<Self>,
         _signal: PaymentClosed,
     ) {
-        if self.payment_outcome.is_none() {
-            self.payment_outcome = Some(PaymentOutcome::Expired);
-        }
-        self.wake += 1;
+        self.payment_answered(PaymentOutcome::Expired);
     }
 
     /// The driver cancelled on the payment page.
@@ -379,10 +373,7 @@ impl SessionWorkflow {
         _ctx: &mut SyncWorkflowContext<Self>,
         _signal: PaymentClosed,
     ) {
-        if self.payment_outcome.is_none() {
-            self.payment_outcome = Some(PaymentOutcome::CanceledByDriver);
-        }
-        self.wake += 1;
+        self.payment_answered(PaymentOutcome::CanceledByDriver);
     }
 
     /// StartTransaction for this session's id tag.
@@ -469,6 +460,13 @@ impl SessionWorkflow {
 }
 
 impl SessionWorkflow {
+    /// The first answer about the payment page wins; later ones (duplicate or crossing
+    /// webhooks) change nothing.
+    fn payment_answered(&mut self, outcome: PaymentOutcome) {
+        self.payment_outcome.get_or_insert(outcome);
+        self.wake += 1;
+    }
+
     fn check_not_finished(&self) -> Result<(), CommandError> {
         if self.session.status.is_final() || self.stopped.is_some() {
             return Err(CommandError::new(
