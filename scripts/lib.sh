@@ -23,3 +23,42 @@ ensure_temporal() {
     "github.com/temporalio/cli/cmd/temporal@$TEMPORAL_VERSION"
   say "Temporal CLI: $("$TEMPORAL_CLI" --version)"
 }
+
+# A throwaway PostgreSQL for the store tests: Debian's server package (installed if missing),
+# a cluster under .cache/postgres, listening on 127.0.0.1:$CHARGELINK_TEST_PG_PORT (default 55432).
+# Exports CHARGELINK_TEST_POSTGRES_URL; stop_postgres stops it.
+ensure_postgres() {
+  local pg_bin
+  pg_bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1 || true)
+  if [ -z "$pg_bin" ] || [ ! -x "$pg_bin/pg_ctl" ]; then
+    say "installing PostgreSQL (apt-get install postgresql)"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
+    pg_bin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)
+  fi
+  PG_PORT="${CHARGELINK_TEST_PG_PORT:-55432}"
+  PG_DATA="$ROOT/.cache/postgres"
+  PG_CTL="$pg_bin/pg_ctl"
+  local as_pg=()
+  if [ "$(id -u)" = 0 ]; then
+    # PostgreSQL refuses to run as root.
+    id postgres >/dev/null 2>&1 || useradd --system --no-create-home postgres
+    as_pg=(runuser -u postgres --)
+  fi
+  if [ ! -f "$PG_DATA/PG_VERSION" ]; then
+    say "creating a PostgreSQL cluster in .cache/postgres"
+    mkdir -p "$PG_DATA"
+    [ "$(id -u)" = 0 ] && chown postgres "$PG_DATA"
+    "${as_pg[@]}" "$pg_bin/initdb" -D "$PG_DATA" -U chargelink --auth=trust >/dev/null
+  fi
+  say "starting PostgreSQL on 127.0.0.1:$PG_PORT"
+  "${as_pg[@]}" "$PG_CTL" -D "$PG_DATA" -l "$PG_DATA/server.log" -w \
+    -o "-p $PG_PORT -c listen_addresses=127.0.0.1 -k /tmp" start >/dev/null
+  PG_AS=("${as_pg[@]}")
+  export CHARGELINK_TEST_POSTGRES_URL="postgres://chargelink@127.0.0.1:$PG_PORT/postgres"
+}
+
+stop_postgres() {
+  if [ -n "${PG_CTL:-}" ]; then
+    "${PG_AS[@]}" "$PG_CTL" -D "$PG_DATA" -m fast stop >/dev/null 2>&1 || true
+  fi
+}

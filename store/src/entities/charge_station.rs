@@ -1,0 +1,26 @@
+//! Charge stations: OCPP identity, hashed Basic-auth key, and which gateway holds the socket.
+
+use sea_orm::entity::prelude::*;
+
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[sea_orm(table_name = "charge_stations")]
+pub struct Model {
+    /// The OCPP identity (last path segment of the station's URL).
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub id: String,
+    #[sea_orm(indexed)]
+    pub organization_id: String,
+    pub name: String,
+    /// Salted SHA-256 of the station's AuthorizationKey.
+    pub auth_key_hash: String,
+    pub auth_key_salt: String,
+    /// Task queue of the gateway holding the connection; `None` when offline.
+    pub gateway_queue: Option<String>,
+    pub last_seen_at: Option<DateTimeUtc>,
+    pub created_at: DateTimeUtc,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}

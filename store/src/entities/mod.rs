@@ -1,0 +1,13 @@
+//! sea-orm entities, one module per table. Rows hold ids as text (the domain's prefixed ids),
+//! money as integer minor units, documents the API returns as JSON.
+
+pub mod api_key;
+pub mod charge_station;
+pub mod connector;
+pub mod organization;
+pub mod rate;
+pub mod session;
+pub mod user;
+pub mod webhook_delivery;
+pub mod webhook_endpoint;
+pub mod webhook_event;

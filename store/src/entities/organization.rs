@@ -1,0 +1,26 @@
+//! Organizations (tenants) and their session settings.
+
+use sea_orm::entity::prelude::*;
+
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[sea_orm(table_name = "organizations")]
+pub struct Model {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub id: String,
+    pub name: String,
+    /// ISO 4217, lower case.
+    pub currency: String,
+    /// Default hold, minor units.
+    pub minimum_amount_to_start_session: i64,
+    /// Largest hold a session may ask for, minor units.
+    pub maximum_authorized_amount: i64,
+    pub payment_expiry_seconds: i64,
+    pub start_window_seconds: i64,
+    pub created_at: DateTimeUtc,
+    pub updated_at: DateTimeUtc,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}

@@ -1,0 +1,410 @@
+//! Store tests, each run on a fresh SQLite file AND a fresh PostgreSQL database (scripts/test
+//! starts PostgreSQL and sets CHARGELINK_TEST_POSTGRES_URL).
+
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "a panic in a test is a failed test")]
+
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use domain::events::{EventType, SessionEvent};
+use domain::ids::{ChargeStationId, ConnectorRef, OrganizationId, RateId, SessionId, UserId};
+use domain::money::Currency;
+use domain::rate::{Dimension, Rate, RateComponent};
+use domain::session::{PAYMENT_LINK, Session, SessionCost, SessionStatus, SessionTarget};
+use sea_orm::{ConnectionTrait, Statement};
+use store::{
+    NewChargeStation, NewConnector, NewOrganization, NewWebhookEndpoint, OrganizationSettings,
+    SessionFilter, Store,
+};
+
+fn unique() -> String {
+    let n: u64 = rand::random();
+    format!("{n:016x}")
+}
+
+/// A fresh SQLite file and a fresh PostgreSQL database, migrated.
+async fn stores() -> Vec<(&'static str, Store)> {
+    let path = std::env::temp_dir().join(format!("chargelink-store-{}.db", unique()));
+    let sqlite = Store::open(&format!("sqlite://{}?mode=rwc", path.display()))
+        .await
+        .expect("sqlite store");
+    let url = std::env::var("CHARGELINK_TEST_POSTGRES_URL")
+        .expect("CHARGELINK_TEST_POSTGRES_URL is not set: run scripts/test, which starts PostgreSQL for these tests");
+    let admin = Store::connect(&url).await.expect("PostgreSQL reachable");
+    let db = format!("store_test_{}", unique());
+    admin
+        .connection()
+        .execute(Statement::from_string(
+            admin.connection().get_database_backend(),
+            format!("CREATE DATABASE {db}"),
+        ))
+        .await
+        .expect("create database");
+    let pg_url = match url.rsplit_once('/') {
+        Some((base, _)) => format!("{base}/{db}"),
+        None => panic!("bad postgres url {url}"),
+    };
+    let postgres = Store::open(&pg_url).await.expect("postgres store");
+    vec![("sqlite", sqlite), ("postgres", postgres)]
+}
+
+fn t(secs: i64) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 24, 12, 0, 0).unwrap() + Duration::seconds(secs)
+}
+
+fn org(id: &str) -> OrganizationId {
+    OrganizationId::from_unique(id).unwrap()
+}
+
+async fn seeded(store: &Store, id: &str) -> OrganizationId {
+    let org = org(id);
+    store
+        .create_organization(
+            NewOrganization {
+                id: org.clone(),
+                name: id.into(),
+                settings: OrganizationSettings::default(),
+            },
+            t(0),
+        )
+        .await
+        .unwrap();
+    org
+}
+
+fn session(id: &SessionId, status: SessionStatus, at: DateTime<Utc>) -> Session {
+    Session {
+        id: id.clone(),
+        user: UserId::from_unique("u1").unwrap(),
+        chargestation: "CP-1".parse::<ChargeStationId>().unwrap(),
+        connector: ConnectorRef::from_unique("c1").unwrap(),
+        status,
+        rate: RateId::from_unique("r1").unwrap(),
+        target: SessionTarget::default(),
+        cost: SessionCost::default(),
+        kind: PAYMENT_LINK.into(),
+        payment: None,
+        end_reason: None,
+        started_at: None,
+        ended_at: None,
+        created_at: t(0),
+        updated_at: at,
+    }
+}
+
+fn event(s: &Session, seq: u32, kind: EventType) -> SessionEvent {
+    SessionEvent {
+        id: SessionEvent::id_for(&s.id, seq),
+        kind,
+        seq,
+        created_at: s.updated_at,
+        data: s.clone(),
+    }
+}
+
+#[tokio::test]
+async fn record_session_is_idempotent_and_never_goes_back_in_time() {
+    for (backend, store) in stores().await {
+        let org = seeded(&store, "a").await;
+        let id = SessionId::from_unique(&unique()).unwrap();
+        let created = session(&id, SessionStatus::Created, t(1));
+        let evs = [
+            event(&created, 1, EventType::SessionCreated),
+            event(&created, 2, EventType::PaymentCreated),
+        ];
+        store.record_session(&org, &created, &evs).await.unwrap();
+        // A retried activity writes the same thing again: nothing changes, no duplicate event.
+        store.record_session(&org, &created, &evs).await.unwrap();
+        let started = session(&id, SessionStatus::Started, t(5));
+        store
+            .record_session(
+                &org,
+                &started,
+                &[event(&started, 3, EventType::SessionStarted)],
+            )
+            .await
+            .unwrap();
+        // A late retry of the older state does not overwrite the newer one.
+        store.record_session(&org, &created, &evs).await.unwrap();
+
+        let got = store.session(&org, &id).await.unwrap().expect("stored");
+        assert_eq!(got.status, SessionStatus::Started, "{backend}");
+        let log = store.event_log(&org, Some(id.as_str()), 10).await.unwrap();
+        assert_eq!(log.len(), 3, "{backend}: one row per event id");
+        // Another organization does not see it.
+        let other = seeded(&store, "b").await;
+        assert!(
+            store.session(&other, &id).await.unwrap().is_none(),
+            "{backend}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn sessions_list_with_filters_and_cursor_pagination() {
+    for (backend, store) in stores().await {
+        let org = seeded(&store, "a").await;
+        for i in 0..5_i64 {
+            let id = SessionId::from_unique(&format!("{i:02}{}", unique())).unwrap();
+            let status = if i % 2 == 0 {
+                SessionStatus::Ended
+            } else {
+                SessionStatus::Started
+            };
+            let mut s = session(&id, status, t(i));
+            s.created_at = t(i);
+            store.record_session(&org, &s, &[]).await.unwrap();
+        }
+        let first = store
+            .list_sessions(&org, &SessionFilter::default(), None, 2)
+            .await
+            .unwrap();
+        assert_eq!(first.sessions.len(), 2, "{backend}");
+        assert_eq!(
+            first.sessions[0].created_at,
+            t(4),
+            "{backend}: newest first"
+        );
+        let second = store
+            .list_sessions(
+                &org,
+                &SessionFilter::default(),
+                first.next_cursor.as_deref(),
+                2,
+            )
+            .await
+            .unwrap();
+        let third = store
+            .list_sessions(
+                &org,
+                &SessionFilter::default(),
+                second.next_cursor.as_deref(),
+                2,
+            )
+            .await
+            .unwrap();
+        assert_eq!(second.sessions[0].created_at, t(2), "{backend}");
+        assert_eq!(third.sessions.len(), 1, "{backend}");
+        assert!(third.next_cursor.is_none(), "{backend}: last page");
+        let ended = SessionFilter {
+            status: Some(SessionStatus::Ended),
+            ..SessionFilter::default()
+        };
+        assert_eq!(
+            store
+                .list_sessions(&org, &ended, None, 10)
+                .await
+                .unwrap()
+                .sessions
+                .len(),
+            3,
+            "{backend}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn api_keys_are_stored_hashed_and_can_be_revoked() {
+    for (backend, store) in stores().await {
+        let org = seeded(&store, "a").await;
+        let key = store.create_api_key(&org, "ci", t(0)).await.unwrap();
+        assert_eq!(
+            store.authenticate(&key.secret).await.unwrap(),
+            Some(org.clone()),
+            "{backend}"
+        );
+        assert_eq!(
+            store.authenticate("ck_wrong").await.unwrap(),
+            None,
+            "{backend}"
+        );
+        let rows = store
+            .connection()
+            .query_all(Statement::from_string(
+                store.connection().get_database_backend(),
+                "SELECT key_hash FROM api_keys",
+            ))
+            .await
+            .unwrap();
+        let hash: String = rows[0].try_get("", "key_hash").unwrap();
+        assert_ne!(
+            hash, key.secret,
+            "{backend}: the secret itself is not stored"
+        );
+        store.revoke_api_key(&org, &key.id, t(1)).await.unwrap();
+        assert_eq!(
+            store.authenticate(&key.secret).await.unwrap(),
+            None,
+            "{backend}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn stations_connectors_and_rates_are_scoped_to_their_organization() {
+    for (backend, store) in stores().await {
+        let org = seeded(&store, "a").await;
+        let other = seeded(&store, "b").await;
+        let rate_id = RateId::from_unique("r1").unwrap();
+        let rate = Rate {
+            currency: Currency::USD,
+            price_components: vec![RateComponent {
+                dimension: Dimension::Energy,
+                price: "0.35".parse().unwrap(),
+                tax: None,
+                step_size: None,
+                grace_period: None,
+            }],
+        };
+        store
+            .create_rate(&org, &rate_id, "standard", &rate, t(0))
+            .await
+            .unwrap();
+        assert_eq!(store.rate(&org, &rate_id).await.unwrap(), rate, "{backend}");
+        assert!(store.rate(&other, &rate_id).await.is_err(), "{backend}");
+        let station = format!("CP-{}", unique());
+        store
+            .create_charge_station(
+                &org,
+                NewChargeStation {
+                    id: station.clone(),
+                    name: "demo".into(),
+                    auth_key: "s3cret-key".into(),
+                },
+                t(0),
+            )
+            .await
+            .unwrap();
+        assert!(
+            store
+                .verify_charge_station(&station, "s3cret-key")
+                .await
+                .unwrap(),
+            "{backend}"
+        );
+        assert!(
+            !store
+                .verify_charge_station(&station, "wrong")
+                .await
+                .unwrap(),
+            "{backend}"
+        );
+        assert!(
+            !store
+                .verify_charge_station("CP-unknown", "s3cret-key")
+                .await
+                .unwrap(),
+            "{backend}"
+        );
+        let connector = NewConnector {
+            id: format!("con_{}", unique()),
+            charge_station_id: station.clone(),
+            connector_number: 1,
+            rate_id: rate_id.clone(),
+        };
+        store
+            .create_connector(&org, connector.clone(), t(0))
+            .await
+            .unwrap();
+        assert!(
+            store
+                .connector(&org, &connector.id)
+                .await
+                .unwrap()
+                .is_some(),
+            "{backend}"
+        );
+        assert!(
+            store
+                .connector(&other, &connector.id)
+                .await
+                .unwrap()
+                .is_none(),
+            "{backend}"
+        );
+        let foreign = NewConnector {
+            id: format!("con_{}", unique()),
+            ..connector
+        };
+        assert!(
+            store.create_connector(&other, foreign, t(0)).await.is_err(),
+            "{backend}: not their station"
+        );
+    }
+}
+
+#[tokio::test]
+async fn outbox_delivers_in_order_per_session_and_records_failures() {
+    for (backend, store) in stores().await {
+        let org = seeded(&store, "a").await;
+        let endpoint = store
+            .create_webhook_endpoint(
+                &org,
+                NewWebhookEndpoint {
+                    id: format!("we_{}", unique()),
+                    url: "http://127.0.0.1:9/hook".into(),
+                    events: vec![],
+                },
+                t(0),
+            )
+            .await
+            .unwrap();
+        assert!(endpoint.secret.starts_with("whsec_"), "{backend}");
+        let id = SessionId::from_unique(&unique()).unwrap();
+        let s = session(&id, SessionStatus::Created, t(1));
+        store
+            .record_session(
+                &org,
+                &s,
+                &[
+                    event(&s, 1, EventType::SessionCreated),
+                    event(&s, 2, EventType::PaymentCreated),
+                ],
+            )
+            .await
+            .unwrap();
+
+        // Only the first event of the session is due: order per session.
+        let due = store.due_deliveries(t(10), 10).await.unwrap();
+        assert_eq!(due.len(), 1, "{backend}");
+        assert_eq!(due[0].event_id, SessionEvent::id_for(&id, 1), "{backend}");
+        // It fails and is retried later: the second event still waits behind it.
+        let failures = store
+            .delivery_failed(&due[0].id, "connection refused", None, Some(t(60)))
+            .await
+            .unwrap();
+        assert_eq!(failures, 1, "{backend}");
+        assert!(
+            store.due_deliveries(t(10), 10).await.unwrap().is_empty(),
+            "{backend}: head not due yet"
+        );
+        let due = store.due_deliveries(t(61), 10).await.unwrap();
+        assert_eq!(due[0].event_id, SessionEvent::id_for(&id, 1), "{backend}");
+        store
+            .delivery_succeeded(&due[0].id, 200, t(61))
+            .await
+            .unwrap();
+        let due = store.due_deliveries(t(61), 10).await.unwrap();
+        assert_eq!(due[0].event_id, SessionEvent::id_for(&id, 2), "{backend}");
+
+        // A disabled endpoint gets nothing, and the event log says why.
+        store
+            .disable_endpoint(&endpoint.id, "20 consecutive failures", t(62))
+            .await
+            .unwrap();
+        assert!(
+            store.due_deliveries(t(100), 10).await.unwrap().is_empty(),
+            "{backend}"
+        );
+        let endpoints = store.webhook_endpoints(&org).await.unwrap();
+        assert_eq!(
+            endpoints[0].disabled_reason.as_deref(),
+            Some("20 consecutive failures"),
+            "{backend}"
+        );
+        let log = store.event_log(&org, Some(id.as_str()), 10).await.unwrap();
+        assert_eq!(log.len(), 2, "{backend}");
+        assert!(
+            log.iter().any(|e| e.deliveries[0].status == "delivered"),
+            "{backend}"
+        );
+    }
+}
