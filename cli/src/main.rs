@@ -41,12 +41,30 @@ impl TemporalArgs {
     }
 }
 
+#[derive(clap::Args, Clone)]
+struct DatabaseArgs {
+    /// Store: `sqlite://path.db?mode=rwc` (default, a file under .data/) or `postgres://...`.
+    #[arg(
+        long,
+        env = "CHARGELINK_DATABASE_URL",
+        default_value = "sqlite://.data/chargelink.db?mode=rwc"
+    )]
+    database_url: String,
+}
+
 #[derive(Subcommand)]
 enum Commands {
+    /// Apply the store's migrations and exit (the services also apply them at start).
+    Migrate {
+        #[command(flatten)]
+        database: DatabaseArgs,
+    },
     /// Run the session worker (workflows and their activities).
     Worker {
         #[command(flatten)]
         temporal: TemporalArgs,
+        #[command(flatten)]
+        database: DatabaseArgs,
         /// Task queue of session workflows.
         #[arg(long, env = "CHARGELINK_TASK_QUEUE", default_value = workflows::queues::SESSIONS)]
         task_queue: String,
@@ -68,12 +86,30 @@ async fn main() -> std::process::ExitCode {
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
+        Commands::Migrate { database } => {
+            store::Store::open(&database.database_url).await?;
+            tracing::info!("migrations applied");
+            Ok(())
+        }
         Commands::Worker {
             temporal,
+            database,
             task_queue,
         } => {
+            let store = store::Store::open(&database.database_url).await?;
             let client = worker::connect(&temporal.settings(), Duration::from_secs(60)).await?;
-            worker::run(client, &task_queue, |_options| {}).await
+            // The webhook dispatcher runs beside the worker, never inside a workflow.
+            let dispatcher =
+                activities::webhooks::Dispatcher::new(store.clone(), Default::default())?;
+            let dispatching =
+                tokio::spawn(async move { dispatcher.run(worker::shutdown_signal()).await });
+            let store_activities = activities::store::StoreActivities::new(store);
+            worker::run(client, &task_queue, move |options| {
+                options.register_activities(store_activities);
+            })
+            .await?;
+            dispatching.abort();
+            Ok(())
         }
     }
 }

@@ -1,7 +1,11 @@
 //! Store tests, each run on a fresh SQLite file AND a fresh PostgreSQL database (scripts/test
 //! starts PostgreSQL and sets CHARGELINK_TEST_POSTGRES_URL).
 
-#![allow(clippy::unwrap_used, clippy::expect_used, reason = "a panic in a test is a failed test")]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a panic in a test is a failed test"
+)]
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use domain::events::{EventType, SessionEvent};

@@ -7,7 +7,7 @@
 //! an idempotency key derived from the session id and the step, so a retry never moves money twice.
 
 use domain::events::SessionEvent;
-use domain::ids::{ChargeStationId, IdTag, PaymentId, SessionId};
+use domain::ids::{ChargeStationId, IdTag, OrganizationId, PaymentId, SessionId};
 use domain::money::Money;
 use domain::session::Session;
 use serde::{Deserialize, Serialize};
@@ -57,6 +57,8 @@ pub fn idempotency_key(session: &SessionId, step: Step) -> String {
 /// Persist the session and append events to the outbox in one transaction.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RecordSessionInput {
+    /// The organization owning the session (the read model is scoped by it).
+    pub organization: OrganizationId,
     /// The session after the step.
     pub session: Session,
     /// Events the step emits (may be empty), in order.

@@ -543,9 +543,9 @@ struct Authorization {
 /// Persists the current session with `kinds` events (possibly none).
 async fn record(ctx: &WorkflowContext<SessionWorkflow>, kinds: &[EventType]) -> WorkflowResult<()> {
     let at = now(ctx);
-    let (session, events) = ctx.state_mut(|s| {
+    let (organization, session, events) = ctx.state_mut(|s| {
         let events = s.take_events(kinds, at);
-        (s.session.clone(), events)
+        (s.input.organization.clone(), s.session.clone(), events)
     });
     let summary = if kinds.is_empty() {
         format!("save session ({})", session.status.as_str())
@@ -558,7 +558,11 @@ async fn record(ctx: &WorkflowContext<SessionWorkflow>, kinds: &[EventType]) -> 
     };
     ctx.execute_activity(
         contracts::RecordSession,
-        RecordSessionInput { session, events },
+        RecordSessionInput {
+            organization,
+            session,
+            events,
+        },
         options::store(summary),
     )
     .await
