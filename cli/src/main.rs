@@ -54,6 +54,22 @@ struct DatabaseArgs {
 
 #[derive(Subcommand)]
 enum Commands {
+    /// Serve the REST API (sessions, admin resources, payment return pages, OpenAPI at /docs).
+    Api {
+        #[command(flatten)]
+        temporal: TemporalArgs,
+        #[command(flatten)]
+        database: DatabaseArgs,
+        /// Address to listen on.
+        #[arg(long, env = "CHARGELINK_API_ADDR", default_value = "127.0.0.1:8080")]
+        listen: std::net::SocketAddr,
+        /// Operator token for `/admin/*` (creating organizations); unset disables them.
+        #[arg(long, env = "CHARGELINK_ADMIN_TOKEN", hide_env_values = true)]
+        admin_token: Option<String>,
+        /// Task queue of session workflows.
+        #[arg(long, env = "CHARGELINK_TASK_QUEUE", default_value = workflows::queues::SESSIONS)]
+        task_queue: String,
+    },
     /// Apply the store's migrations and exit (the services also apply them at start).
     Migrate {
         #[command(flatten)]
@@ -86,6 +102,28 @@ async fn main() -> std::process::ExitCode {
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
+        Commands::Api {
+            temporal,
+            database,
+            listen,
+            admin_token,
+            task_queue,
+        } => {
+            let store = store::Store::open(&database.database_url).await?;
+            let client = worker::connect(&temporal.settings(), Duration::from_secs(60)).await?;
+            let state = api::AppState {
+                store,
+                sessions: workflows::client::SessionClient::new(client, task_queue),
+                config: api::ApiConfig {
+                    admin_token,
+                    timings: Default::default(),
+                },
+            };
+            let listener = tokio::net::TcpListener::bind(listen).await?;
+            tracing::info!(%listen, "API listening; docs at /docs");
+            api::serve(listener, state, worker::shutdown_signal()).await?;
+            Ok(())
+        }
         Commands::Migrate { database } => {
             store::Store::open(&database.database_url).await?;
             tracing::info!("migrations applied");

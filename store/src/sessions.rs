@@ -132,6 +132,30 @@ impl Store {
         row.map(|r| decode("session", r.document)).transpose()
     }
 
+    /// A session by id whatever its organization (driver-facing pages, where the random session
+    /// id is the capability).
+    pub async fn session_by_id(&self, id: &SessionId) -> Result<Option<Session>, StoreError> {
+        let row = session::Entity::find_by_id(id.to_string())
+            .one(&self.db)
+            .await?;
+        row.map(|r| decode("session", r.document)).transpose()
+    }
+
+    /// The session that holds `connector` now (created, started or paused), if any.
+    pub async fn active_session_on(&self, connector: &str) -> Result<Option<Session>, StoreError> {
+        let row = session::Entity::find()
+            .filter(session::Column::ConnectorId.eq(connector.to_owned()))
+            .filter(session::Column::Status.is_in([
+                SessionStatus::Created.as_str(),
+                SessionStatus::Started.as_str(),
+                SessionStatus::Paused.as_str(),
+            ]))
+            .order_by_desc(session::Column::CreatedAt)
+            .one(&self.db)
+            .await?;
+        row.map(|r| decode("session", r.document)).transpose()
+    }
+
     /// Sessions of `organization`, newest first, `limit` at a time; `cursor` comes from the
     /// previous page.
     pub async fn list_sessions(

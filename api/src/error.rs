@@ -1,0 +1,130 @@
+//! One error type for every handler: a stable machine `code`, a message safe to show, and the
+//! offending field. 5xx bodies stay opaque; their cause is logged.
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use store::StoreError;
+use workflows::client::SessionClientError;
+use workflows::messages::CommandErrorCode;
+
+/// The JSON body of every error.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    /// The error.
+    pub error: ErrorDetail,
+}
+
+/// What went wrong.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ErrorDetail {
+    /// Stable code, e.g. `stop_not_allowed`.
+    pub code: String,
+    /// What was wrong and what to do.
+    pub message: String,
+    /// The offending request field, when one is to blame.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+}
+
+/// A handler's failure.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+    field: Option<String>,
+}
+
+impl ApiError {
+    /// A 4xx with a stable code.
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+            field: None,
+        }
+    }
+
+    /// Names the field to blame.
+    pub fn field(mut self, field: impl Into<String>) -> Self {
+        self.field = Some(field.into());
+        self
+    }
+
+    /// 400 invalid_request on `field`.
+    pub fn invalid(field: &str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "invalid_request", message).field(field)
+    }
+
+    /// 404 for `what` (also for other organizations' resources).
+    pub fn not_found(what: impl std::fmt::Display) -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("{what} not found"),
+        )
+    }
+
+    /// 500 with an opaque body; the cause is logged.
+    pub fn internal(cause: impl std::fmt::Display) -> Self {
+        tracing::error!(error = %cause, "internal error");
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal_error",
+            "internal error; try again later",
+        )
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code: self.code.to_owned(),
+                message: self.message,
+                field: self.field,
+            },
+        };
+        (self.status, Json(body)).into_response()
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound(what) => Self::not_found(what),
+            StoreError::Conflict(what) => Self::new(
+                StatusCode::CONFLICT,
+                "already_exists",
+                format!("{what} already exists"),
+            ),
+            other => Self::internal(other),
+        }
+    }
+}
+
+impl From<SessionClientError> for ApiError {
+    fn from(e: SessionClientError) -> Self {
+        match e {
+            SessionClientError::NotFound(id) => Self::not_found(format!("session {id}")),
+            SessionClientError::Refused(refused) => {
+                let status = match refused.code {
+                    CommandErrorCode::StationUnavailable | CommandErrorCode::PaymentUnavailable => {
+                        StatusCode::SERVICE_UNAVAILABLE
+                    }
+                    CommandErrorCode::StationRejected => StatusCode::BAD_GATEWAY,
+                    _ => StatusCode::CONFLICT,
+                };
+                Self::new(status, refused.code.as_str(), refused.message)
+            }
+            SessionClientError::Temporal(e) => Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "workflow_service_unavailable",
+                format!("the workflow service did not answer ({e}); try again"),
+            ),
+        }
+    }
+}

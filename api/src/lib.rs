@@ -1,0 +1,158 @@
+//! chargelink's REST API: sessions, admin resources, payment return pages, OpenAPI.
+//!
+//! # Layout
+//! - [`router`]: every route; [`serve`] runs it.
+//! - `sessions`: `/sessions` create / get / list / pause / resume / stop.
+//! - `admin`: organizations, settings, API keys, users, charge stations, rates, webhook endpoints,
+//!   event log.
+//! - `pages`: the driver's payment return pages.
+//! - `auth`: bearer API keys (per organization) and the operator's admin token.
+//! - `error`: the JSON error body with stable codes.
+
+pub mod admin;
+pub mod auth;
+pub mod error;
+pub mod pages;
+pub mod sessions;
+
+use axum::Router;
+use axum::response::{Html, IntoResponse};
+use axum::routing::{get, post};
+use domain::config::SessionTimings;
+use store::Store;
+use utoipa::OpenApi;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use workflows::client::SessionClient;
+
+/// API configuration.
+#[derive(Debug, Clone, Default)]
+pub struct ApiConfig {
+    /// Bearer token of the operator (creates organizations); `None` disables `/admin`.
+    pub admin_token: Option<String>,
+    /// Session durations; payment expiry and start window come from the organization.
+    pub timings: SessionTimings,
+}
+
+/// What every handler shares.
+#[derive(Clone)]
+pub struct AppState {
+    /// The store.
+    pub store: Store,
+    /// Session workflows.
+    pub sessions: SessionClient,
+    /// Configuration.
+    pub config: ApiConfig,
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "chargelink", description = "Pay-as-you-go EV charging sessions with card holds. Amounts are integer minor units."),
+    paths(
+        sessions::create, sessions::get, sessions::list, sessions::pause, sessions::resume, sessions::stop,
+        admin::create_organization, admin::organization, admin::update_settings, admin::create_api_key,
+        admin::revoke_api_key, admin::create_user, admin::create_charge_station, admin::list_charge_stations,
+        admin::create_rate, admin::get_rate, admin::create_webhook_endpoint, admin::list_webhook_endpoints,
+        admin::rotate_secret, admin::enable_endpoint, admin::disable_endpoint, admin::events, admin::redeliver,
+    ),
+    modifiers(&Security)
+)]
+struct ApiDoc;
+
+struct Security;
+
+impl utoipa::Modify for Security {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        let bearer =
+            || SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build());
+        components.add_security_scheme("api_key", bearer());
+        components.add_security_scheme("admin_token", bearer());
+    }
+}
+
+/// The OpenAPI 3.1 document, generated from the handlers.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    ApiDoc::openapi()
+}
+
+async fn openapi_json() -> impl IntoResponse {
+    axum::Json(openapi())
+}
+
+async fn docs() -> Html<String> {
+    // A self-contained reference page (no external assets): every operation with its
+    // description, rendered from /openapi.json in the browser.
+    Html(include_str!("docs.html").to_owned())
+}
+
+/// Every route of the API.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/sessions", post(sessions::create).get(sessions::list))
+        .route("/sessions/{id}", get(sessions::get))
+        .route(
+            "/sessions/{id}/pause",
+            get(sessions::pause).post(sessions::pause),
+        )
+        .route(
+            "/sessions/{id}/resume",
+            get(sessions::resume).post(sessions::resume),
+        )
+        .route(
+            "/sessions/{id}/stop",
+            get(sessions::stop).post(sessions::stop),
+        )
+        .route("/admin/organizations", post(admin::create_organization))
+        .route("/organization", get(admin::organization))
+        .route(
+            "/organization/settings",
+            axum::routing::put(admin::update_settings),
+        )
+        .route("/api-keys", post(admin::create_api_key))
+        .route(
+            "/api-keys/{id}",
+            axum::routing::delete(admin::revoke_api_key),
+        )
+        .route("/users", post(admin::create_user))
+        .route(
+            "/charge-stations",
+            post(admin::create_charge_station).get(admin::list_charge_stations),
+        )
+        .route("/rates", post(admin::create_rate))
+        .route("/rates/{id}", get(admin::get_rate))
+        .route(
+            "/webhook-endpoints",
+            post(admin::create_webhook_endpoint).get(admin::list_webhook_endpoints),
+        )
+        .route(
+            "/webhook-endpoints/{id}/rotate-secret",
+            post(admin::rotate_secret),
+        )
+        .route(
+            "/webhook-endpoints/{id}/enable",
+            post(admin::enable_endpoint),
+        )
+        .route(
+            "/webhook-endpoints/{id}/disable",
+            post(admin::disable_endpoint),
+        )
+        .route("/events", get(admin::events))
+        .route("/events/{id}/redeliver", post(admin::redeliver))
+        .route("/payments/{id}/success", get(pages::success))
+        .route("/payments/{id}/cancel", get(pages::cancel))
+        .route("/openapi.json", get(openapi_json))
+        .route("/docs", get(docs))
+        .route("/healthz", get(|| async { "ok" }))
+        .with_state(state)
+}
+
+/// Serves the API on `listener` until `shutdown` resolves.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown)
+        .await
+}

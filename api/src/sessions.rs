@@ -1,0 +1,370 @@
+//! `/sessions`: create (answers with the payment page), read, list, pause, resume, stop.
+
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use domain::ids::{ConnectorRef, PaymentId, RateId, SessionId, UserId};
+use domain::money::{Currency, Money};
+use domain::session::{PAYMENT_LINK, Session, SessionStatus, SessionTarget};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use store::SessionFilter;
+use workflows::SessionInput;
+
+use crate::AppState;
+use crate::auth::Org;
+use crate::error::ApiError;
+
+/// `POST /sessions` body.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateSession {
+    /// The driver (`usr_…`).
+    pub user: String,
+    /// The connector (`con_…`).
+    pub connector: String,
+    /// Must be `payment_link`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Optional targets; `payment_expiry_time` in seconds.
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    pub target: Option<SessionTarget>,
+    /// Hold in minor units, within the organization's bounds; default
+    /// `minimum_amount_to_start_session`.
+    #[serde(default)]
+    pub authorized_amount: Option<i64>,
+}
+
+/// A page of sessions.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct SessionList {
+    /// Sessions, newest first.
+    #[schema(value_type = Vec<Object>)]
+    pub data: Vec<Session>,
+    /// Pass as `cursor` to get the next page.
+    pub next_cursor: Option<String>,
+}
+
+/// `GET /sessions` query.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    /// Only this status.
+    pub status: Option<String>,
+    /// Only this charge station.
+    pub chargestation: Option<String>,
+    /// Page size, 1 to 100 (default 20).
+    pub limit: Option<u64>,
+    /// From the previous page's `next_cursor`.
+    pub cursor: Option<String>,
+}
+
+/// Longest payment expiry a session may ask for.
+const MAX_PAYMENT_EXPIRY_SECS: u64 = 24 * 3600;
+
+fn json_error(rejection: JsonRejection) -> ApiError {
+    let text = rejection.body_text();
+    // serde's messages name the field (`unknown field `foo``, `missing field `user``).
+    let field = text.split('`').nth(1).map(str::to_owned);
+    let mut e = ApiError::new(
+        rejection.status(),
+        "invalid_request",
+        format!("the request body is not valid: {text}"),
+    );
+    if let Some(f) = field {
+        e = e.field(f);
+    }
+    e
+}
+
+fn session_id_for(org: &str, idempotency_key: Option<&str>) -> Result<SessionId, ApiError> {
+    let body = match idempotency_key {
+        // The same key always names the same session, so a retried POST attaches to it.
+        Some(key) => hex::encode(&Sha256::digest(format!("{org}:{key}").as_bytes())[..16]),
+        None => format!("{:032x}", rand::random::<u128>()),
+    };
+    SessionId::from_unique(&body).map_err(ApiError::internal)
+}
+
+/// Creates a payment-link session and answers with its payment page.
+#[utoipa::path(post, path = "/sessions", request_body = CreateSession, tag = "sessions",
+    responses((status = 201, description = "the session with its payment", body = Object),
+              (status = 400, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody),
+              (status = 409, body = crate::error::ErrorBody)),
+    security(("api_key" = [])))]
+pub async fn create(
+    State(state): State<AppState>,
+    Org(org): Org,
+    headers: HeaderMap,
+    body: Result<Json<CreateSession>, JsonRejection>,
+) -> Result<(StatusCode, Json<Session>), ApiError> {
+    let Json(req) = body.map_err(json_error)?;
+    if req.kind != PAYMENT_LINK {
+        return Err(ApiError::invalid(
+            "type",
+            format!("type must be \"payment_link\", not {:?}", req.kind),
+        ));
+    }
+    let user: UserId = req
+        .user
+        .parse()
+        .map_err(|e| ApiError::invalid("user", format!("{e}")))?;
+    let connector_ref: ConnectorRef = req
+        .connector
+        .parse()
+        .map_err(|e| ApiError::invalid("connector", format!("{e}")))?;
+    if state.store.user(&org, user.as_str()).await?.is_none() {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "user_not_found",
+            format!("user {user} not found"),
+        )
+        .field("user"));
+    }
+    let connector = state
+        .store
+        .connector(&org, connector_ref.as_str())
+        .await?
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                "connector_not_found",
+                format!("connector {connector_ref} not found"),
+            )
+            .field("connector")
+        })?;
+    let settings = state.store.organization(&org).await?;
+    let currency: Currency = settings.currency.parse().map_err(ApiError::internal)?;
+    let rate_id: RateId = connector.rate_id.parse().map_err(ApiError::internal)?;
+    let rate = state.store.rate(&org, &rate_id).await?;
+    if rate.currency != currency {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "currency_mismatch",
+            format!(
+                "the connector's rate is in {}, the organization charges in {currency}",
+                rate.currency
+            ),
+        ));
+    }
+    let amount = req
+        .authorized_amount
+        .unwrap_or(settings.minimum_amount_to_start_session);
+    if amount <= 0
+        || amount < settings.minimum_amount_to_start_session
+        || amount > settings.maximum_authorized_amount
+    {
+        return Err(ApiError::invalid(
+            "authorized_amount",
+            format!(
+                "authorized_amount must be between {} and {} (minor units of {currency})",
+                settings.minimum_amount_to_start_session, settings.maximum_authorized_amount
+            ),
+        ));
+    }
+    let target = req.target.unwrap_or_default();
+    let expiry = match target.payment_expiry_time {
+        Some(0) | Some(MAX_PAYMENT_EXPIRY_SECS..) => {
+            return Err(ApiError::invalid(
+                "target.payment_expiry_time",
+                format!("payment_expiry_time is in seconds, from 1 to {MAX_PAYMENT_EXPIRY_SECS}"),
+            ));
+        }
+        Some(secs) => Duration::from_secs(secs),
+        None => Duration::from_secs(u64::try_from(settings.payment_expiry_seconds).unwrap_or(300)),
+    };
+
+    let key = headers.get("idempotency-key").and_then(|v| v.to_str().ok());
+    let session_id = session_id_for(org.as_str(), key)?;
+    if let Some(existing) = state.store.session(&org, &session_id).await? {
+        let same = existing.connector == connector_ref
+            && existing.user == user
+            && existing
+                .payment
+                .as_ref()
+                .is_none_or(|p| p.authorized_amount == amount);
+        if !same {
+            return Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "idempotency_key_reused",
+                "this Idempotency-Key was used with other parameters; use a new key for a new session",
+            ));
+        }
+        return Ok((StatusCode::OK, Json(existing)));
+    }
+    if let Some(busy) = state
+        .store
+        .active_session_on(connector_ref.as_str())
+        .await?
+    {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "connector_busy",
+            format!(
+                "connector {connector_ref} is in use by session {}; try another connector",
+                busy.id
+            ),
+        )
+        .field("connector"));
+    }
+
+    let mut timings = state.config.timings.clone();
+    timings.payment_expiry = expiry;
+    timings.start_window =
+        Duration::from_secs(u64::try_from(settings.start_window_seconds).unwrap_or(300));
+    let input = SessionInput {
+        payment_id: PaymentId::from_unique(
+            session_id.as_str().trim_start_matches(SessionId::PREFIX),
+        )
+        .map_err(ApiError::internal)?,
+        session_id: session_id.clone(),
+        organization: org,
+        user,
+        charge_station: connector
+            .charge_station_id
+            .parse()
+            .map_err(ApiError::internal)?,
+        connector: connector_ref,
+        connector_id: u32::try_from(connector.connector_number).map_err(ApiError::internal)?,
+        rate_id,
+        rate,
+        authorized_amount: Money::new(amount, currency),
+        target,
+        timings,
+    };
+    let span = tracing::info_span!("create_session", session_id = %session_id);
+    let session = {
+        let _e = span.enter();
+        tracing::info!(amount, "creating session");
+        state.sessions.start(input)
+    }
+    .await?;
+    Ok((StatusCode::CREATED, Json(session)))
+}
+
+/// One session.
+#[utoipa::path(get, path = "/sessions/{id}", tag = "sessions", params(("id" = String, Path)),
+    responses((status = 200, body = Object), (status = 404, body = crate::error::ErrorBody)), security(("api_key" = [])))]
+pub async fn get(
+    State(state): State<AppState>,
+    Org(org): Org,
+    Path(id): Path<String>,
+) -> Result<Json<Session>, ApiError> {
+    let id = parse_id(&id)?;
+    let session = state
+        .store
+        .session(&org, &id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("session {id}")))?;
+    Ok(Json(session))
+}
+
+/// Sessions of the organization, newest first.
+#[utoipa::path(get, path = "/sessions", tag = "sessions", params(ListQuery),
+    responses((status = 200, body = SessionList)), security(("api_key" = [])))]
+pub async fn list(
+    State(state): State<AppState>,
+    Org(org): Org,
+    query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<SessionList>, ApiError> {
+    let Query(q) = query
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", e.body_text()))?;
+    let status = match q.status.as_deref() {
+        None => None,
+        Some(s) => Some(
+            serde_json::from_value::<SessionStatus>(serde_json::Value::String(s.to_owned()))
+                .map_err(|_| ApiError::invalid("status", format!("unknown status {s:?}")))?,
+        ),
+    };
+    let charge_station = match q.chargestation.as_deref() {
+        None => None,
+        Some(s) => Some(
+            s.parse()
+                .map_err(|e| ApiError::invalid("chargestation", format!("{e}")))?,
+        ),
+    };
+    let limit = q.limit.unwrap_or(20);
+    if !(1..=100).contains(&limit) {
+        return Err(ApiError::invalid(
+            "limit",
+            "limit must be between 1 and 100",
+        ));
+    }
+    let page = state
+        .store
+        .list_sessions(
+            &org,
+            &SessionFilter {
+                status,
+                charge_station,
+            },
+            q.cursor.as_deref(),
+            limit,
+        )
+        .await?;
+    Ok(Json(SessionList {
+        data: page.sessions,
+        next_cursor: page.next_cursor,
+    }))
+}
+
+fn parse_id(id: &str) -> Result<SessionId, ApiError> {
+    id.parse()
+        .map_err(|e| ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("{e}")))
+}
+
+/// Checks the session belongs to the caller's organization (404 otherwise).
+async fn owned(
+    state: &AppState,
+    org: &domain::ids::OrganizationId,
+    id: &str,
+) -> Result<SessionId, ApiError> {
+    let id = parse_id(id)?;
+    state
+        .store
+        .session(org, &id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("session {id}")))?;
+    Ok(id)
+}
+
+/// Pauses charging (`session.paused`).
+#[utoipa::path(post, path = "/sessions/{id}/pause", tag = "sessions", params(("id" = String, Path)),
+    responses((status = 200, body = Object), (status = 409, body = crate::error::ErrorBody)), security(("api_key" = [])))]
+pub async fn pause(
+    State(state): State<AppState>,
+    Org(org): Org,
+    Path(id): Path<String>,
+) -> Result<Json<Session>, ApiError> {
+    let id = owned(&state, &org, &id).await?;
+    Ok(Json(state.sessions.pause(&id).await?))
+}
+
+/// Resumes charging (`session.resumed`).
+#[utoipa::path(post, path = "/sessions/{id}/resume", tag = "sessions", params(("id" = String, Path)),
+    responses((status = 200, body = Object), (status = 409, body = crate::error::ErrorBody)), security(("api_key" = [])))]
+pub async fn resume(
+    State(state): State<AppState>,
+    Org(org): Org,
+    Path(id): Path<String>,
+) -> Result<Json<Session>, ApiError> {
+    let id = owned(&state, &org, &id).await?;
+    Ok(Json(state.sessions.resume(&id).await?))
+}
+
+/// Stops the session; `session.ended` follows when the station confirms. Refused on rates with a
+/// PARKING_TIME component (`stop_not_allowed`).
+#[utoipa::path(post, path = "/sessions/{id}/stop", tag = "sessions", params(("id" = String, Path)),
+    responses((status = 200, body = Object), (status = 409, body = crate::error::ErrorBody)), security(("api_key" = [])))]
+pub async fn stop(
+    State(state): State<AppState>,
+    Org(org): Org,
+    Path(id): Path<String>,
+) -> Result<Json<Session>, ApiError> {
+    let id = owned(&state, &org, &id).await?;
+    Ok(Json(state.sessions.stop(&id).await?))
+}
