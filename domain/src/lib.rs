@@ -17,5 +17,6 @@ pub mod money;
 pub mod pricing;
 pub mod rate;
 pub mod session;
+pub mod tariff;
 
 pub use money::{Currency, Money, MoneyError};

@@ -1,14 +1,30 @@
 //! Live and final cost of a session: the seam between the session workflow and the tariff
 //! engine. The workflow feeds meter samples and charging / not-charging transitions in; it asks
 //! for the cost now, a projection a given time ahead, and the final cost. Pure and
-//! deterministic: every time is passed in, nothing reads a clock.
+//! deterministic: every time is passed in, nothing reads a clock, no floats, no hash maps.
+//!
+//! Every price goes through [`crate::tariff::engine`]: the rate is mapped onto an OCPI tariff
+//! ([`Rate::pricer`]) and the session is cut into pieces between meter samples, charging
+//! transitions and the tariff's own boundaries (local times, durations, energy thresholds).
+//!
+//! Incremental: the engine state after the latest sample is kept, so an in-order sample costs
+//! O(1) in session length and `cost_at` only prices the stretch since the last sample. A late
+//! sample or transition (stations resend queued values after a reconnect, with their original
+//! timestamps) rewinds to the nearest checkpoint (one every [`CHECKPOINT_EVERY`] samples) and
+//! replays the samples after it, so it costs O(samples after it).
+
+use std::collections::BTreeMap;
+use std::ops::Bound;
 
 use chrono::{DateTime, Utc};
 use rust_decimal::{Decimal, RoundingStrategy};
 use serde::{Deserialize, Serialize};
 
 use crate::money::{Currency, Money, MoneyError};
-use crate::rate::{Dimension, Rate};
+use crate::rate::{Dimension, Rate, RateError};
+use crate::tariff::engine::{
+    Accumulator, EngineError, Pricer, Range, SessionContext, Span, TariffCost,
+};
 
 /// Why a cost could not be computed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -19,6 +35,12 @@ pub enum PricingError {
     /// The amount does not fit in minor units.
     #[error("cost does not fit in 64-bit minor units")]
     Overflow,
+    /// The session's rate cannot be priced (validate rates before attaching them).
+    #[error("the session's rate is invalid: {0}")]
+    Rate(#[from] RateError),
+    /// The engine's decimals overflowed.
+    #[error(transparent)]
+    Engine(#[from] EngineError),
 }
 
 /// One meter reading of the session's connector.
@@ -30,26 +52,41 @@ pub struct MeterSample {
     pub energy_wh: i64,
     /// Power.Active.Import in W, when the station sends it.
     pub power_w: Option<i64>,
+    /// Current.Import in A summed over phases, when the station sends it (for OCPI
+    /// `min_current` / `max_current`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub current_a: Option<Decimal>,
 }
 
 impl MeterSample {
     /// A sample of the energy register and, when known, the power.
     pub fn new(timestamp: DateTime<Utc>, energy_wh: i64, power_w: Option<i64>) -> Self {
-        Self { timestamp, energy_wh, power_w }
+        Self {
+            timestamp,
+            energy_wh,
+            power_w,
+            current_a: None,
+        }
+    }
+
+    /// The same sample with the current (A, summed over phases).
+    pub fn with_current(mut self, current_a: Decimal) -> Self {
+        self.current_a = Some(current_a);
+        self
     }
 }
 
-/// Cost of one dimension.
+/// Cost of one priced component.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CostComponent {
     /// The dimension billed.
     #[serde(rename = "type")]
     pub dimension: Dimension,
-    /// Quantity billed: kWh for ENERGY, hours for TIME and PARKING_TIME, 1 for FLAT.
+    /// Quantity billed after step_size: kWh for ENERGY, hours for TIME and PARKING_TIME, 1 for FLAT.
     pub quantity: Decimal,
     /// Price per unit, excluding tax.
     pub unit_price: Decimal,
-    /// Tax percent applied.
+    /// Tax percent applied (0 when the component has none).
     pub tax: Decimal,
     /// Cost excluding tax, in major units (exact).
     pub before_tax: Decimal,
@@ -68,14 +105,20 @@ pub struct CostSummary {
     pub charging_seconds: i64,
     /// Seconds connected but not charging.
     pub parking_seconds: i64,
-    /// Per-dimension costs, in the rate's component order.
+    /// Priced components in tariff order (for a rate: its component order). Sums to the
+    /// total unless the tariff's min / max price applied.
     pub breakdown: Vec<CostComponent>,
+    /// Total excluding tax, rounded to minor units. Always set by the engine; optional only
+    /// so summaries stored before it existed still deserialize.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub amount_excl_vat: Option<Money>,
 }
 
 /// Converts an exact amount in major units to minor units.
 ///
-/// The one rounding rule of chargelink: round half away from zero to the currency's minor unit,
-/// applied once, to the session total. Components are kept exact until then.
+/// The one rounding rule of chargelink: round half away from zero to the currency's minor unit
+/// (its ISO 4217 exponent), applied once, to the session total (incl. and excl. VAT
+/// separately). Components and VAT are kept exact until then.
 pub fn to_minor_units(major: Decimal, currency: Currency) -> Result<Money, PricingError> {
     let scaled = major
         .checked_mul(Decimal::from(10_i64.pow(currency.exponent())))
@@ -85,37 +128,73 @@ pub fn to_minor_units(major: Decimal, currency: Currency) -> Result<Money, Prici
     Ok(Money::new(minor, currency))
 }
 
-/// The running cost of one session, fed incrementally: each new sample is O(1).
+/// Samples between two checkpoints: a late sample replays at most this many plus those after it.
+pub const CHECKPOINT_EVERY: usize = 32;
+
+/// The engine state after the samples up to `at`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Checkpoint {
+    /// Time of the last sample folded in (the session start for the initial one).
+    at: DateTime<Utc>,
+    /// Whether no sample is folded in yet (samples at exactly `at` still to come).
+    initial: bool,
+    /// Highest register value so far, Wh.
+    register_wh: i64,
+    acc: Accumulator,
+    /// Power (kW) and current (A) reported by the last sample, for restrictions.
+    power_kw: Option<Decimal>,
+    current_a: Option<Decimal>,
+    /// Power for projections, W: the last reported power, else the last interval's average.
+    projection_power_w: Option<Decimal>,
+}
+
+/// The running cost of one session, fed incrementally.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(into = "LiveCostData", from = "LiveCostData")]
 pub struct LiveCost {
     rate: Rate,
     started_at: DateTime<Utc>,
     meter_start_wh: i64,
-    /// Highest register value seen (samples may arrive late or out of order).
-    meter_latest_wh: i64,
-    /// Latest sample by station timestamp, for the power used in projections.
-    latest_sample: Option<MeterSample>,
-    charging_seconds: i64,
-    parking_seconds: i64,
-    /// Whether energy is flowing since `state_since`.
-    charging: bool,
-    state_since: DateTime<Utc>,
+    pricer: Result<Pricer, RateError>,
+    samples: BTreeMap<DateTime<Utc>, MeterSample>,
+    /// Charging (`true`) / not charging from this instant on; charging before the first.
+    transitions: BTreeMap<DateTime<Utc>, bool>,
+    head: Checkpoint,
+    /// `checkpoints[0]` is the session start; then one every [`CHECKPOINT_EVERY`] samples.
+    checkpoints: Vec<Checkpoint>,
+}
+
+/// How a stretch gets its energy.
+#[derive(Clone, Copy)]
+enum Fill {
+    /// This much energy, Wh, spread over the charging part (or all of it if never charging).
+    Total(Decimal),
+    /// This power, W, over the charging part.
+    Power(Decimal),
 }
 
 impl LiveCost {
     /// Starts pricing a session that began charging at `started_at` with the register at
-    /// `meter_start_wh`.
+    /// `meter_start_wh`. An invalid rate is reported by every cost query.
     pub fn start(rate: Rate, started_at: DateTime<Utc>, meter_start_wh: i64) -> Self {
+        let initial = Checkpoint {
+            at: started_at,
+            initial: true,
+            register_wh: meter_start_wh,
+            acc: Accumulator::default(),
+            power_kw: None,
+            current_a: None,
+            projection_power_w: None,
+        };
         Self {
+            pricer: rate.pricer(),
             rate,
             started_at,
             meter_start_wh,
-            meter_latest_wh: meter_start_wh,
-            latest_sample: None,
-            charging_seconds: 0,
-            parking_seconds: 0,
-            charging: true,
-            state_since: started_at,
+            samples: BTreeMap::new(),
+            transitions: BTreeMap::new(),
+            head: initial.clone(),
+            checkpoints: vec![initial],
         }
     }
 
@@ -129,117 +208,347 @@ impl LiveCost {
         self.started_at
     }
 
-    /// Records a meter sample. Late, duplicate and out-of-order samples are harmless.
+    /// Records a meter sample, priced at its own timestamp. Late, duplicate and out-of-order
+    /// samples are harmless: a duplicate timestamp keeps the higher register value, and the
+    /// register never goes backwards (a lower value adds no energy).
     pub fn record_meter(&mut self, sample: MeterSample) {
-        self.meter_latest_wh = self.meter_latest_wh.max(sample.energy_wh);
-        let newer = self.latest_sample.is_none_or(|s| sample.timestamp >= s.timestamp);
-        if newer {
-            self.latest_sample = Some(sample);
+        let mut sample = sample;
+        sample.timestamp = sample.timestamp.max(self.started_at);
+        let at = sample.timestamp;
+        if let Some(existing) = self.samples.get(&at) {
+            if *existing == sample || existing.energy_wh > sample.energy_wh {
+                return;
+            }
+        }
+        self.samples.insert(at, sample);
+        if at > self.head.at {
+            let position = self.samples.len();
+            self.fold(sample, position);
+        } else {
+            self.rewind(at);
         }
     }
 
-    /// Records that energy started (`true`) or stopped (`false`) flowing at `at`
-    /// (pause / resume, EV full, suspended by the EV or the station).
+    /// Records that energy started (`true`) or stopped (`false`) flowing at `at` (pause /
+    /// resume, EV full, suspended by the EV or the station). Not charging is PARKING_TIME.
     pub fn set_charging(&mut self, at: DateTime<Utc>, charging: bool) {
-        if charging == self.charging {
+        let at = at.max(self.started_at);
+        if self.transitions.get(&at) == Some(&charging) {
             return;
         }
-        let at = at.max(self.state_since);
-        let elapsed = (at - self.state_since).num_seconds();
-        if self.charging {
-            self.charging_seconds += elapsed;
-        } else {
-            self.parking_seconds += elapsed;
+        self.transitions.insert(at, charging);
+        if at < self.head.at {
+            self.rewind(at);
         }
-        self.charging = charging;
-        self.state_since = at;
     }
 
-    /// Whether energy is flowing.
+    /// Whether energy is flowing (as of the latest transition).
     pub fn is_charging(&self) -> bool {
-        self.charging
+        self.transitions.last_key_value().is_none_or(|(_, c)| *c)
     }
 
     /// Energy delivered so far, Wh.
     pub fn energy_wh(&self) -> i64 {
-        (self.meter_latest_wh - self.meter_start_wh).max(0)
+        self.head
+            .register_wh
+            .saturating_sub(self.meter_start_wh)
+            .max(0)
     }
 
-    /// The cost if the session ended at `at` with the energy seen so far.
+    /// The cost if the session ended at `at` with the energy seen so far. Time is billed up
+    /// to `at`, or to the latest sample if a station clock ran ahead of `at`.
     pub fn cost_at(&self, at: DateTime<Utc>) -> Result<CostSummary, PricingError> {
-        self.price(at, self.energy_wh())
+        let pricer = self
+            .pricer
+            .as_ref()
+            .map_err(|e| PricingError::Rate(e.clone()))?;
+        let mut acc = self.head.acc.clone();
+        let until = at.max(self.head.at);
+        self.advance(
+            pricer,
+            &mut acc,
+            self.head.at,
+            until,
+            Fill::Total(Decimal::ZERO),
+            at,
+        );
+        let cost = pricer.finalize(&acc)?;
+        summary(&cost, self.energy_wh())
     }
 
-    /// The cost `ahead` after `at`, assuming charging goes on at the latest reported power.
-    /// Never below [`LiveCost::cost_at`] for the same instant.
-    pub fn projected_cost(&self, at: DateTime<Utc>, ahead: chrono::Duration) -> Result<Money, PricingError> {
-        let ahead = ahead.max(chrono::Duration::zero());
-        let until = at + ahead;
-        let mut energy = self.energy_wh();
-        if self.charging {
-            if let Some(MeterSample { timestamp, power_w: Some(power), .. }) = self.latest_sample {
-                // Energy since the last sample up to the horizon, at that sample's power.
-                let secs = (until - timestamp.max(self.started_at)).num_seconds().max(0);
-                energy += power.max(0).saturating_mul(secs) / 3600;
-            }
-        }
-        Ok(self.price(until, energy)?.amount)
+    /// The cost `ahead` after `at`, assuming the charging state at `at` goes on and energy
+    /// flows at the latest reported power (else the average power of the latest sample
+    /// interval) from the latest sample on. Never below [`LiveCost::cost_at`] for `at`: where
+    /// OCPI's step_size rule would make a later cost smaller, the current cost is returned.
+    pub fn projected_cost(
+        &self,
+        at: DateTime<Utc>,
+        ahead: chrono::Duration,
+    ) -> Result<Money, PricingError> {
+        let now = self.cost_at(at)?.amount;
+        let pricer = self
+            .pricer
+            .as_ref()
+            .map_err(|e| PricingError::Rate(e.clone()))?;
+        let until = at.max(self.head.at) + ahead.max(chrono::Duration::zero());
+        let power = self
+            .head
+            .projection_power_w
+            .unwrap_or(Decimal::ZERO)
+            .max(Decimal::ZERO);
+        let mut acc = self.head.acc.clone();
+        self.advance(
+            pricer,
+            &mut acc,
+            self.head.at,
+            until,
+            Fill::Power(power),
+            at,
+        );
+        let projected = to_minor_units(
+            pricer.finalize(&acc)?.total_cost.incl_vat,
+            self.rate.currency,
+        )?;
+        Ok(if projected.amount > now.amount {
+            projected
+        } else {
+            now
+        })
     }
 
     /// The final cost when the station reports the stop at `at` with the register at
     /// `meter_stop_wh`.
-    pub fn finish(&mut self, at: DateTime<Utc>, meter_stop_wh: i64) -> Result<CostSummary, PricingError> {
-        self.meter_latest_wh = self.meter_latest_wh.max(meter_stop_wh);
+    pub fn finish(
+        &mut self,
+        at: DateTime<Utc>,
+        meter_stop_wh: i64,
+    ) -> Result<CostSummary, PricingError> {
+        self.record_meter(MeterSample::new(at, meter_stop_wh, None));
         self.cost_at(at)
     }
 
-    fn price(&self, at: DateTime<Utc>, energy_wh: i64) -> Result<CostSummary, PricingError> {
-        let elapsed = (at.max(self.state_since) - self.state_since).num_seconds();
-        let (charging_seconds, parking_seconds) = if self.charging {
-            (self.charging_seconds + elapsed, self.parking_seconds)
-        } else {
-            (self.charging_seconds, self.parking_seconds + elapsed)
+    /// Whether the state is charging at `at` (transitions at `at` included).
+    fn charging_at(&self, at: DateTime<Utc>) -> bool {
+        self.transitions
+            .range(..=at)
+            .next_back()
+            .is_none_or(|(_, c)| *c)
+    }
+
+    /// Folds a sample at or after the head into the head state; `position` is its 1-based
+    /// rank among all samples, for checkpointing.
+    fn fold(&mut self, sample: MeterSample, position: usize) {
+        let Ok(pricer) = &self.pricer else {
+            self.head.at = sample.timestamp;
+            self.head.initial = false;
+            self.head.register_wh = self.head.register_wh.max(sample.energy_wh);
+            return;
         };
-        let hundred = Decimal::ONE_HUNDRED;
-        let mut breakdown = Vec::with_capacity(self.rate.price_components.len());
-        let mut total = Decimal::ZERO;
-        for c in &self.rate.price_components {
-            let step = i64::from(c.step_size.unwrap_or(1).max(1));
-            let quantity = match c.dimension {
-                Dimension::Flat => Decimal::ONE,
-                Dimension::Energy => Decimal::new(round_up(energy_wh, step), 3),
-                Dimension::Time => Decimal::from(round_up(charging_seconds, step)) / Decimal::from(3600),
-                Dimension::ParkingTime => {
-                    let grace = c.grace_period.unwrap_or(Decimal::ZERO) * Decimal::from(3600);
-                    let grace = i64::try_from(grace.trunc()).unwrap_or(i64::MAX);
-                    Decimal::from(round_up((parking_seconds - grace).max(0), step)) / Decimal::from(3600)
-                }
-            };
-            let tax = c.tax.unwrap_or(Decimal::ZERO);
-            let before_tax = quantity.checked_mul(c.price).ok_or(PricingError::Overflow)?;
-            let with_tax = before_tax + before_tax * tax / hundred;
-            total += with_tax;
-            breakdown.push(CostComponent {
-                dimension: c.dimension,
-                quantity,
-                unit_price: c.price,
-                tax,
-                before_tax,
-                total: with_tax,
-            });
+        let mut head = self.head.clone();
+        let register = head.register_wh.max(sample.energy_wh);
+        let energy = Decimal::from(register.saturating_sub(head.register_wh));
+        let secs = crate::tariff::engine::nanos_decimal(sample.timestamp - head.at);
+        self.advance(
+            pricer,
+            &mut head.acc,
+            head.at,
+            sample.timestamp,
+            Fill::Total(energy),
+            sample.timestamp,
+        );
+        let average_w = if secs.is_zero() {
+            None
+        } else {
+            energy
+                .checked_mul(Decimal::from(3600))
+                .and_then(|e| e.checked_div(secs))
+        };
+        head.projection_power_w = sample
+            .power_w
+            .map(Decimal::from)
+            .or(average_w)
+            .or(head.projection_power_w);
+        head.power_kw = sample
+            .power_w
+            .map(|w| Decimal::from(w) / Decimal::from(1000));
+        head.current_a = sample.current_a;
+        head.at = sample.timestamp;
+        head.initial = false;
+        head.register_wh = register;
+        self.head = head;
+        if position % CHECKPOINT_EVERY == 0 {
+            self.checkpoints.push(self.head.clone());
         }
-        Ok(CostSummary {
-            amount: to_minor_units(total, self.rate.currency)?,
-            energy_wh,
-            charging_seconds,
-            parking_seconds,
-            breakdown,
-        })
+    }
+
+    /// Replays everything from the last checkpoint before `at`.
+    fn rewind(&mut self, at: DateTime<Utc>) {
+        while self.checkpoints.len() > 1 && self.checkpoints.last().is_some_and(|c| c.at >= at) {
+            self.checkpoints.pop();
+        }
+        let Some(base) = self.checkpoints.last().cloned() else {
+            return;
+        };
+        let (from, mut position) = if base.initial {
+            (Bound::Included(base.at), 0)
+        } else {
+            (
+                Bound::Excluded(base.at),
+                self.samples.range(..=base.at).count(),
+            )
+        };
+        let replay: Vec<MeterSample> = self
+            .samples
+            .range((from, Bound::Unbounded))
+            .map(|(_, s)| *s)
+            .collect();
+        self.head = base;
+        for sample in replay {
+            position += 1;
+            self.fold(sample, position);
+        }
+    }
+
+    /// Prices `[from, to)` into `acc`: cut at charging transitions up to `horizon`, energy
+    /// from `fill`, power and current of the head sample.
+    fn advance(
+        &self,
+        pricer: &Pricer,
+        acc: &mut Accumulator,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        fill: Fill,
+        horizon: DateTime<Utc>,
+    ) {
+        if to < from {
+            return;
+        }
+        let mut subs = Vec::new();
+        let mut state = self.charging_at(from);
+        let mut cursor = from;
+        for (&t, &charging) in self
+            .transitions
+            .range((Bound::Excluded(from), Bound::Excluded(to)))
+        {
+            if t > horizon {
+                break;
+            }
+            if charging != state {
+                subs.push((cursor, t, state));
+                cursor = t;
+                state = charging;
+            }
+        }
+        subs.push((cursor, to, state));
+        let secs = |s: &(DateTime<Utc>, DateTime<Utc>, bool)| {
+            crate::tariff::engine::nanos_decimal(s.1 - s.0)
+        };
+        let charging_secs: Decimal = subs.iter().filter(|s| s.2).map(secs).sum();
+        let all_secs: Decimal = subs.iter().map(secs).sum();
+        let (energy, weights_charging) = match fill {
+            Fill::Total(e) => (e, !charging_secs.is_zero()),
+            Fill::Power(w) => ((w * charging_secs / Decimal::from(3600)).round_dp(3), true),
+        };
+        let weight_total = if weights_charging {
+            charging_secs
+        } else {
+            all_secs
+        };
+        let weighted: Vec<bool> = subs.iter().map(|s| !weights_charging || s.2).collect();
+        let last_weighted = weighted.iter().rposition(|w| *w);
+        let power_kw = match fill {
+            Fill::Power(w) => Some(Range::at(w / Decimal::from(1000))),
+            Fill::Total(_) => self.head.power_kw.map(Range::at),
+        };
+        let current_a = self.head.current_a.map(Range::at);
+        let ctx = SessionContext {
+            start: self.started_at,
+            reservation_expired: false,
+        };
+        let mut left = energy;
+        for (i, sub) in subs.iter().enumerate() {
+            let share = if !weighted[i] {
+                Decimal::ZERO
+            } else if Some(i) == last_weighted || weight_total.is_zero() {
+                std::mem::take(&mut left)
+            } else {
+                let part = (energy * secs(sub) / weight_total)
+                    .round_dp_with_strategy(3, RoundingStrategy::ToZero);
+                left -= part;
+                part
+            };
+            let span = Span {
+                start: sub.0,
+                end: sub.1,
+                charging: sub.2,
+                energy_wh: share,
+                power_kw,
+                current_a,
+            };
+            pricer.add_span(acc, &span, &ctx);
+        }
     }
 }
 
-fn round_up(value: i64, step: i64) -> i64 {
-    if value <= 0 { 0 } else { (value + step - 1) / step * step }
+fn summary(cost: &TariffCost, energy_wh: i64) -> Result<CostSummary, PricingError> {
+    let whole = |secs: Decimal| i64::try_from(secs.trunc()).unwrap_or(i64::MAX);
+    let breakdown = cost
+        .lines
+        .iter()
+        .map(|l| CostComponent {
+            dimension: l.dimension,
+            quantity: l.volume,
+            unit_price: l.price,
+            tax: l.vat.unwrap_or(Decimal::ZERO),
+            before_tax: l.cost.excl_vat,
+            total: l.cost.incl_vat,
+        })
+        .collect();
+    Ok(CostSummary {
+        amount: to_minor_units(cost.total_cost.incl_vat, cost.currency)?,
+        energy_wh,
+        charging_seconds: whole(cost.charging_secs),
+        parking_seconds: whole(cost.parking_secs),
+        breakdown,
+        amount_excl_vat: Some(to_minor_units(cost.total_cost.excl_vat, cost.currency)?),
+    })
+}
+
+/// What a [`LiveCost`] serializes to: its inputs only; the engine state is rebuilt on load.
+#[derive(Serialize, Deserialize)]
+struct LiveCostData {
+    rate: Rate,
+    started_at: DateTime<Utc>,
+    meter_start_wh: i64,
+    #[serde(default)]
+    samples: Vec<MeterSample>,
+    #[serde(default)]
+    transitions: Vec<(DateTime<Utc>, bool)>,
+}
+
+impl From<LiveCost> for LiveCostData {
+    fn from(live: LiveCost) -> Self {
+        Self {
+            rate: live.rate,
+            started_at: live.started_at,
+            meter_start_wh: live.meter_start_wh,
+            samples: live.samples.into_values().collect(),
+            transitions: live.transitions.into_iter().collect(),
+        }
+    }
+}
+
+impl From<LiveCostData> for LiveCost {
+    fn from(data: LiveCostData) -> Self {
+        let mut live = LiveCost::start(data.rate, data.started_at, data.meter_start_wh);
+        for (at, charging) in data.transitions {
+            live.set_charging(at, charging);
+        }
+        for sample in data.samples {
+            live.record_meter(sample);
+        }
+        live
+    }
 }
 
 #[cfg(test)]
@@ -253,28 +562,48 @@ mod tests {
     }
 
     fn comp(dimension: Dimension, price: &str, tax: Option<&str>) -> RateComponent {
-        RateComponent { dimension, price: price.parse().unwrap(), tax: tax.map(|t| t.parse().unwrap()), step_size: None, grace_period: None }
+        RateComponent {
+            dimension,
+            price: price.parse().unwrap(),
+            tax: tax.map(|t| t.parse().unwrap()),
+            step_size: None,
+            grace_period: None,
+        }
     }
 
     #[test]
     fn energy_and_time_with_tax() {
         let rate = Rate {
             currency: Currency::USD,
-            price_components: vec![comp(Dimension::Energy, "0.35", Some("10")), comp(Dimension::Time, "1.20", None)],
+            price_components: vec![
+                comp(Dimension::Energy, "0.35", Some("10")),
+                comp(Dimension::Time, "1.20", None),
+            ],
+            ..Default::default()
         };
         let mut live = LiveCost::start(rate, t(0), 1000);
-        live.record_meter(MeterSample { timestamp: t(30), energy_wh: 11_000, power_w: Some(20_000) });
+        live.record_meter(MeterSample::new(t(30), 11_000, Some(20_000)));
         // 10 kWh * 0.35 * 1.1 = 3.85 ; 0.5 h * 1.20 = 0.60
-        assert_eq!(live.cost_at(t(30)).unwrap().amount, Money::new(445, Currency::USD));
+        assert_eq!(
+            live.cost_at(t(30)).unwrap().amount,
+            Money::new(445, Currency::USD)
+        );
         // +30 min at 20 kW = +10 kWh -> 7.70 + 1.20
-        assert_eq!(live.projected_cost(t(30), chrono::Duration::minutes(30)).unwrap(), Money::new(890, Currency::USD));
+        assert_eq!(
+            live.projected_cost(t(30), chrono::Duration::minutes(30))
+                .unwrap(),
+            Money::new(890, Currency::USD)
+        );
     }
 
     #[test]
     fn paused_time_is_parking_and_grace_applies() {
         let mut parking = comp(Dimension::ParkingTime, "6", None);
         parking.grace_period = Some("0.25".parse().unwrap());
-        let rate = Rate { currency: Currency::EUR, price_components: vec![comp(Dimension::Flat, "1", None), parking] };
+        let rate = Rate::new(
+            Currency::EUR,
+            vec![comp(Dimension::Flat, "1", None), parking],
+        );
         let mut live = LiveCost::start(rate, t(0), 0);
         live.set_charging(t(10), false);
         // 30 min not charging, 15 free: 0.25 h * 6 = 1.50, + 1.00 flat
@@ -285,8 +614,23 @@ mod tests {
 
     #[test]
     fn rounding_is_half_away_from_zero_once() {
-        assert_eq!(to_minor_units("0.005".parse().unwrap(), Currency::USD).unwrap().amount, 1);
-        assert_eq!(to_minor_units("0.0049".parse().unwrap(), Currency::USD).unwrap().amount, 0);
-        assert_eq!(to_minor_units("12.5".parse().unwrap(), "JPY".parse().unwrap()).unwrap().amount, 13);
+        assert_eq!(
+            to_minor_units("0.005".parse().unwrap(), Currency::USD)
+                .unwrap()
+                .amount,
+            1
+        );
+        assert_eq!(
+            to_minor_units("0.0049".parse().unwrap(), Currency::USD)
+                .unwrap()
+                .amount,
+            0
+        );
+        assert_eq!(
+            to_minor_units("12.5".parse().unwrap(), "JPY".parse().unwrap())
+                .unwrap()
+                .amount,
+            13
+        );
     }
 }

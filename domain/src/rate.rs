@@ -1,11 +1,19 @@
 //! The operator's rate as the API exposes it (eDRV-style): at most one price component per
 //! dimension, a tax percent per component, an optional parking grace period. A session keeps a
 //! snapshot of its rate, so a rate edited mid-session never changes what the driver pays.
+//!
+//! A rate is priced by the OCPI 2.2.1 engine ([`crate::tariff`]): [`Rate::to_tariff`] maps it
+//! onto a tariff (one element per component; a grace period becomes a restriction on the
+//! not-charging time so far). A rate may instead carry a full OCPI tariff (`tariff`) with
+//! time-of-day and other restrictions, read in `time_zone`.
 
+use chrono_tz::Tz;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
 use crate::money::Currency;
+use crate::tariff::engine::Pricer;
+use crate::tariff::{PriceComponent, Tariff, TariffElement, TariffError, TariffRestrictions};
 
 /// What a price component charges for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -43,6 +51,8 @@ pub struct RateComponent {
 }
 
 /// A rate: the price list attached to a session.
+///
+/// Build with [`Rate::new`] or a literal ending in `..Default::default()`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Rate {
@@ -50,6 +60,20 @@ pub struct Rate {
     pub currency: Currency,
     /// At most one component per dimension.
     pub price_components: Vec<RateComponent>,
+    /// IANA time zone of the location, for a tariff's local times; omitted = UTC.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_zone: Option<String>,
+    /// A full OCPI 2.2.1 tariff that, when present, prices the session instead of
+    /// `price_components` (which then only describe it for display). Same currency.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tariff: Option<Tariff>,
+}
+
+impl Default for Rate {
+    /// An empty USD rate (free), to complete struct literals.
+    fn default() -> Self {
+        Self::new(Currency::USD, Vec::new())
+    }
 }
 
 /// Why a rate was refused.
@@ -64,11 +88,37 @@ pub enum RateError {
     /// A grace period on a component other than PARKING_TIME.
     #[error("price_components[{index}]: grace_period is only allowed on PARKING_TIME")]
     GraceOutsideParking { index: usize },
+    /// `time_zone` is not an IANA name.
+    #[error(
+        "time_zone: `{0}` is not an IANA time zone name (e.g. Europe/Amsterdam); omit it for UTC"
+    )]
+    UnknownTimeZone(String),
+    /// The embedded OCPI tariff is invalid.
+    #[error("tariff.{0}")]
+    Tariff(TariffError),
+    /// The embedded tariff's currency differs from the rate's.
+    #[error("tariff.currency: {tariff} differs from the rate's currency {rate}; use one currency")]
+    TariffCurrency { rate: Currency, tariff: Currency },
 }
 
 impl Rate {
+    /// A rate of `price_components` in `currency`, UTC, no OCPI tariff.
+    pub fn new(currency: Currency, price_components: Vec<RateComponent>) -> Self {
+        Self {
+            currency,
+            price_components,
+            time_zone: None,
+            tariff: None,
+        }
+    }
+
     /// Checks the rules the API enforces on rates.
     pub fn validate(&self) -> Result<(), RateError> {
+        self.validate_components()?;
+        self.pricer().map(|_| ())
+    }
+
+    fn validate_components(&self) -> Result<(), RateError> {
         let mut seen = Vec::new();
         for (index, c) in self.price_components.iter().enumerate() {
             if seen.contains(&c.dimension) {
@@ -76,13 +126,24 @@ impl Rate {
             }
             seen.push(c.dimension);
             if c.price.is_sign_negative() && !c.price.is_zero() {
-                return Err(RateError::Negative { index, field: "price" });
+                return Err(RateError::Negative {
+                    index,
+                    field: "price",
+                });
             }
             if c.tax.is_some_and(|t| t.is_sign_negative() && !t.is_zero()) {
-                return Err(RateError::Negative { index, field: "tax" });
+                return Err(RateError::Negative {
+                    index,
+                    field: "tax",
+                });
             }
-            if c.grace_period.is_some_and(|g| g.is_sign_negative() && !g.is_zero()) {
-                return Err(RateError::Negative { index, field: "grace_period" });
+            if c.grace_period
+                .is_some_and(|g| g.is_sign_negative() && !g.is_zero())
+            {
+                return Err(RateError::Negative {
+                    index,
+                    field: "grace_period",
+                });
             }
             if c.grace_period.is_some() && c.dimension != Dimension::ParkingTime {
                 return Err(RateError::GraceOutsideParking { index });
@@ -93,12 +154,96 @@ impl Rate {
 
     /// The component for `dimension`, if the rate has one.
     pub fn component(&self, dimension: Dimension) -> Option<&RateComponent> {
-        self.price_components.iter().find(|c| c.dimension == dimension)
+        self.price_components
+            .iter()
+            .find(|c| c.dimension == dimension)
+    }
+
+    /// The time zone of local times (UTC when omitted).
+    pub fn tz(&self) -> Result<Tz, RateError> {
+        match &self.time_zone {
+            None => Ok(Tz::UTC),
+            Some(name) => name
+                .parse()
+                .map_err(|_| RateError::UnknownTimeZone(name.clone())),
+        }
+    }
+
+    /// The OCPI tariff this rate prices with: the embedded one, or the components mapped one
+    /// element each, in order: `tax` becomes `vat` (omitted stays omitted = no tax),
+    /// `step_size` defaults to 1, and a PARKING_TIME `grace_period` (hours) becomes the
+    /// restriction "not-charging time so far >= grace" so the first `grace` hours of parking
+    /// are free. step_size then follows OCPI (the parking total is rounded, the free part
+    /// deducted), so a grace that is not a multiple of the step bills `ceil(T/step)*step - grace`.
+    pub fn to_tariff(&self) -> Tariff {
+        if let Some(tariff) = &self.tariff {
+            return tariff.clone();
+        }
+        let elements = self
+            .price_components
+            .iter()
+            .map(|c| {
+                let grace = c.grace_period.filter(|g| *g > Decimal::ZERO).map(|g| {
+                    let secs = (g * Decimal::from(3600)).ceil();
+                    i64::try_from(secs).unwrap_or(i64::MAX)
+                });
+                TariffElement {
+                    price_components: vec![PriceComponent {
+                        dimension: c.dimension,
+                        price: c.price,
+                        vat: c.tax,
+                        step_size: c.step_size.unwrap_or(1),
+                    }],
+                    restrictions: grace.map(|g| TariffRestrictions {
+                        min_parking_duration: Some(g),
+                        ..TariffRestrictions::default()
+                    }),
+                }
+            })
+            .collect::<Vec<_>>();
+        Tariff {
+            id: None,
+            currency: self.currency,
+            min_price: None,
+            max_price: None,
+            elements,
+        }
+    }
+
+    /// The engine for this rate. A rate without components prices as free.
+    pub fn pricer(&self) -> Result<Pricer, RateError> {
+        let tz = self.tz()?;
+        let mut tariff = self.to_tariff();
+        if tariff.currency != self.currency {
+            return Err(RateError::TariffCurrency {
+                rate: self.currency,
+                tariff: tariff.currency,
+            });
+        }
+        if self.tariff.is_none() && tariff.elements.is_empty() {
+            // Free: OCPI's way of saying so is one FLAT component at 0.
+            tariff.elements.push(TariffElement {
+                price_components: vec![PriceComponent {
+                    dimension: Dimension::Flat,
+                    price: Decimal::ZERO,
+                    vat: None,
+                    step_size: 0,
+                }],
+                restrictions: None,
+            });
+        }
+        Pricer::new(tariff, tz).map_err(RateError::Tariff)
     }
 
     /// Whether the rate bills overstay. Such sessions cannot be stopped through the API: only
     /// unplugging (or the hold running out) ends them.
     pub fn has_parking_time(&self) -> bool {
-        self.component(Dimension::ParkingTime).is_some()
+        let in_tariff = self.tariff.as_ref().is_some_and(|t| {
+            t.elements
+                .iter()
+                .flat_map(|e| &e.price_components)
+                .any(|c| c.dimension == Dimension::ParkingTime)
+        });
+        in_tariff || self.component(Dimension::ParkingTime).is_some()
     }
 }
