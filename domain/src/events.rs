@@ -99,9 +99,7 @@ pub struct SessionEvent {
 impl SessionEvent {
     /// The stable id of the `seq`-th event of a session.
     pub fn id_for(session: &crate::ids::SessionId, seq: u32) -> String {
-        let body = session
-            .as_str()
-            .trim_start_matches(crate::ids::SessionId::PREFIX);
+        let body = session.as_str().trim_start_matches(crate::ids::SessionId::PREFIX);
         format!("evt_{body}_{seq:04}")
     }
 }

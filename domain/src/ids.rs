@@ -10,20 +10,10 @@ use serde::{Deserialize, Serialize};
 pub enum IdError {
     /// The id does not start with the expected prefix; pass an id of the right kind.
     #[error("`{value}` is not a {kind} id: it must start with `{prefix}`")]
-    WrongPrefix {
-        kind: &'static str,
-        prefix: &'static str,
-        value: String,
-    },
+    WrongPrefix { kind: &'static str, prefix: &'static str, value: String },
     /// The id has characters outside `[A-Za-z0-9_-]` or a wrong length.
-    #[error(
-        "`{value}` is not a valid {kind} id: use 1 to 64 characters of letters, digits, `_` or `-` after `{prefix}`"
-    )]
-    Malformed {
-        kind: &'static str,
-        prefix: &'static str,
-        value: String,
-    },
+    #[error("`{value}` is not a valid {kind} id: use 1 to 64 characters of letters, digits, `_` or `-` after `{prefix}`")]
+    Malformed { kind: &'static str, prefix: &'static str, value: String },
 }
 
 macro_rules! prefixed_id {
@@ -129,17 +119,11 @@ impl FromStr for ChargeStationId {
         // OCPP 1.6 CiString identities: keep to URL-safe printable ASCII.
         let ok = !value.is_empty()
             && value.len() <= 48
-            && value
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
+            && value.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
         if ok {
             Ok(Self(value.to_owned()))
         } else {
-            Err(IdError::Malformed {
-                kind: "charge station",
-                prefix: "",
-                value: value.to_owned(),
-            })
+            Err(IdError::Malformed { kind: "charge station", prefix: "", value: value.to_owned() })
         }
     }
 }
@@ -200,18 +184,9 @@ mod tests {
     #[test]
     fn session_id_needs_its_prefix() {
         assert!("ses_abc123".parse::<SessionId>().is_ok());
-        assert!(matches!(
-            "pay_abc".parse::<SessionId>(),
-            Err(IdError::WrongPrefix { .. })
-        ));
-        assert!(matches!(
-            "ses_".parse::<SessionId>(),
-            Err(IdError::Malformed { .. })
-        ));
-        assert!(matches!(
-            "ses_a b".parse::<SessionId>(),
-            Err(IdError::Malformed { .. })
-        ));
+        assert!(matches!("pay_abc".parse::<SessionId>(), Err(IdError::WrongPrefix { .. })));
+        assert!(matches!("ses_".parse::<SessionId>(), Err(IdError::Malformed { .. })));
+        assert!(matches!("ses_a b".parse::<SessionId>(), Err(IdError::Malformed { .. })));
     }
 
     #[test]

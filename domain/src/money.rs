@@ -28,24 +28,23 @@ pub struct Currency([u8; 3]);
 
 /// Currencies whose minor unit is the major unit (ISO 4217 exponent 0).
 const ZERO_DECIMAL: &[&str] = &[
-    "BIF", "CLP", "DJF", "GNF", "ISK", "JPY", "KMF", "KRW", "PYG", "RWF", "UGX", "UYI", "VND",
-    "VUV", "XAF", "XOF", "XPF",
+    "BIF", "CLP", "DJF", "GNF", "ISK", "JPY", "KMF", "KRW", "PYG", "RWF", "UGX", "UYI", "VND", "VUV",
+    "XAF", "XOF", "XPF",
 ];
 /// Currencies with three decimals (ISO 4217 exponent 3).
 const THREE_DECIMAL: &[&str] = &["BHD", "IQD", "JOD", "KWD", "LYD", "OMR", "TND"];
 /// Currencies with two decimals (ISO 4217 exponent 2).
 const TWO_DECIMAL: &[&str] = &[
-    "AED", "AFN", "ALL", "AMD", "ANG", "AOA", "ARS", "AUD", "AWG", "AZN", "BAM", "BBD", "BDT",
-    "BGN", "BMD", "BND", "BOB", "BRL", "BSD", "BTN", "BWP", "BYN", "BZD", "CAD", "CDF", "CHF",
-    "CNY", "COP", "CRC", "CUP", "CVE", "CZK", "DKK", "DOP", "DZD", "EGP", "ERN", "ETB", "EUR",
-    "FJD", "FKP", "GBP", "GEL", "GHS", "GIP", "GMD", "GTQ", "GYD", "HKD", "HNL", "HTG", "HUF",
-    "IDR", "ILS", "INR", "IRR", "JMD", "KES", "KGS", "KHR", "KPW", "KYD", "KZT", "LAK", "LBP",
-    "LKR", "LRD", "LSL", "MAD", "MDL", "MGA", "MKD", "MMK", "MNT", "MOP", "MRU", "MUR", "MVR",
-    "MWK", "MXN", "MYR", "MZN", "NAD", "NGN", "NIO", "NOK", "NPR", "NZD", "PAB", "PEN", "PGK",
-    "PHP", "PKR", "PLN", "QAR", "RON", "RSD", "RUB", "SAR", "SBD", "SCR", "SDG", "SEK", "SGD",
-    "SHP", "SLE", "SOS", "SRD", "SSP", "STN", "SVC", "SYP", "SZL", "THB", "TJS", "TMT", "TOP",
-    "TRY", "TTD", "TWD", "TZS", "UAH", "USD", "UYU", "UZS", "VES", "WST", "XCD", "YER", "ZAR",
-    "ZMW", "ZWL",
+    "AED", "AFN", "ALL", "AMD", "ANG", "AOA", "ARS", "AUD", "AWG", "AZN", "BAM", "BBD", "BDT", "BGN",
+    "BMD", "BND", "BOB", "BRL", "BSD", "BTN", "BWP", "BYN", "BZD", "CAD", "CDF", "CHF", "CNY", "COP",
+    "CRC", "CUP", "CVE", "CZK", "DKK", "DOP", "DZD", "EGP", "ERN", "ETB", "EUR", "FJD", "FKP", "GBP",
+    "GEL", "GHS", "GIP", "GMD", "GTQ", "GYD", "HKD", "HNL", "HTG", "HUF", "IDR", "ILS", "INR", "IRR",
+    "JMD", "KES", "KGS", "KHR", "KPW", "KYD", "KZT", "LAK", "LBP", "LKR", "LRD", "LSL", "MAD", "MDL",
+    "MGA", "MKD", "MMK", "MNT", "MOP", "MRU", "MUR", "MVR", "MWK", "MXN", "MYR", "MZN", "NAD", "NGN",
+    "NIO", "NOK", "NPR", "NZD", "PAB", "PEN", "PGK", "PHP", "PKR", "PLN", "QAR", "RON", "RSD", "RUB",
+    "SAR", "SBD", "SCR", "SDG", "SEK", "SGD", "SHP", "SLE", "SOS", "SRD", "SSP", "STN", "SVC", "SYP",
+    "SZL", "THB", "TJS", "TMT", "TOP", "TRY", "TTD", "TWD", "TZS", "UAH", "USD", "UYU", "UZS", "VES",
+    "WST", "XCD", "YER", "ZAR", "ZMW", "ZWL",
 ];
 
 impl Currency {
@@ -124,18 +123,12 @@ pub struct Money {
 impl Money {
     /// An amount of `minor` minor units.
     pub const fn new(minor: i64, currency: Currency) -> Self {
-        Self {
-            amount: minor,
-            currency,
-        }
+        Self { amount: minor, currency }
     }
 
     /// Zero in `currency`.
     pub const fn zero(currency: Currency) -> Self {
-        Self {
-            amount: 0,
-            currency,
-        }
+        Self { amount: 0, currency }
     }
 
     /// Whether the amount is zero.
@@ -147,47 +140,28 @@ impl Money {
         if self.currency == other.currency {
             Ok(())
         } else {
-            Err(MoneyError::CurrencyMismatch {
-                left: self.currency,
-                right: other.currency,
-            })
+            Err(MoneyError::CurrencyMismatch { left: self.currency, right: other.currency })
         }
     }
 
     /// `self + other`, refusing other currencies and overflow.
     pub fn checked_add(self, other: Money) -> Result<Money, MoneyError> {
         self.same_currency(&other)?;
-        let amount = self
-            .amount
-            .checked_add(other.amount)
-            .ok_or(MoneyError::Overflow)?;
-        Ok(Money {
-            amount,
-            currency: self.currency,
-        })
+        let amount = self.amount.checked_add(other.amount).ok_or(MoneyError::Overflow)?;
+        Ok(Money { amount, currency: self.currency })
     }
 
     /// `self - other`, refusing other currencies and overflow.
     pub fn checked_sub(self, other: Money) -> Result<Money, MoneyError> {
         self.same_currency(&other)?;
-        let amount = self
-            .amount
-            .checked_sub(other.amount)
-            .ok_or(MoneyError::Overflow)?;
-        Ok(Money {
-            amount,
-            currency: self.currency,
-        })
+        let amount = self.amount.checked_sub(other.amount).ok_or(MoneyError::Overflow)?;
+        Ok(Money { amount, currency: self.currency })
     }
 
     /// The smaller of two amounts of the same currency.
     pub fn checked_min(self, other: Money) -> Result<Money, MoneyError> {
         self.same_currency(&other)?;
-        Ok(if other.amount < self.amount {
-            other
-        } else {
-            self
-        })
+        Ok(if other.amount < self.amount { other } else { self })
     }
 
     /// Compares two amounts of the same currency.
@@ -207,14 +181,7 @@ impl fmt::Display for Money {
         let sign = if self.amount < 0 { "-" } else { "" };
         let abs = self.amount.unsigned_abs();
         let scale_u = scale.unsigned_abs();
-        write!(
-            f,
-            "{sign}{}.{:0width$} {}",
-            abs / scale_u,
-            abs % scale_u,
-            self.currency,
-            width = exp as usize
-        )
+        write!(f, "{sign}{}.{:0width$} {}", abs / scale_u, abs % scale_u, self.currency, width = exp as usize)
     }
 }
 
@@ -227,50 +194,29 @@ mod tests {
         assert_eq!("usd".parse::<Currency>().unwrap().exponent(), 2);
         assert_eq!("JPY".parse::<Currency>().unwrap().exponent(), 0);
         assert_eq!("kwd".parse::<Currency>().unwrap().exponent(), 3);
-        assert!(matches!(
-            "xyz".parse::<Currency>(),
-            Err(MoneyError::UnknownCurrency(_))
-        ));
+        assert!(matches!("xyz".parse::<Currency>(), Err(MoneyError::UnknownCurrency(_))));
         assert!("dollars".parse::<Currency>().is_err());
     }
 
     #[test]
     fn currency_serializes_lower_case_and_parses_any_case() {
         assert_eq!(serde_json::to_string(&Currency::USD).unwrap(), "\"usd\"");
-        assert_eq!(
-            serde_json::from_str::<Currency>("\"EUR\"").unwrap(),
-            Currency::EUR
-        );
+        assert_eq!(serde_json::from_str::<Currency>("\"EUR\"").unwrap(), Currency::EUR);
     }
 
     #[test]
     fn arithmetic_refuses_mixed_currencies_and_overflow() {
         let a = Money::new(100, Currency::USD);
-        assert_eq!(
-            a.checked_add(Money::new(50, Currency::USD)).unwrap().amount,
-            150
-        );
-        assert!(matches!(
-            a.checked_add(Money::new(1, Currency::EUR)),
-            Err(MoneyError::CurrencyMismatch { .. })
-        ));
-        assert_eq!(
-            Money::new(i64::MAX, Currency::USD).checked_add(Money::new(1, Currency::USD)),
-            Err(MoneyError::Overflow)
-        );
+        assert_eq!(a.checked_add(Money::new(50, Currency::USD)).unwrap().amount, 150);
+        assert!(matches!(a.checked_add(Money::new(1, Currency::EUR)), Err(MoneyError::CurrencyMismatch { .. })));
+        assert_eq!(Money::new(i64::MAX, Currency::USD).checked_add(Money::new(1, Currency::USD)), Err(MoneyError::Overflow));
     }
 
     #[test]
     fn display_uses_the_currency_exponent() {
         assert_eq!(Money::new(1800, Currency::USD).to_string(), "18.00 USD");
         assert_eq!(Money::new(-5, Currency::EUR).to_string(), "-0.05 EUR");
-        assert_eq!(
-            Money::new(1234, "KWD".parse().unwrap()).to_string(),
-            "1.234 KWD"
-        );
-        assert_eq!(
-            Money::new(500, "JPY".parse().unwrap()).to_string(),
-            "500 JPY"
-        );
+        assert_eq!(Money::new(1234, "KWD".parse().unwrap()).to_string(), "1.234 KWD");
+        assert_eq!(Money::new(500, "JPY".parse().unwrap()).to_string(), "500 JPY");
     }
 }

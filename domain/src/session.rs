@@ -137,11 +137,7 @@ pub struct SessionCost {
 impl SessionCost {
     /// The API view of a computed cost.
     pub fn from_summary(summary: &CostSummary) -> Self {
-        Self {
-            amount: Some(summary.amount.amount),
-            currency: Some(summary.amount.currency),
-            details: Some(summary.clone()),
-        }
+        Self { amount: Some(summary.amount.amount), currency: Some(summary.amount.currency), details: Some(summary.clone()) }
     }
 }
 
