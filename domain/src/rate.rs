@@ -235,15 +235,211 @@ impl Rate {
         Pricer::new(tariff, tz).map_err(RateError::Tariff)
     }
 
-    /// Whether the rate bills overstay. Such sessions cannot be stopped through the API: only
+    /// Whether the rate bills overstay (with an embedded tariff: whether the tariff does). Such sessions cannot be stopped through the API: only
     /// unplugging (or the hold running out) ends them.
     pub fn has_parking_time(&self) -> bool {
-        let in_tariff = self.tariff.as_ref().is_some_and(|t| {
-            t.elements
+        match &self.tariff {
+            // The embedded tariff prices the session; the components only describe it.
+            Some(t) => t
+                .elements
                 .iter()
                 .flat_map(|e| &e.price_components)
-                .any(|c| c.dimension == Dimension::ParkingTime)
-        });
-        in_tariff || self.component(Dimension::ParkingTime).is_some()
+                .any(|c| c.dimension == Dimension::ParkingTime),
+            None => self.component(Dimension::ParkingTime).is_some(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::money::Money;
+    use crate::pricing::{LiveCost, MeterSample};
+    use chrono::{DateTime, Duration, TimeZone, Utc};
+
+    fn t(min: i64) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 1, 1, 12, 0, 0).unwrap() + Duration::minutes(min)
+    }
+
+    fn d(s: &str) -> Decimal {
+        s.parse().unwrap()
+    }
+
+    /// The eDRV example rate of docs/domain.md §1.5.
+    fn edrv_example() -> Rate {
+        serde_json::from_str(
+            r#"{"currency":"eur","price_components":[
+                {"type":"FLAT","price":5,"tax":10},
+                {"type":"ENERGY","price":0.35,"tax":19},
+                {"type":"TIME","price":2.5,"tax":0},
+                {"type":"PARKING_TIME","price":0.35,"tax":19,"grace_period":1.5}]}"#,
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn existing_rate_json_still_deserializes_and_new_fields_stay_hidden() {
+        let rate = edrv_example();
+        rate.validate().unwrap();
+        assert_eq!(rate.time_zone, None);
+        assert_eq!(rate.tariff, None);
+        let json = serde_json::to_string(&rate).unwrap();
+        assert!(
+            !json.contains("time_zone") && !json.contains("tariff"),
+            "{json}"
+        );
+        assert!(
+            serde_json::from_str::<Rate>(r#"{"currency":"usd","price_components":[],"bogus":1}"#)
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn tax_per_component_and_grace_period() {
+        let mut live = LiveCost::start(edrv_example(), t(0), 0);
+        live.record_meter(MeterSample::new(t(60), 10_000, Some(10_000)));
+        live.set_charging(t(60), false);
+        let cost = live.cost_at(t(180)).unwrap();
+        // FLAT 5 x 1.10 = 5.50; ENERGY 10 x 0.35 x 1.19 = 4.165; TIME 1 h x 2.5 = 2.50;
+        // PARKING (2 h - 1.5 h grace) x 0.35 x 1.19 = 0.20825. Total 12.37325.
+        assert_eq!(cost.amount, Money::new(1237, Currency::EUR));
+        // Excl. tax 11.175 rounds half away from zero to 11.18.
+        assert_eq!(cost.amount_excl_vat, Some(Money::new(1118, Currency::EUR)));
+        let taxes: Vec<(Dimension, Decimal, Decimal)> = cost
+            .breakdown
+            .iter()
+            .map(|c| (c.dimension, c.tax, c.total))
+            .collect();
+        assert_eq!(
+            taxes,
+            vec![
+                (Dimension::Flat, d("10"), d("5.5")),
+                (Dimension::Energy, d("19"), d("4.165")),
+                (Dimension::Time, d("0"), d("2.5")),
+                (Dimension::ParkingTime, d("19"), d("0.20825")),
+            ]
+        );
+        assert_eq!(
+            cost.breakdown[3].quantity,
+            d("0.5"),
+            "only parking after the grace period is billed"
+        );
+        // Within the grace period parking is free.
+        assert_eq!(
+            live.cost_at(t(150)).unwrap().amount,
+            Money::new(1217, Currency::EUR)
+        );
+    }
+
+    #[test]
+    fn edrv_tax_is_added_on_top() {
+        // docs/domain.md §1.5: 10 kWh x $0.10 x (1 + 10 %) = $1.10.
+        let rate = Rate::new(
+            Currency::USD,
+            vec![RateComponent {
+                dimension: Dimension::Energy,
+                price: d("0.10"),
+                tax: Some(d("10")),
+                step_size: None,
+                grace_period: None,
+            }],
+        );
+        let mut live = LiveCost::start(rate, t(0), 5_000);
+        let cost = live.finish(t(45), 15_000).unwrap();
+        assert_eq!(cost.amount, Money::new(110, Currency::USD));
+        assert_eq!(cost.energy_wh, 10_000);
+    }
+
+    #[test]
+    fn grace_period_with_step_size_follows_ocpi_rounding() {
+        // Parking 6/h, step 3600 s, grace 0.5 h; 40 min parked: the parking total (40 min) is
+        // rounded to 60 min and the free 30 min deducted, so 30 min are billed.
+        let parking = RateComponent {
+            dimension: Dimension::ParkingTime,
+            price: d("6"),
+            tax: None,
+            step_size: Some(3600),
+            grace_period: Some(d("0.5")),
+        };
+        let tariff = Rate::new(Currency::EUR, vec![parking.clone()]).to_tariff();
+        assert_eq!(
+            tariff.elements[0]
+                .restrictions
+                .as_ref()
+                .unwrap()
+                .min_parking_duration,
+            Some(1800)
+        );
+        let mut live = LiveCost::start(Rate::new(Currency::EUR, vec![parking]), t(0), 0);
+        live.set_charging(t(0), false);
+        assert_eq!(
+            live.cost_at(t(30)).unwrap().amount,
+            Money::zero(Currency::EUR)
+        );
+        assert_eq!(
+            live.cost_at(t(40)).unwrap().amount,
+            Money::new(300, Currency::EUR)
+        );
+    }
+
+    #[test]
+    fn rounding_to_minor_units_follows_the_currency_exponent() {
+        let energy = |price: &str| RateComponent {
+            dimension: Dimension::Energy,
+            price: d(price),
+            tax: None,
+            step_size: None,
+            grace_period: None,
+        };
+        let one_kwh = |rate: Rate| {
+            let mut live = LiveCost::start(rate, t(0), 0);
+            live.finish(t(10), 1_000).unwrap().amount.amount
+        };
+        let kwd: Currency = "KWD".parse().unwrap();
+        let jpy: Currency = "JPY".parse().unwrap();
+        assert_eq!(one_kwh(Rate::new(kwd, vec![energy("0.1234")])), 123);
+        assert_eq!(
+            one_kwh(Rate::new(kwd, vec![energy("0.1235")])),
+            124,
+            "half away from zero"
+        );
+        assert_eq!(one_kwh(Rate::new(jpy, vec![energy("12.5")])), 13);
+        assert_eq!(one_kwh(Rate::new(Currency::USD, vec![energy("0.125")])), 13);
+        assert_eq!(
+            one_kwh(Rate::new(Currency::USD, vec![energy("0.1249")])),
+            12
+        );
+    }
+
+    #[test]
+    fn time_zone_and_embedded_tariff_are_validated() {
+        let mut rate = edrv_example();
+        rate.time_zone = Some("Europe/Nowhere".into());
+        assert_eq!(
+            rate.validate(),
+            Err(RateError::UnknownTimeZone("Europe/Nowhere".into()))
+        );
+        rate.time_zone = Some("Europe/Amsterdam".into());
+        rate.validate().unwrap();
+        rate.tariff = Some(serde_json::from_str(r#"{"currency":"USD","elements":[{"price_components":[{"type":"FLAT","price":1,"step_size":0}]}]}"#).unwrap());
+        assert!(matches!(
+            rate.validate(),
+            Err(RateError::TariffCurrency { .. })
+        ));
+        rate.tariff = Some(serde_json::from_str(r#"{"currency":"EUR","elements":[]}"#).unwrap());
+        assert_eq!(
+            rate.validate().unwrap_err().to_string(),
+            "tariff.elements: must hold at least one element"
+        );
+        assert!(rate.tariff.is_some() && !rate.has_parking_time());
+    }
+
+    #[test]
+    fn an_empty_rate_is_free() {
+        let mut live = LiveCost::start(Rate::new(Currency::USD, Vec::new()), t(0), 0);
+        assert_eq!(
+            live.finish(t(60), 5_000).unwrap().amount,
+            Money::zero(Currency::USD)
+        );
     }
 }
