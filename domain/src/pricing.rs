@@ -426,10 +426,16 @@ impl LiveCost {
         let mut subs = Vec::new();
         let mut state = self.charging_at(from);
         let mut cursor = from;
-        for (&t, &charging) in self
-            .transitions
-            .range((Bound::Excluded(from), Bound::Excluded(to)))
-        {
+        // BTreeMap refuses an empty excluded range, hence the guard.
+        let inside = if to > from {
+            Some(
+                self.transitions
+                    .range((Bound::Excluded(from), Bound::Excluded(to))),
+            )
+        } else {
+            None
+        };
+        for (&t, &charging) in inside.into_iter().flatten() {
             if t > horizon {
                 break;
             }
@@ -632,5 +638,175 @@ mod tests {
                 .amount,
             13
         );
+    }
+
+    fn tariff_rate(tariff: &str, tz: Option<&str>) -> Rate {
+        Rate {
+            currency: Currency::EUR,
+            tariff: Some(serde_json::from_str(tariff).unwrap()),
+            time_zone: tz.map(str::to_owned),
+            ..Default::default()
+        }
+    }
+
+    const NIGHT_AND_DAY: &str = r#"{"currency":"EUR","elements":[
+        {"price_components":[{"type":"ENERGY","price":0.10,"step_size":1}],"restrictions":{"start_time":"22:00","end_time":"13:00"}},
+        {"price_components":[{"type":"ENERGY","price":0.50,"step_size":1},{"type":"TIME","price":1.00,"step_size":1}]}]}"#;
+
+    #[test]
+    fn energy_between_samples_is_split_at_a_price_change() {
+        // 12:50 -> 13:10 UTC with 2 kWh: 1 kWh at night price, 1 kWh at day price. TIME comes
+        // from the unrestricted day element all along: the night element has no TIME component.
+        let mut live = LiveCost::start(tariff_rate(NIGHT_AND_DAY, None), t(50), 0);
+        live.record_meter(MeterSample::new(t(70), 2_000, None));
+        let cost = live.cost_at(t(70)).unwrap();
+        // 0.10 + 0.50 + 20 min x 1.00/h (0.3333…) = 0.9333… -> 0.93
+        assert_eq!(cost.amount, Money::new(93, Currency::EUR));
+        assert_eq!(
+            cost.breakdown[0].quantity,
+            Decimal::ONE,
+            "1 kWh at the night price"
+        );
+        assert_eq!(cost.charging_seconds, 1200);
+    }
+
+    #[test]
+    fn energy_threshold_is_cut_inside_a_sample_interval() {
+        // First kWh free, then 0.20/kWh; one interval of 3 kWh: 2 kWh billed.
+        let tariff = r#"{"currency":"EUR","elements":[
+            {"price_components":[{"type":"ENERGY","price":0,"step_size":1}],"restrictions":{"max_kwh":1}},
+            {"price_components":[{"type":"ENERGY","price":0.20,"step_size":1}]}]}"#;
+        let mut live = LiveCost::start(tariff_rate(tariff, None), t(0), 10_000);
+        live.record_meter(MeterSample::new(t(30), 13_000, Some(6_000)));
+        assert_eq!(
+            live.cost_at(t(30)).unwrap().amount,
+            Money::new(40, Currency::EUR)
+        );
+    }
+
+    #[test]
+    fn late_and_duplicate_samples_are_priced_at_their_timestamps() {
+        let samples: Vec<MeterSample> = (1..=100)
+            .map(|i| MeterSample::new(t(i), i * 200, Some(12_000)))
+            .collect();
+        let mut in_order =
+            LiveCost::start(tariff_rate(NIGHT_AND_DAY, Some("Europe/Paris")), t(0), 0);
+        for s in &samples {
+            in_order.record_meter(*s);
+        }
+        // Live stream with a 40-minute outage whose queued samples arrive after later ones.
+        let mut late = LiveCost::start(tariff_rate(NIGHT_AND_DAY, Some("Europe/Paris")), t(0), 0);
+        for s in samples
+            .iter()
+            .filter(|s| !(30..70).contains(&(s.timestamp - t(0)).num_minutes()))
+        {
+            late.record_meter(*s);
+        }
+        let before = late.cost_at(t(100)).unwrap();
+        for s in samples
+            .iter()
+            .filter(|s| (30..70).contains(&(s.timestamp - t(0)).num_minutes()))
+        {
+            late.record_meter(*s);
+            late.record_meter(*s);
+        }
+        late.record_meter(samples[10]);
+        assert_eq!(
+            late.cost_at(t(100)).unwrap(),
+            in_order.cost_at(t(100)).unwrap()
+        );
+        // Same energy either way, but where it fell across 13:00 Paris (12:00 UTC) changed.
+        assert_eq!(before.energy_wh, 20_000);
+        assert_eq!(late, in_order);
+    }
+
+    #[test]
+    fn late_transition_rewinds() {
+        let rate = Rate::new(
+            Currency::EUR,
+            vec![
+                comp(Dimension::Time, "6", None),
+                comp(Dimension::ParkingTime, "12", None),
+            ],
+        );
+        let mut a = LiveCost::start(rate.clone(), t(0), 0);
+        let mut b = LiveCost::start(rate, t(0), 0);
+        for i in 1..=60 {
+            a.record_meter(MeterSample::new(t(i), i * 100, None));
+            b.record_meter(MeterSample::new(t(i), i * 100, None));
+            if i == 20 {
+                a.set_charging(t(20), false);
+            }
+        }
+        b.set_charging(t(20), false);
+        assert!(!a.is_charging() && !b.is_charging());
+        // 20 min charging at 6/h + 40 min parking at 12/h = 2 + 8.
+        assert_eq!(
+            a.cost_at(t(60)).unwrap().amount,
+            Money::new(1000, Currency::EUR)
+        );
+        assert_eq!(a.cost_at(t(60)).unwrap(), b.cost_at(t(60)).unwrap());
+    }
+
+    #[test]
+    fn station_clock_ahead_keeps_reported_energy() {
+        let rate = Rate::new(Currency::EUR, vec![comp(Dimension::Energy, "1", None)]);
+        let mut live = LiveCost::start(rate, t(0), 0);
+        live.record_meter(MeterSample::new(t(10), 1_000, None));
+        assert_eq!(
+            live.cost_at(t(9)).unwrap().amount,
+            Money::new(100, Currency::EUR)
+        );
+    }
+
+    #[test]
+    fn projection_uses_power_or_the_last_interval() {
+        let rate = Rate::new(Currency::EUR, vec![comp(Dimension::Energy, "1", None)]);
+        let mut live = LiveCost::start(rate, t(0), 0);
+        // No power reported: 1 kWh in 6 min = 10 kW average.
+        live.record_meter(MeterSample::new(t(6), 1_000, None));
+        let p = live
+            .projected_cost(t(6), chrono::Duration::minutes(6))
+            .unwrap();
+        assert_eq!(p, Money::new(200, Currency::EUR));
+        // Not charging: projection adds no energy.
+        live.set_charging(t(6), false);
+        assert_eq!(
+            live.projected_cost(t(6), chrono::Duration::hours(1))
+                .unwrap(),
+            Money::new(100, Currency::EUR)
+        );
+    }
+
+    #[test]
+    fn invalid_rate_is_reported_not_panicked() {
+        let mut rate = Rate::new(Currency::EUR, vec![comp(Dimension::Energy, "1", None)]);
+        rate.time_zone = Some("Nowhere/Land".into());
+        let mut live = LiveCost::start(rate, t(0), 0);
+        live.record_meter(MeterSample::new(t(1), 10, None));
+        assert!(matches!(
+            live.cost_at(t(1)),
+            Err(PricingError::Rate(RateError::UnknownTimeZone(_)))
+        ));
+        assert!(
+            live.projected_cost(t(1), chrono::Duration::minutes(1))
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn serializes_inputs_and_rebuilds_the_same_state() {
+        let mut live = LiveCost::start(tariff_rate(NIGHT_AND_DAY, Some("Europe/Paris")), t(0), 500);
+        for i in 1..=70 {
+            live.record_meter(
+                MeterSample::new(t(i), 500 + i * 150, Some(9_000)).with_current(Decimal::from(13)),
+            );
+        }
+        live.set_charging(t(45), false);
+        live.set_charging(t(50), true);
+        let json = serde_json::to_string(&live).unwrap();
+        let back: LiveCost = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, live);
+        assert_eq!(back.cost_at(t(80)).unwrap(), live.cost_at(t(80)).unwrap());
     }
 }
