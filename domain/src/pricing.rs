@@ -138,6 +138,8 @@ struct Checkpoint {
     at: DateTime<Utc>,
     /// Whether no sample is folded in yet (samples at exactly `at` still to come).
     initial: bool,
+    /// Rank of the last sample folded in (0 for the initial checkpoint).
+    position: usize,
     /// Highest register value so far, Wh.
     register_wh: i64,
     acc: Accumulator,
@@ -180,6 +182,7 @@ impl LiveCost {
         let initial = Checkpoint {
             at: started_at,
             initial: true,
+            position: 0,
             register_wh: meter_start_wh,
             acc: Accumulator::default(),
             power_kw: None,
@@ -374,6 +377,7 @@ impl LiveCost {
         head.current_a = sample.current_a;
         head.at = sample.timestamp;
         head.initial = false;
+        head.position = position;
         head.register_wh = register;
         self.head = head;
         if position % CHECKPOINT_EVERY == 0 {
@@ -389,13 +393,12 @@ impl LiveCost {
         let Some(base) = self.checkpoints.last().cloned() else {
             return;
         };
-        let (from, mut position) = if base.initial {
-            (Bound::Included(base.at), 0)
+        // Samples before a checkpoint never move, so its rank still holds.
+        let mut position = base.position;
+        let from = if base.initial {
+            Bound::Included(base.at)
         } else {
-            (
-                Bound::Excluded(base.at),
-                self.samples.range(..=base.at).count(),
-            )
+            Bound::Excluded(base.at)
         };
         let replay: Vec<MeterSample> = self
             .samples
