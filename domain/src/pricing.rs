@@ -218,10 +218,10 @@ impl LiveCost {
         let mut sample = sample;
         sample.timestamp = sample.timestamp.max(self.started_at);
         let at = sample.timestamp;
-        if let Some(existing) = self.samples.get(&at) {
-            if *existing == sample || existing.energy_wh > sample.energy_wh {
-                return;
-            }
+        if let Some(existing) = self.samples.get(&at)
+            && (*existing == sample || existing.energy_wh > sample.energy_wh)
+        {
+            return;
         }
         self.samples.insert(at, sample);
         if at > self.head.at {
@@ -380,7 +380,7 @@ impl LiveCost {
         head.position = position;
         head.register_wh = register;
         self.head = head;
-        if position % CHECKPOINT_EVERY == 0 {
+        if position.is_multiple_of(CHECKPOINT_EVERY) {
             self.checkpoints.push(self.head.clone());
         }
     }

@@ -5,6 +5,7 @@
 //! One documented deviation: where the data contradicts the OCPI 2.2.1 text, the test asserts
 //! the spec's value AND that the file still says otherwise, so fixing the data fails the test
 //! and the entry gets removed.
+#![allow(clippy::unwrap_used)] // Test helpers may unwrap: a panic is a failed test.
 
 use std::fs;
 use std::path::{Path, PathBuf};

@@ -1,6 +1,7 @@
 //! The worked examples of OCPI 2.2.1 (docs/domain.md §2.3 step_size and §2.5), through both
 //! entry points: CDR pricing (`price_cdr_json`) and live pricing (`LiveCost` with a rate that
 //! embeds the same tariff), so both are shown to be one engine.
+#![allow(clippy::unwrap_used)] // Test helpers may unwrap: a panic is a failed test.
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use domain::money::{Currency, Money};

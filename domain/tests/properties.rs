@@ -5,6 +5,7 @@
 //! TIME step_size > 1 the cost can drop at that moment (see docs/tariff-engine.md). The
 //! time-monotonicity property is therefore checked across the whole session when TIME has no
 //! rounding (step_size 1) and within the charging phase otherwise.
+#![allow(clippy::unwrap_used)] // Test helpers may unwrap: a panic is a failed test.
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use domain::money::Currency;
@@ -194,7 +195,7 @@ proptest! {
         }
         for (n, i) in order.into_iter().enumerate() {
             shuffled.record_meter(samples[i]);
-            if n == samples.len() / 2 { if let Some(p) = park { shuffled.set_charging(p, false); } }
+            if n == samples.len() / 2 && let Some(p) = park { shuffled.set_charging(p, false); }
         }
         prop_assert_eq!(shuffled.cost_at(end).unwrap(), in_order.cost_at(end).unwrap());
     }

@@ -690,11 +690,11 @@ fn clamp(total: Price, min: Option<PriceBound>, max: Option<PriceBound>) -> (Pri
             }
             applied = true;
         }
-        if let Some(limit) = bound.incl_vat {
-            if beyond(out.incl_vat, limit) {
-                out.incl_vat = limit;
-                applied = true;
-            }
+        if let Some(limit) = bound.incl_vat
+            && beyond(out.incl_vat, limit)
+        {
+            out.incl_vat = limit;
+            applied = true;
         }
         applied
     };

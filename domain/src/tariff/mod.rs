@@ -225,13 +225,13 @@ impl Tariff {
                 }
             }
         }
-        if let (Some(min), Some(max)) = (&self.min_price, &self.max_price) {
-            if min.excl_vat > max.excl_vat {
-                return Err(TariffError::new(
-                    "min_price.excl_vat",
-                    "is above max_price.excl_vat",
-                ));
-            }
+        if let (Some(min), Some(max)) = (&self.min_price, &self.max_price)
+            && min.excl_vat > max.excl_vat
+        {
+            return Err(TariffError::new(
+                "min_price.excl_vat",
+                "is above max_price.excl_vat",
+            ));
         }
         for (e, element) in self.elements.iter().enumerate() {
             if element.price_components.is_empty() {
@@ -283,13 +283,13 @@ fn validate_restrictions(
         if negative(min) || negative(max) {
             return Err(TariffError::new(at(name), "limits must not be negative"));
         }
-        if let (Some(min), Some(max)) = (min, max) {
-            if min > max {
-                return Err(TariffError::new(
-                    at(name),
-                    "is above the matching max_ limit",
-                ));
-            }
+        if let (Some(min), Some(max)) = (min, max)
+            && min > max
+        {
+            return Err(TariffError::new(
+                at(name),
+                "is above the matching max_ limit",
+            ));
         }
     }
     if r.min_parking_duration.is_some_and(|d| d < 0) {
@@ -298,21 +298,20 @@ fn validate_restrictions(
             "must not be negative",
         ));
     }
-    if r.reservation.is_some() {
-        if let Some((c, comp)) = element
+    if r.reservation.is_some()
+        && let Some((c, comp)) = element
             .price_components
             .iter()
             .enumerate()
             .find(|(_, c)| !matches!(c.dimension, Dimension::Flat | Dimension::Time))
-        {
-            return Err(TariffError::new(
-                format!("elements[{e}].price_components[{c}].type"),
-                format!(
-                    "{:?} is not allowed in a reservation element (only FLAT and TIME)",
-                    comp.dimension
-                ),
-            ));
-        }
+    {
+        return Err(TariffError::new(
+            format!("elements[{e}].price_components[{c}].type"),
+            format!(
+                "{:?} is not allowed in a reservation element (only FLAT and TIME)",
+                comp.dimension
+            ),
+        ));
     }
     Ok(())
 }
