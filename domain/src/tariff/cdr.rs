@@ -242,12 +242,22 @@ fn price_cdr(pricer: &Pricer, cdr: &Cdr, time_zone: &str) -> Result<PricedCdr, C
                     )
                 })
             };
+            let add = |to: Decimal, unit: i64| {
+                scaled(unit)?.checked_add(to).ok_or_else(|| {
+                    cdr_error(
+                        format!("charging_periods[{i}].dimensions[{j}].volume"),
+                        "is too large",
+                    )
+                })
+            };
             match dim.kind {
-                CdrDimensionType::Energy => piece.energy_wh += scaled(1000)?,
-                CdrDimensionType::Time => piece.charging_secs += scaled(3600)?,
-                CdrDimensionType::ParkingTime => piece.parking_secs += scaled(3600)?,
+                CdrDimensionType::Energy => piece.energy_wh = add(piece.energy_wh, 1000)?,
+                CdrDimensionType::Time => piece.charging_secs = add(piece.charging_secs, 3600)?,
+                CdrDimensionType::ParkingTime => {
+                    piece.parking_secs = add(piece.parking_secs, 3600)?
+                }
                 CdrDimensionType::ReservationTime => {
-                    piece.reservation_secs += scaled(3600)?;
+                    piece.reservation_secs = add(piece.reservation_secs, 3600)?;
                     piece.reservation = true;
                 }
                 CdrDimensionType::Power => power.both(v),

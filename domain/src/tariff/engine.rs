@@ -18,7 +18,7 @@
 //! Everything is exact [`Decimal`]; divisions by 3600 (seconds to hours) and 1000 (Wh to kWh)
 //! happen last, once per cost line. No clock reads, no floats, no hash maps.
 
-use chrono::{DateTime, Datelike, Duration, NaiveTime, TimeZone, Timelike, Utc};
+use chrono::{DateTime, Datelike, Duration, NaiveTime, TimeZone, Utc};
 use chrono_tz::Tz;
 use rust_decimal::{Decimal, RoundingStrategy};
 use serde::{Deserialize, Serialize};
@@ -417,12 +417,12 @@ impl Pricer {
     /// Adds the stretch `[start, end)` of a live session, cutting it wherever an element may
     /// switch (local times of day, midnight, duration, parking and energy thresholds) and
     /// spreading `energy_wh` over it in proportion to time.
-    #[allow(clippy::too_many_arguments)]
     pub fn add_span(&self, acc: &mut Accumulator, span: &Span, ctx: &SessionContext) {
         let mut at = span.start;
         let mut energy_left = span.energy_wh;
-        // Guard against pathological cut sequences; each round makes progress anyway.
-        for _ in 0..10_000 {
+        // Terminates: every round either moves `at` forward to the next cut or passes an
+        // energy threshold, and there are finitely many of those before `span.end`.
+        loop {
             let mut end = span.end;
             if let Some(cut) = self.next_cut(at, acc, span.charging, ctx) {
                 end = end.min(cut);
@@ -595,15 +595,15 @@ impl Pricer {
                 (true, _) => &mut out.reservation_cost,
                 (false, Dimension::Flat) => &mut out.fixed_cost,
                 (false, Dimension::Energy) => {
-                    out.billed_energy_wh += volume;
+                    out.billed_energy_wh = checked_sum(out.billed_energy_wh, volume)?;
                     &mut out.energy_cost
                 }
                 (false, Dimension::Time) => {
-                    out.billed_charging_secs += volume;
+                    out.billed_charging_secs = checked_sum(out.billed_charging_secs, volume)?;
                     &mut out.time_cost
                 }
                 (false, Dimension::ParkingTime) => {
-                    out.billed_parking_secs += volume;
+                    out.billed_parking_secs = checked_sum(out.billed_parking_secs, volume)?;
                     &mut out.parking_cost
                 }
             };
@@ -683,8 +683,9 @@ fn clamp(total: Price, min: Option<PriceBound>, max: Option<PriceBound>) -> (Pri
                 out.incl_vat = if old.is_zero() {
                     bound.excl_vat
                 } else {
-                    (out.incl_vat * bound.excl_vat)
-                        .checked_div(old)
+                    out.incl_vat
+                        .checked_mul(bound.excl_vat)
+                        .and_then(|v| v.checked_div(old))
                         .unwrap_or(bound.excl_vat)
                 };
             }
@@ -701,6 +702,10 @@ fn clamp(total: Price, min: Option<PriceBound>, max: Option<PriceBound>) -> (Pri
     let min_applied = min.is_some_and(|b| apply(b, true));
     let max_applied = max.is_some_and(|b| apply(b, false));
     (out, min_applied, max_applied)
+}
+
+fn checked_sum(a: Decimal, b: Decimal) -> Result<Decimal, EngineError> {
+    a.checked_add(b).ok_or(EngineError::Overflow)
 }
 
 fn dimension_index(d: Dimension) -> usize {
@@ -729,10 +734,4 @@ pub(crate) fn nanos_decimal(d: Duration) -> Decimal {
 /// Hours from seconds, for reports.
 pub(crate) fn secs_to_hours(secs: Decimal) -> Decimal {
     secs / SECS_PER_HOUR
-}
-
-/// Whether a local time is exactly midnight (used by reports).
-#[allow(dead_code)]
-fn is_midnight(t: NaiveTime) -> bool {
-    t.num_seconds_from_midnight() == 0
 }
