@@ -429,4 +429,68 @@ mod tests {
         }
         assert_eq!(priced.amount, Money::new(550, Currency::EUR));
     }
+
+    fn cdr_with(periods: &str) -> String {
+        format!(
+            r#"{{"start_date_time":"2026-03-02T10:00:00Z","end_date_time":"2026-03-02T11:00:00Z","currency":"EUR","charging_periods":[{periods}]}}"#
+        )
+    }
+
+    #[test]
+    fn reservation_time_is_priced_by_reservation_elements_only() {
+        let tariff = r#"{"currency":"EUR","elements":[
+            {"price_components":[{"type":"FLAT","price":4.0,"vat":20,"step_size":1}],"restrictions":{"reservation":"RESERVATION_EXPIRES"}},
+            {"price_components":[{"type":"FLAT","price":2.0,"vat":20,"step_size":1},{"type":"TIME","price":5.0,"vat":20,"step_size":300}],"restrictions":{"reservation":"RESERVATION"}},
+            {"price_components":[{"type":"FLAT","price":0.5,"vat":20,"step_size":1},{"type":"ENERGY","price":0.25,"vat":10,"step_size":1}]}]}"#;
+        // Reserved 15 min, then charged 10 kWh: 2.00 fee + 0.25 h x 5.00 reservation; 0.50 + 2.50.
+        let used = cdr_with(
+            r#"{"start_date_time":"2026-03-02T10:00:00Z","dimensions":[{"type":"RESERVATION_TIME","volume":0.25}]},
+               {"start_date_time":"2026-03-02T10:15:00Z","dimensions":[{"type":"ENERGY","volume":10}]}"#,
+        );
+        let p = price_cdr_json(tariff, &used, "UTC").unwrap();
+        assert_eq!(
+            p.total_reservation_cost,
+            Price {
+                excl_vat: "3.25".parse().unwrap(),
+                incl_vat: "3.9".parse().unwrap()
+            }
+        );
+        assert_eq!(
+            p.total_fixed_cost.excl_vat,
+            "0.5".parse::<Decimal>().unwrap()
+        );
+        assert_eq!(p.total_cost.excl_vat, "6.25".parse::<Decimal>().unwrap());
+        // Reserved 12 min and never charged: the expiry fee replaces the reservation fee; the
+        // reservation time (12 min, rounded to 15) is still billed.
+        let expired = cdr_with(
+            r#"{"start_date_time":"2026-03-02T10:00:00Z","dimensions":[{"type":"RESERVATION_TIME","volume":0.2}]}"#,
+        );
+        let p = price_cdr_json(tariff, &expired, "UTC").unwrap();
+        assert_eq!(
+            p.total_reservation_cost.excl_vat,
+            "5.25".parse::<Decimal>().unwrap()
+        );
+        assert_eq!(p.total_fixed_cost.excl_vat, Decimal::ZERO);
+    }
+
+    #[test]
+    fn absurd_volumes_are_an_error_not_a_panic() {
+        let huge = cdr_with(
+            r#"{"start_date_time":"2026-03-02T10:00:00Z","dimensions":[{"type":"ENERGY","volume":1e27}]}"#,
+        );
+        let err = price_cdr_json(TARIFF, &huge, "UTC")
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            "cdr: charging_periods[0].dimensions[0].volume: is too large"
+        );
+        let big = cdr_with(
+            r#"{"start_date_time":"2026-03-02T10:00:00Z","dimensions":[{"type":"ENERGY","volume":1e24}]}"#,
+        );
+        assert!(matches!(
+            price_cdr_json(TARIFF, &big, "UTC"),
+            Err(CdrError::Pricing(_))
+        ));
+    }
 }

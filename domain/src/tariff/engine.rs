@@ -7,7 +7,10 @@
 //!    Restrictions see local time / date / weekday in the tariff's time zone, session energy and
 //!    duration so far, and the instantaneous power and current.
 //! 2. FLAT is charged once per session (the first piece offering one); a reservation FLAT once
-//!    more if the session has reservation time.
+//!    more if the session has reservation time. Reservation time is priced only by elements
+//!    with a `reservation` restriction, other time only by elements without one:
+//!    RESERVATION elements apply to all reservation time, RESERVATION_EXPIRES elements only
+//!    when the reservation expired without charging (so an expiry fee can replace the fee).
 //! 3. step_size is applied once per session: ENERGY on the session total with the step of the
 //!    last ENERGY component used; TIME and PARKING_TIME together, rounding only the last
 //!    priced time dimension (charging time is billed exactly when parking follows). The
@@ -329,7 +332,6 @@ impl Pricer {
         match r.reservation {
             None if piece.reservation => return false,
             Some(_) if !piece.reservation => return false,
-            Some(ReservationRestriction::Reservation) if ctx.reservation_expired => return false,
             Some(ReservationRestriction::ReservationExpires) if !ctx.reservation_expired => {
                 return false;
             }
