@@ -386,10 +386,7 @@ pub async fn create_rate(
         .currency
         .parse()
         .map_err(|e| ApiError::invalid("currency", format!("{e}")))?;
-    let rate = Rate {
-        currency,
-        price_components: req.price_components,
-    };
+    let rate = Rate::new(currency, req.price_components);
     rate.validate()
         .map_err(|e| ApiError::invalid("price_components", e.to_string()))?;
     let id = RateId::from_unique(&format!("{:032x}", rand::random::<u128>()))

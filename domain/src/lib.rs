@@ -5,6 +5,7 @@
 //! - [`ids`]: typed, prefixed identifiers (`ses_…`, `pay_…`) and the OCPP id tag of a session.
 //! - [`money`]: [`Money`] in integer minor units with an explicit [`Currency`].
 //! - [`rate`]: the operator's rate (eDRV-style price components) attached to a session.
+//! - [`tariff`]: OCPI 2.2.1 tariffs and the one exact cost engine; CDR pricing for the CLI.
 //! - [`pricing`]: live and final cost of a session from meter samples and the rate.
 //! - [`session`]: the session and payment objects exactly as the API and webhooks show them.
 //! - [`events`]: webhook event types.
@@ -17,5 +18,6 @@ pub mod money;
 pub mod pricing;
 pub mod rate;
 pub mod session;
+pub mod tariff;
 
 pub use money::{Currency, Money, MoneyError};

@@ -1,14 +1,30 @@
 //! Live and final cost of a session: the seam between the session workflow and the tariff
 //! engine. The workflow feeds meter samples and charging / not-charging transitions in; it asks
 //! for the cost now, a projection a given time ahead, and the final cost. Pure and
-//! deterministic: every time is passed in, nothing reads a clock.
+//! deterministic: every time is passed in, nothing reads a clock, no floats, no hash maps.
+//!
+//! Every price goes through [`crate::tariff::engine`]: the rate is mapped onto an OCPI tariff
+//! ([`Rate::pricer`]) and the session is cut into pieces between meter samples, charging
+//! transitions and the tariff's own boundaries (local times, durations, energy thresholds).
+//!
+//! Incremental: the engine state after the latest sample is kept, so an in-order sample costs
+//! O(1) in session length and `cost_at` only prices the stretch since the last sample. A late
+//! sample or transition (stations resend queued values after a reconnect, with their original
+//! timestamps) rewinds to the nearest checkpoint (one every [`CHECKPOINT_EVERY`] samples) and
+//! replays the samples after it, so it costs O(samples after it).
+
+use std::collections::BTreeMap;
+use std::ops::Bound;
 
 use chrono::{DateTime, Utc};
 use rust_decimal::{Decimal, RoundingStrategy};
 use serde::{Deserialize, Serialize};
 
 use crate::money::{Currency, Money, MoneyError};
-use crate::rate::{Dimension, Rate};
+use crate::rate::{Dimension, Rate, RateError};
+use crate::tariff::engine::{
+    Accumulator, EngineError, Pricer, Range, SessionContext, Span, TariffCost,
+};
 
 /// Why a cost could not be computed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -19,6 +35,12 @@ pub enum PricingError {
     /// The amount does not fit in minor units.
     #[error("cost does not fit in 64-bit minor units")]
     Overflow,
+    /// The session's rate cannot be priced (validate rates before attaching them).
+    #[error("the session's rate is invalid: {0}")]
+    Rate(#[from] RateError),
+    /// The engine's decimals overflowed.
+    #[error(transparent)]
+    Engine(#[from] EngineError),
 }
 
 /// One meter reading of the session's connector.
@@ -30,6 +52,10 @@ pub struct MeterSample {
     pub energy_wh: i64,
     /// Power.Active.Import in W, when the station sends it.
     pub power_w: Option<i64>,
+    /// Current.Import in A summed over phases, when the station sends it (for OCPI
+    /// `min_current` / `max_current`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub current_a: Option<Decimal>,
 }
 
 impl MeterSample {
@@ -39,21 +65,28 @@ impl MeterSample {
             timestamp,
             energy_wh,
             power_w,
+            current_a: None,
         }
+    }
+
+    /// The same sample with the current (A, summed over phases).
+    pub fn with_current(mut self, current_a: Decimal) -> Self {
+        self.current_a = Some(current_a);
+        self
     }
 }
 
-/// Cost of one dimension.
+/// Cost of one priced component.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CostComponent {
     /// The dimension billed.
     #[serde(rename = "type")]
     pub dimension: Dimension,
-    /// Quantity billed: kWh for ENERGY, hours for TIME and PARKING_TIME, 1 for FLAT.
+    /// Quantity billed after step_size: kWh for ENERGY, hours for TIME and PARKING_TIME, 1 for FLAT.
     pub quantity: Decimal,
     /// Price per unit, excluding tax.
     pub unit_price: Decimal,
-    /// Tax percent applied.
+    /// Tax percent applied (0 when the component has none).
     pub tax: Decimal,
     /// Cost excluding tax, in major units (exact).
     pub before_tax: Decimal,
@@ -72,14 +105,20 @@ pub struct CostSummary {
     pub charging_seconds: i64,
     /// Seconds connected but not charging.
     pub parking_seconds: i64,
-    /// Per-dimension costs, in the rate's component order.
+    /// Priced components in tariff order (for a rate: its component order). Sums to the
+    /// total unless the tariff's min / max price applied.
     pub breakdown: Vec<CostComponent>,
+    /// Total excluding tax, rounded to minor units. Always set by the engine; optional only
+    /// so summaries stored before it existed still deserialize.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub amount_excl_vat: Option<Money>,
 }
 
 /// Converts an exact amount in major units to minor units.
 ///
-/// The one rounding rule of chargelink: round half away from zero to the currency's minor unit,
-/// applied once, to the session total. Components are kept exact until then.
+/// The one rounding rule of chargelink: round half away from zero to the currency's minor unit
+/// (its ISO 4217 exponent), applied once, to the session total (incl. and excl. VAT
+/// separately). Components and VAT are kept exact until then.
 pub fn to_minor_units(major: Decimal, currency: Currency) -> Result<Money, PricingError> {
     let scaled = major
         .checked_mul(Decimal::from(10_i64.pow(currency.exponent())))
@@ -89,37 +128,76 @@ pub fn to_minor_units(major: Decimal, currency: Currency) -> Result<Money, Prici
     Ok(Money::new(minor, currency))
 }
 
-/// The running cost of one session, fed incrementally: each new sample is O(1).
+/// Samples between two checkpoints: a late sample replays at most this many plus those after it.
+pub const CHECKPOINT_EVERY: usize = 32;
+
+/// The engine state after the samples up to `at`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Checkpoint {
+    /// Time of the last sample folded in (the session start for the initial one).
+    at: DateTime<Utc>,
+    /// Whether no sample is folded in yet (samples at exactly `at` still to come).
+    initial: bool,
+    /// Rank of the last sample folded in (0 for the initial checkpoint).
+    position: usize,
+    /// Highest register value so far, Wh.
+    register_wh: i64,
+    acc: Accumulator,
+    /// Power (kW) and current (A) reported by the last sample, for restrictions.
+    power_kw: Option<Decimal>,
+    current_a: Option<Decimal>,
+    /// Power for projections, W: the last reported power, else the last interval's average.
+    projection_power_w: Option<Decimal>,
+}
+
+/// The running cost of one session, fed incrementally.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(into = "LiveCostData", from = "LiveCostData")]
 pub struct LiveCost {
     rate: Rate,
     started_at: DateTime<Utc>,
     meter_start_wh: i64,
-    /// Highest register value seen (samples may arrive late or out of order).
-    meter_latest_wh: i64,
-    /// Latest sample by station timestamp, for the power used in projections.
-    latest_sample: Option<MeterSample>,
-    charging_seconds: i64,
-    parking_seconds: i64,
-    /// Whether energy is flowing since `state_since`.
-    charging: bool,
-    state_since: DateTime<Utc>,
+    pricer: Result<Pricer, RateError>,
+    samples: BTreeMap<DateTime<Utc>, MeterSample>,
+    /// Charging (`true`) / not charging from this instant on; charging before the first.
+    transitions: BTreeMap<DateTime<Utc>, bool>,
+    head: Checkpoint,
+    /// `checkpoints[0]` is the session start; then one every [`CHECKPOINT_EVERY`] samples.
+    checkpoints: Vec<Checkpoint>,
+}
+
+/// How a stretch gets its energy.
+#[derive(Clone, Copy)]
+enum Fill {
+    /// This much energy, Wh, spread over the charging part (or all of it if never charging).
+    Total(Decimal),
+    /// This power, W, over the charging part.
+    Power(Decimal),
 }
 
 impl LiveCost {
     /// Starts pricing a session that began charging at `started_at` with the register at
-    /// `meter_start_wh`.
+    /// `meter_start_wh`. An invalid rate is reported by every cost query.
     pub fn start(rate: Rate, started_at: DateTime<Utc>, meter_start_wh: i64) -> Self {
+        let initial = Checkpoint {
+            at: started_at,
+            initial: true,
+            position: 0,
+            register_wh: meter_start_wh,
+            acc: Accumulator::default(),
+            power_kw: None,
+            current_a: None,
+            projection_power_w: None,
+        };
         Self {
+            pricer: rate.pricer(),
             rate,
             started_at,
             meter_start_wh,
-            meter_latest_wh: meter_start_wh,
-            latest_sample: None,
-            charging_seconds: 0,
-            parking_seconds: 0,
-            charging: true,
-            state_since: started_at,
+            samples: BTreeMap::new(),
+            transitions: BTreeMap::new(),
+            head: initial.clone(),
+            checkpoints: vec![initial],
         }
     }
 
@@ -133,73 +211,112 @@ impl LiveCost {
         self.started_at
     }
 
-    /// Records a meter sample. Late, duplicate and out-of-order samples are harmless.
+    /// Records a meter sample, priced at its own timestamp. Late, duplicate and out-of-order
+    /// samples are harmless: a duplicate timestamp keeps the higher register value, and the
+    /// register never goes backwards (a lower value adds no energy).
     pub fn record_meter(&mut self, sample: MeterSample) {
-        self.meter_latest_wh = self.meter_latest_wh.max(sample.energy_wh);
-        let newer = self
-            .latest_sample
-            .is_none_or(|s| sample.timestamp >= s.timestamp);
-        if newer {
-            self.latest_sample = Some(sample);
-        }
-    }
-
-    /// Records that energy started (`true`) or stopped (`false`) flowing at `at`
-    /// (pause / resume, EV full, suspended by the EV or the station).
-    pub fn set_charging(&mut self, at: DateTime<Utc>, charging: bool) {
-        if charging == self.charging {
+        let mut sample = sample;
+        sample.timestamp = sample.timestamp.max(self.started_at);
+        let at = sample.timestamp;
+        if let Some(existing) = self.samples.get(&at)
+            && (*existing == sample || existing.energy_wh > sample.energy_wh)
+        {
             return;
         }
-        let at = at.max(self.state_since);
-        let elapsed = (at - self.state_since).num_seconds();
-        if self.charging {
-            self.charging_seconds += elapsed;
+        self.samples.insert(at, sample);
+        if at > self.head.at {
+            let position = self.samples.len();
+            self.fold(sample, position);
         } else {
-            self.parking_seconds += elapsed;
+            self.rewind(at);
         }
-        self.charging = charging;
-        self.state_since = at;
     }
 
-    /// Whether energy is flowing.
+    /// Records that energy started (`true`) or stopped (`false`) flowing at `at` (pause /
+    /// resume, EV full, suspended by the EV or the station). Not charging is PARKING_TIME.
+    pub fn set_charging(&mut self, at: DateTime<Utc>, charging: bool) {
+        let at = at.max(self.started_at);
+        if self.transitions.get(&at) == Some(&charging) {
+            return;
+        }
+        self.transitions.insert(at, charging);
+        if at < self.head.at {
+            self.rewind(at);
+        }
+    }
+
+    /// Whether energy is flowing (as of the latest transition).
     pub fn is_charging(&self) -> bool {
-        self.charging
+        self.transitions.last_key_value().is_none_or(|(_, c)| *c)
     }
 
     /// Energy delivered so far, Wh.
     pub fn energy_wh(&self) -> i64 {
-        (self.meter_latest_wh - self.meter_start_wh).max(0)
+        self.head
+            .register_wh
+            .saturating_sub(self.meter_start_wh)
+            .max(0)
     }
 
-    /// The cost if the session ended at `at` with the energy seen so far.
+    /// The cost if the session ended at `at` with the energy seen so far. Time is billed up
+    /// to `at`, or to the latest sample if a station clock ran ahead of `at`.
     pub fn cost_at(&self, at: DateTime<Utc>) -> Result<CostSummary, PricingError> {
-        self.price(at, self.energy_wh())
+        let pricer = self
+            .pricer
+            .as_ref()
+            .map_err(|e| PricingError::Rate(e.clone()))?;
+        let mut acc = self.head.acc.clone();
+        let until = at.max(self.head.at);
+        self.advance(
+            pricer,
+            &mut acc,
+            self.head.at,
+            until,
+            Fill::Total(Decimal::ZERO),
+            at,
+        );
+        let cost = pricer.finalize(&acc)?;
+        summary(&cost, self.energy_wh())
     }
 
-    /// The cost `ahead` after `at`, assuming charging goes on at the latest reported power.
-    /// Never below [`LiveCost::cost_at`] for the same instant.
+    /// The cost `ahead` after `at`, assuming the charging state at `at` goes on and energy
+    /// flows at the latest reported power (else the average power of the latest sample
+    /// interval) from the latest sample on. Never below [`LiveCost::cost_at`] for `at`: where
+    /// OCPI's step_size rule would make a later cost smaller, the current cost is returned.
     pub fn projected_cost(
         &self,
         at: DateTime<Utc>,
         ahead: chrono::Duration,
     ) -> Result<Money, PricingError> {
-        let ahead = ahead.max(chrono::Duration::zero());
-        let until = at + ahead;
-        let mut energy = self.energy_wh();
-        if self.charging
-            && let Some(MeterSample {
-                timestamp,
-                power_w: Some(power),
-                ..
-            }) = self.latest_sample
-        {
-            // Energy since the last sample up to the horizon, at that sample's power.
-            let secs = (until - timestamp.max(self.started_at))
-                .num_seconds()
-                .max(0);
-            energy += power.max(0).saturating_mul(secs) / 3600;
-        }
-        Ok(self.price(until, energy)?.amount)
+        let now = self.cost_at(at)?.amount;
+        let pricer = self
+            .pricer
+            .as_ref()
+            .map_err(|e| PricingError::Rate(e.clone()))?;
+        let until = at.max(self.head.at) + ahead.max(chrono::Duration::zero());
+        let power = self
+            .head
+            .projection_power_w
+            .unwrap_or(Decimal::ZERO)
+            .max(Decimal::ZERO);
+        let mut acc = self.head.acc.clone();
+        self.advance(
+            pricer,
+            &mut acc,
+            self.head.at,
+            until,
+            Fill::Power(power),
+            at,
+        );
+        let projected = to_minor_units(
+            pricer.finalize(&acc)?.total_cost.incl_vat,
+            self.rate.currency,
+        )?;
+        Ok(if projected.amount > now.amount {
+            projected
+        } else {
+            now
+        })
     }
 
     /// The final cost when the station reports the stop at `at` with the register at
@@ -209,65 +326,237 @@ impl LiveCost {
         at: DateTime<Utc>,
         meter_stop_wh: i64,
     ) -> Result<CostSummary, PricingError> {
-        self.meter_latest_wh = self.meter_latest_wh.max(meter_stop_wh);
+        self.record_meter(MeterSample::new(at, meter_stop_wh, None));
         self.cost_at(at)
     }
 
-    fn price(&self, at: DateTime<Utc>, energy_wh: i64) -> Result<CostSummary, PricingError> {
-        let elapsed = (at.max(self.state_since) - self.state_since).num_seconds();
-        let (charging_seconds, parking_seconds) = if self.charging {
-            (self.charging_seconds + elapsed, self.parking_seconds)
-        } else {
-            (self.charging_seconds, self.parking_seconds + elapsed)
+    /// Whether the state is charging at `at` (transitions at `at` included).
+    fn charging_at(&self, at: DateTime<Utc>) -> bool {
+        self.transitions
+            .range(..=at)
+            .next_back()
+            .is_none_or(|(_, c)| *c)
+    }
+
+    /// Folds a sample at or after the head into the head state; `position` is its 1-based
+    /// rank among all samples, for checkpointing.
+    fn fold(&mut self, sample: MeterSample, position: usize) {
+        let Ok(pricer) = &self.pricer else {
+            self.head.at = sample.timestamp;
+            self.head.initial = false;
+            self.head.register_wh = self.head.register_wh.max(sample.energy_wh);
+            return;
         };
-        let hundred = Decimal::ONE_HUNDRED;
-        let mut breakdown = Vec::with_capacity(self.rate.price_components.len());
-        let mut total = Decimal::ZERO;
-        for c in &self.rate.price_components {
-            let step = i64::from(c.step_size.unwrap_or(1).max(1));
-            let quantity = match c.dimension {
-                Dimension::Flat => Decimal::ONE,
-                Dimension::Energy => Decimal::new(round_up(energy_wh, step), 3),
-                Dimension::Time => {
-                    Decimal::from(round_up(charging_seconds, step)) / Decimal::from(3600)
-                }
-                Dimension::ParkingTime => {
-                    let grace = c.grace_period.unwrap_or(Decimal::ZERO) * Decimal::from(3600);
-                    let grace = i64::try_from(grace.trunc()).unwrap_or(i64::MAX);
-                    Decimal::from(round_up((parking_seconds - grace).max(0), step))
-                        / Decimal::from(3600)
-                }
-            };
-            let tax = c.tax.unwrap_or(Decimal::ZERO);
-            let before_tax = quantity
-                .checked_mul(c.price)
-                .ok_or(PricingError::Overflow)?;
-            let with_tax = before_tax + before_tax * tax / hundred;
-            total += with_tax;
-            breakdown.push(CostComponent {
-                dimension: c.dimension,
-                quantity,
-                unit_price: c.price,
-                tax,
-                before_tax,
-                total: with_tax,
-            });
+        let mut head = self.head.clone();
+        let register = head.register_wh.max(sample.energy_wh);
+        let energy = Decimal::from(register.saturating_sub(head.register_wh));
+        let secs = crate::tariff::engine::nanos_decimal(sample.timestamp - head.at);
+        self.advance(
+            pricer,
+            &mut head.acc,
+            head.at,
+            sample.timestamp,
+            Fill::Total(energy),
+            sample.timestamp,
+        );
+        let average_w = if secs.is_zero() {
+            None
+        } else {
+            energy
+                .checked_mul(Decimal::from(3600))
+                .and_then(|e| e.checked_div(secs))
+        };
+        head.projection_power_w = sample
+            .power_w
+            .map(Decimal::from)
+            .or(average_w)
+            .or(head.projection_power_w);
+        head.power_kw = sample
+            .power_w
+            .map(|w| Decimal::from(w) / Decimal::from(1000));
+        head.current_a = sample.current_a;
+        head.at = sample.timestamp;
+        head.initial = false;
+        head.position = position;
+        head.register_wh = register;
+        self.head = head;
+        if position.is_multiple_of(CHECKPOINT_EVERY) {
+            self.checkpoints.push(self.head.clone());
         }
-        Ok(CostSummary {
-            amount: to_minor_units(total, self.rate.currency)?,
-            energy_wh,
-            charging_seconds,
-            parking_seconds,
-            breakdown,
-        })
+    }
+
+    /// Replays everything from the last checkpoint before `at`.
+    fn rewind(&mut self, at: DateTime<Utc>) {
+        while self.checkpoints.len() > 1 && self.checkpoints.last().is_some_and(|c| c.at >= at) {
+            self.checkpoints.pop();
+        }
+        let Some(base) = self.checkpoints.last().cloned() else {
+            return;
+        };
+        // Samples before a checkpoint never move, so its rank still holds.
+        let mut position = base.position;
+        let from = if base.initial {
+            Bound::Included(base.at)
+        } else {
+            Bound::Excluded(base.at)
+        };
+        let replay: Vec<MeterSample> = self
+            .samples
+            .range((from, Bound::Unbounded))
+            .map(|(_, s)| *s)
+            .collect();
+        self.head = base;
+        for sample in replay {
+            position += 1;
+            self.fold(sample, position);
+        }
+    }
+
+    /// Prices `[from, to)` into `acc`: cut at charging transitions up to `horizon`, energy
+    /// from `fill`, power and current of the head sample.
+    fn advance(
+        &self,
+        pricer: &Pricer,
+        acc: &mut Accumulator,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        fill: Fill,
+        horizon: DateTime<Utc>,
+    ) {
+        if to < from {
+            return;
+        }
+        let mut subs = Vec::new();
+        let mut state = self.charging_at(from);
+        let mut cursor = from;
+        // BTreeMap refuses an empty excluded range, hence the guard.
+        let inside = if to > from {
+            Some(
+                self.transitions
+                    .range((Bound::Excluded(from), Bound::Excluded(to))),
+            )
+        } else {
+            None
+        };
+        for (&t, &charging) in inside.into_iter().flatten() {
+            if t > horizon {
+                break;
+            }
+            if charging != state {
+                subs.push((cursor, t, state));
+                cursor = t;
+                state = charging;
+            }
+        }
+        subs.push((cursor, to, state));
+        let secs = |s: &(DateTime<Utc>, DateTime<Utc>, bool)| {
+            crate::tariff::engine::nanos_decimal(s.1 - s.0)
+        };
+        let charging_secs: Decimal = subs.iter().filter(|s| s.2).map(secs).sum();
+        let all_secs: Decimal = subs.iter().map(secs).sum();
+        let (energy, weights_charging) = match fill {
+            Fill::Total(e) => (e, !charging_secs.is_zero()),
+            Fill::Power(w) => ((w * charging_secs / Decimal::from(3600)).round_dp(3), true),
+        };
+        let weight_total = if weights_charging {
+            charging_secs
+        } else {
+            all_secs
+        };
+        let weighted: Vec<bool> = subs.iter().map(|s| !weights_charging || s.2).collect();
+        let last_weighted = weighted.iter().rposition(|w| *w);
+        let power_kw = match fill {
+            Fill::Power(w) => Some(Range::at(w / Decimal::from(1000))),
+            Fill::Total(_) => self.head.power_kw.map(Range::at),
+        };
+        let current_a = self.head.current_a.map(Range::at);
+        let ctx = SessionContext {
+            start: self.started_at,
+            reservation_expired: false,
+        };
+        let mut left = energy;
+        for (i, sub) in subs.iter().enumerate() {
+            let share = if !weighted[i] {
+                Decimal::ZERO
+            } else if Some(i) == last_weighted || weight_total.is_zero() {
+                std::mem::take(&mut left)
+            } else {
+                let part = (energy * secs(sub) / weight_total)
+                    .round_dp_with_strategy(3, RoundingStrategy::ToZero);
+                left -= part;
+                part
+            };
+            let span = Span {
+                start: sub.0,
+                end: sub.1,
+                charging: sub.2,
+                energy_wh: share,
+                power_kw,
+                current_a,
+            };
+            pricer.add_span(acc, &span, &ctx);
+        }
     }
 }
 
-fn round_up(value: i64, step: i64) -> i64 {
-    if value <= 0 {
-        0
-    } else {
-        (value + step - 1) / step * step
+fn summary(cost: &TariffCost, energy_wh: i64) -> Result<CostSummary, PricingError> {
+    let whole = |secs: Decimal| i64::try_from(secs.trunc()).unwrap_or(i64::MAX);
+    let breakdown = cost
+        .lines
+        .iter()
+        .map(|l| CostComponent {
+            dimension: l.dimension,
+            quantity: l.volume,
+            unit_price: l.price,
+            tax: l.vat.unwrap_or(Decimal::ZERO),
+            before_tax: l.cost.excl_vat,
+            total: l.cost.incl_vat,
+        })
+        .collect();
+    Ok(CostSummary {
+        amount: to_minor_units(cost.total_cost.incl_vat, cost.currency)?,
+        energy_wh,
+        charging_seconds: whole(cost.charging_secs),
+        parking_seconds: whole(cost.parking_secs),
+        breakdown,
+        amount_excl_vat: Some(to_minor_units(cost.total_cost.excl_vat, cost.currency)?),
+    })
+}
+
+/// What a [`LiveCost`] serializes to: its inputs only; the engine state is rebuilt on load.
+#[derive(Serialize, Deserialize)]
+struct LiveCostData {
+    rate: Rate,
+    started_at: DateTime<Utc>,
+    meter_start_wh: i64,
+    #[serde(default)]
+    samples: Vec<MeterSample>,
+    #[serde(default)]
+    transitions: Vec<(DateTime<Utc>, bool)>,
+}
+
+impl From<LiveCost> for LiveCostData {
+    fn from(live: LiveCost) -> Self {
+        Self {
+            rate: live.rate,
+            started_at: live.started_at,
+            meter_start_wh: live.meter_start_wh,
+            samples: live.samples.into_values().collect(),
+            transitions: live.transitions.into_iter().collect(),
+        }
+    }
+}
+
+impl From<LiveCostData> for LiveCost {
+    fn from(data: LiveCostData) -> Self {
+        let mut live = LiveCost::start(data.rate, data.started_at, data.meter_start_wh);
+        for (at, charging) in data.transitions {
+            live.set_charging(at, charging);
+        }
+        for sample in data.samples {
+            live.record_meter(sample);
+        }
+        live
     }
 }
 
@@ -299,13 +588,10 @@ mod tests {
                 comp(Dimension::Energy, "0.35", Some("10")),
                 comp(Dimension::Time, "1.20", None),
             ],
+            ..Default::default()
         };
         let mut live = LiveCost::start(rate, t(0), 1000);
-        live.record_meter(MeterSample {
-            timestamp: t(30),
-            energy_wh: 11_000,
-            power_w: Some(20_000),
-        });
+        live.record_meter(MeterSample::new(t(30), 11_000, Some(20_000)));
         // 10 kWh * 0.35 * 1.1 = 3.85 ; 0.5 h * 1.20 = 0.60
         assert_eq!(
             live.cost_at(t(30)).unwrap().amount,
@@ -323,10 +609,10 @@ mod tests {
     fn paused_time_is_parking_and_grace_applies() {
         let mut parking = comp(Dimension::ParkingTime, "6", None);
         parking.grace_period = Some("0.25".parse().unwrap());
-        let rate = Rate {
-            currency: Currency::EUR,
-            price_components: vec![comp(Dimension::Flat, "1", None), parking],
-        };
+        let rate = Rate::new(
+            Currency::EUR,
+            vec![comp(Dimension::Flat, "1", None), parking],
+        );
         let mut live = LiveCost::start(rate, t(0), 0);
         live.set_charging(t(10), false);
         // 30 min not charging, 15 free: 0.25 h * 6 = 1.50, + 1.00 flat
@@ -355,5 +641,175 @@ mod tests {
                 .amount,
             13
         );
+    }
+
+    fn tariff_rate(tariff: &str, tz: Option<&str>) -> Rate {
+        Rate {
+            currency: Currency::EUR,
+            tariff: Some(serde_json::from_str(tariff).unwrap()),
+            time_zone: tz.map(str::to_owned),
+            ..Default::default()
+        }
+    }
+
+    const NIGHT_AND_DAY: &str = r#"{"currency":"EUR","elements":[
+        {"price_components":[{"type":"ENERGY","price":0.10,"step_size":1}],"restrictions":{"start_time":"22:00","end_time":"13:00"}},
+        {"price_components":[{"type":"ENERGY","price":0.50,"step_size":1},{"type":"TIME","price":1.00,"step_size":1}]}]}"#;
+
+    #[test]
+    fn energy_between_samples_is_split_at_a_price_change() {
+        // 12:50 -> 13:10 UTC with 2 kWh: 1 kWh at night price, 1 kWh at day price. TIME comes
+        // from the unrestricted day element all along: the night element has no TIME component.
+        let mut live = LiveCost::start(tariff_rate(NIGHT_AND_DAY, None), t(50), 0);
+        live.record_meter(MeterSample::new(t(70), 2_000, None));
+        let cost = live.cost_at(t(70)).unwrap();
+        // 0.10 + 0.50 + 20 min x 1.00/h (0.3333…) = 0.9333… -> 0.93
+        assert_eq!(cost.amount, Money::new(93, Currency::EUR));
+        assert_eq!(
+            cost.breakdown[0].quantity,
+            Decimal::ONE,
+            "1 kWh at the night price"
+        );
+        assert_eq!(cost.charging_seconds, 1200);
+    }
+
+    #[test]
+    fn energy_threshold_is_cut_inside_a_sample_interval() {
+        // First kWh free, then 0.20/kWh; one interval of 3 kWh: 2 kWh billed.
+        let tariff = r#"{"currency":"EUR","elements":[
+            {"price_components":[{"type":"ENERGY","price":0,"step_size":1}],"restrictions":{"max_kwh":1}},
+            {"price_components":[{"type":"ENERGY","price":0.20,"step_size":1}]}]}"#;
+        let mut live = LiveCost::start(tariff_rate(tariff, None), t(0), 10_000);
+        live.record_meter(MeterSample::new(t(30), 13_000, Some(6_000)));
+        assert_eq!(
+            live.cost_at(t(30)).unwrap().amount,
+            Money::new(40, Currency::EUR)
+        );
+    }
+
+    #[test]
+    fn late_and_duplicate_samples_are_priced_at_their_timestamps() {
+        let samples: Vec<MeterSample> = (1..=100)
+            .map(|i| MeterSample::new(t(i), i * 200, Some(12_000)))
+            .collect();
+        let mut in_order =
+            LiveCost::start(tariff_rate(NIGHT_AND_DAY, Some("Europe/Paris")), t(0), 0);
+        for s in &samples {
+            in_order.record_meter(*s);
+        }
+        // Live stream with a 40-minute outage whose queued samples arrive after later ones.
+        let mut late = LiveCost::start(tariff_rate(NIGHT_AND_DAY, Some("Europe/Paris")), t(0), 0);
+        for s in samples
+            .iter()
+            .filter(|s| !(30..70).contains(&(s.timestamp - t(0)).num_minutes()))
+        {
+            late.record_meter(*s);
+        }
+        let before = late.cost_at(t(100)).unwrap();
+        for s in samples
+            .iter()
+            .filter(|s| (30..70).contains(&(s.timestamp - t(0)).num_minutes()))
+        {
+            late.record_meter(*s);
+            late.record_meter(*s);
+        }
+        late.record_meter(samples[10]);
+        assert_eq!(
+            late.cost_at(t(100)).unwrap(),
+            in_order.cost_at(t(100)).unwrap()
+        );
+        // Same energy either way, but where it fell across 13:00 Paris (12:00 UTC) changed.
+        assert_eq!(before.energy_wh, 20_000);
+        assert_eq!(late, in_order);
+    }
+
+    #[test]
+    fn late_transition_rewinds() {
+        let rate = Rate::new(
+            Currency::EUR,
+            vec![
+                comp(Dimension::Time, "6", None),
+                comp(Dimension::ParkingTime, "12", None),
+            ],
+        );
+        let mut a = LiveCost::start(rate.clone(), t(0), 0);
+        let mut b = LiveCost::start(rate, t(0), 0);
+        for i in 1..=60 {
+            a.record_meter(MeterSample::new(t(i), i * 100, None));
+            b.record_meter(MeterSample::new(t(i), i * 100, None));
+            if i == 20 {
+                a.set_charging(t(20), false);
+            }
+        }
+        b.set_charging(t(20), false);
+        assert!(!a.is_charging() && !b.is_charging());
+        // 20 min charging at 6/h + 40 min parking at 12/h = 2 + 8.
+        assert_eq!(
+            a.cost_at(t(60)).unwrap().amount,
+            Money::new(1000, Currency::EUR)
+        );
+        assert_eq!(a.cost_at(t(60)).unwrap(), b.cost_at(t(60)).unwrap());
+    }
+
+    #[test]
+    fn station_clock_ahead_keeps_reported_energy() {
+        let rate = Rate::new(Currency::EUR, vec![comp(Dimension::Energy, "1", None)]);
+        let mut live = LiveCost::start(rate, t(0), 0);
+        live.record_meter(MeterSample::new(t(10), 1_000, None));
+        assert_eq!(
+            live.cost_at(t(9)).unwrap().amount,
+            Money::new(100, Currency::EUR)
+        );
+    }
+
+    #[test]
+    fn projection_uses_power_or_the_last_interval() {
+        let rate = Rate::new(Currency::EUR, vec![comp(Dimension::Energy, "1", None)]);
+        let mut live = LiveCost::start(rate, t(0), 0);
+        // No power reported: 1 kWh in 6 min = 10 kW average.
+        live.record_meter(MeterSample::new(t(6), 1_000, None));
+        let p = live
+            .projected_cost(t(6), chrono::Duration::minutes(6))
+            .unwrap();
+        assert_eq!(p, Money::new(200, Currency::EUR));
+        // Not charging: projection adds no energy.
+        live.set_charging(t(6), false);
+        assert_eq!(
+            live.projected_cost(t(6), chrono::Duration::hours(1))
+                .unwrap(),
+            Money::new(100, Currency::EUR)
+        );
+    }
+
+    #[test]
+    fn invalid_rate_is_reported_not_panicked() {
+        let mut rate = Rate::new(Currency::EUR, vec![comp(Dimension::Energy, "1", None)]);
+        rate.time_zone = Some("Nowhere/Land".into());
+        let mut live = LiveCost::start(rate, t(0), 0);
+        live.record_meter(MeterSample::new(t(1), 10, None));
+        assert!(matches!(
+            live.cost_at(t(1)),
+            Err(PricingError::Rate(RateError::UnknownTimeZone(_)))
+        ));
+        assert!(
+            live.projected_cost(t(1), chrono::Duration::minutes(1))
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn serializes_inputs_and_rebuilds_the_same_state() {
+        let mut live = LiveCost::start(tariff_rate(NIGHT_AND_DAY, Some("Europe/Paris")), t(0), 500);
+        for i in 1..=70 {
+            live.record_meter(
+                MeterSample::new(t(i), 500 + i * 150, Some(9_000)).with_current(Decimal::from(13)),
+            );
+        }
+        live.set_charging(t(45), false);
+        live.set_charging(t(50), true);
+        let json = serde_json::to_string(&live).unwrap();
+        let back: LiveCost = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, live);
+        assert_eq!(back.cost_at(t(80)).unwrap(), live.cost_at(t(80)).unwrap());
     }
 }

@@ -248,16 +248,16 @@ async fn stations_connectors_and_rates_are_scoped_to_their_organization() {
         let org = seeded(&store, "a").await;
         let other = seeded(&store, "b").await;
         let rate_id = RateId::from_unique("r1").unwrap();
-        let rate = Rate {
-            currency: Currency::USD,
-            price_components: vec![RateComponent {
+        let rate = Rate::new(
+            Currency::USD,
+            vec![RateComponent {
                 dimension: Dimension::Energy,
                 price: "0.35".parse().unwrap(),
                 tax: None,
                 step_size: None,
                 grace_period: None,
             }],
-        };
+        );
         store
             .create_rate(&org, &rate_id, "standard", &rate, t(0))
             .await

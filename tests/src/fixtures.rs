@@ -46,10 +46,7 @@ pub fn component(dimension: Dimension, price: &str, tax: Option<&str>) -> RateCo
 
 /// A USD rate from components.
 pub fn rate(components: Vec<RateComponent>) -> Rate {
-    Rate {
-        currency: Currency::USD,
-        price_components: components,
-    }
+    Rate::new(Currency::USD, components)
 }
 
 /// A session on `station` connector 1 with a USD hold of `hold` cents.
