@@ -70,6 +70,18 @@ enum Commands {
         #[arg(long, env = "CHARGELINK_TASK_QUEUE", default_value = workflows::queues::SESSIONS)]
         task_queue: String,
     },
+    /// Price an OCPI 2.2.1 CDR's charging periods with a tariff; prints every total as JSON.
+    Price {
+        /// OCPI 2.2.1 tariff JSON file.
+        #[arg(long)]
+        tariff: std::path::PathBuf,
+        /// OCPI 2.2.1 CDR JSON file (needs start/end_date_time, currency, charging_periods).
+        #[arg(long)]
+        cdr: std::path::PathBuf,
+        /// IANA time zone of the location, for the tariff's local times.
+        #[arg(long, default_value = "UTC")]
+        time_zone: String,
+    },
     /// Apply the store's migrations and exit (the services also apply them at start).
     Migrate {
         #[command(flatten)]
@@ -93,7 +105,7 @@ async fn main() -> std::process::ExitCode {
     match run(Cli::parse()).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            tracing::error!(error.cause_chain = ?e, "{e:#}");
+            // `{:#}` prints the whole cause chain on one line.
             eprintln!("chargelink: {e:#}");
             std::process::ExitCode::FAILURE
         }
@@ -122,6 +134,19 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let listener = tokio::net::TcpListener::bind(listen).await?;
             tracing::info!(%listen, "API listening; docs at /docs");
             api::serve(listener, state, worker::shutdown_signal()).await?;
+            Ok(())
+        }
+        Commands::Price {
+            tariff,
+            cdr,
+            time_zone,
+        } => {
+            let read = |p: &std::path::Path| {
+                std::fs::read_to_string(p)
+                    .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", p.display()))
+            };
+            let priced = domain::tariff::price_cdr_json(&read(&tariff)?, &read(&cdr)?, &time_zone)?;
+            println!("{}", serde_json::to_string_pretty(&priced)?);
             Ok(())
         }
         Commands::Migrate { database } => {
