@@ -114,6 +114,8 @@ pub struct SessionWorkflow {
     session: Session,
     events_emitted: u32,
     creation_failed: Option<CommandError>,
+    /// The session with its payment page is persisted (the read model answers GET with it).
+    creation_recorded: bool,
     payment_outcome: Option<PaymentOutcome>,
     intent_id: Option<String>,
     /// The hold that can really be captured (the provider may report less than asked).
@@ -179,6 +181,7 @@ impl SessionWorkflow {
             session,
             events_emitted: 0,
             creation_failed: None,
+            creation_recorded: false,
             payment_outcome: None,
             intent_id: None,
             capturable: None,
@@ -244,8 +247,7 @@ impl SessionWorkflow {
         ctx: &mut WorkflowContext<Self>,
         _input: (),
     ) -> Result<Session, UpdateError> {
-        let ready =
-            ctx.wait_condition(|s| s.session.payment.is_some() || s.creation_failed.is_some());
+        let ready = ctx.wait_condition(|s| s.creation_recorded || s.creation_failed.is_some());
         if ready.await.is_err() {
             return Err(CommandError::new(
                 CommandErrorCode::SessionFinished,
@@ -670,6 +672,7 @@ async fn create_and_await_payment(
         });
     });
     record(ctx, &[EventType::SessionCreated, EventType::PaymentCreated]).await?;
+    ctx.state_mut(|s| s.creation_recorded = true);
 
     let payment = PaymentRef {
         session_id: sid.clone(),

@@ -1,0 +1,773 @@
+//! The REST API against the running stack: a real Temporal dev server, a worker running
+//! `SessionWorkflow` with the real store activity (SQLite file) and recording stand-ins for the
+//! payment provider and the stations, the API on a real port, the webhook dispatcher, and a
+//! webhook receiver. Started once for this binary.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::{Context, bail, ensure};
+use chargelink_tests::devserver::{DevServer, connect};
+use chargelink_tests::fixtures::random_body;
+use chargelink_tests::recording::{Behaviour, Recorder};
+use domain::events::SessionEvent;
+use libtest_mimic::{Arguments, Failed, Trial};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use temporalio_sdk::{Worker, WorkerOptions};
+use workflows::SessionWorkflow;
+use workflows::client::SessionClient;
+use workflows::messages::PaymentAuthorized;
+
+/// Webhooks the test receiver got: (signature header, body).
+type Received = Arc<Mutex<Vec<(String, Vec<u8>)>>>;
+
+const ADMIN_TOKEN: &str = "test-admin-token";
+
+/// What the tests talk to.
+struct Stack {
+    tokio: tokio::runtime::Handle,
+    api: String,
+    http: reqwest::Client,
+    sessions: SessionClient,
+    hooks: Received,
+    hook_url: String,
+}
+
+/// An organization set up through the API.
+struct Tenant {
+    key: String,
+    user: String,
+    connectors: Vec<String>,
+    parking_connector: String,
+}
+
+impl Stack {
+    fn run(&self, f: impl std::future::Future<Output = anyhow::Result<()>>) -> Result<(), Failed> {
+        self.tokio
+            .block_on(f)
+            .map_err(|e| Failed::from(format!("{e:#}")))
+    }
+
+    async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        key: Option<&str>,
+        body: Option<Value>,
+    ) -> anyhow::Result<(StatusCode, Value)> {
+        let mut req = self
+            .http
+            .request(method.parse()?, format!("{}{path}", self.api));
+        if let Some(k) = key {
+            req = req.bearer_auth(k);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let res = req.send().await?;
+        let status = res.status();
+        let text = res.text().await?;
+        let value = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        Ok((status, value))
+    }
+
+    async fn ok(
+        &self,
+        method: &str,
+        path: &str,
+        key: Option<&str>,
+        body: Option<Value>,
+    ) -> anyhow::Result<Value> {
+        let (status, v) = self.call(method, path, key, body).await?;
+        ensure!(status.is_success(), "{method} {path} -> {status}: {v}");
+        Ok(v)
+    }
+
+    /// Creates an organization with a rate, a user, a station with two connectors on an energy
+    /// rate and one on a PARKING_TIME rate, and a webhook endpoint at the test receiver.
+    async fn tenant(&self) -> anyhow::Result<Tenant> {
+        let org = self
+            .ok("POST", "/admin/organizations", Some(ADMIN_TOKEN), Some(json!({"name": "acme", "settings": {
+                "currency": "usd", "minimum_amount_to_start_session": 1800, "maximum_authorized_amount": 5000,
+                "payment_expiry_time": 300, "start_window": 300}})))
+            .await?;
+        let key = org["api_key"]["key"]
+            .as_str()
+            .context("api key")?
+            .to_owned();
+        let k = Some(key.as_str());
+        let energy = self
+            .ok(
+                "POST",
+                "/rates",
+                k,
+                Some(json!({"name": "energy", "currency": "usd",
+                "price_components": [{"type": "ENERGY", "price": "0.30"}]})),
+            )
+            .await?;
+        let parking = self
+            .ok("POST", "/rates", k, Some(json!({"name": "overstay", "currency": "usd",
+                "price_components": [{"type": "ENERGY", "price": "0.30"}, {"type": "PARKING_TIME", "price": "6", "grace_period": "0.25"}]})))
+            .await?;
+        let user = self
+            .ok("POST", "/users", k, Some(json!({"name": "driver"})))
+            .await?;
+        let station = format!("CP-{}", &random_body()[..8]);
+        let cs = self
+            .ok("POST", "/charge-stations", k, Some(json!({"id": station, "name": "demo", "connectors": [
+                {"connector_id": 1, "rate": energy["_id"]}, {"connector_id": 2, "rate": energy["_id"]},
+                {"connector_id": 3, "rate": parking["_id"]}]})))
+            .await?;
+        ensure!(
+            cs["ocpp"]["password"]
+                .as_str()
+                .is_some_and(|p| p.len() == 40),
+            "OCPP key shown once: {cs}"
+        );
+        let connectors: Vec<String> = cs["connectors"]
+            .as_array()
+            .context("connectors")?
+            .iter()
+            .filter_map(|c| c["_id"].as_str().map(str::to_owned))
+            .collect();
+        self.ok(
+            "POST",
+            "/webhook-endpoints",
+            k,
+            Some(json!({"url": self.hook_url})),
+        )
+        .await?;
+        Ok(Tenant {
+            key,
+            user: user["_id"].as_str().context("user id")?.to_owned(),
+            parking_connector: connectors[2].clone(),
+            connectors,
+        })
+    }
+}
+
+fn session_body(t: &Tenant, connector: &str) -> Value {
+    json!({"user": t.user, "connector": connector, "type": "payment_link"})
+}
+
+async fn create_session_answers_with_the_payment(s: &Stack) -> anyhow::Result<()> {
+    let t = s.tenant().await?;
+    let (status, v) = s
+        .call(
+            "POST",
+            "/sessions",
+            Some(&t.key),
+            Some(session_body(&t, &t.connectors[0])),
+        )
+        .await?;
+    ensure!(status == StatusCode::CREATED, "{status}: {v}");
+    // The spec's shape: every field, amounts in cents.
+    for field in [
+        "_id",
+        "user",
+        "chargestation",
+        "connector",
+        "status",
+        "rate",
+        "target",
+        "cost",
+        "type",
+        "payment",
+        "createdAt",
+        "updatedAt",
+    ] {
+        ensure!(v.get(field).is_some(), "session lacks {field}: {v}");
+    }
+    ensure!(v["type"] == "payment_link" && v["status"] == "created");
+    let p = &v["payment"];
+    for field in [
+        "_id",
+        "session",
+        "url",
+        "currency",
+        "authorized_amount",
+        "type",
+        "stripe",
+        "status",
+        "createdAt",
+        "updatedAt",
+    ] {
+        ensure!(p.get(field).is_some(), "payment lacks {field}: {p}");
+    }
+    ensure!(
+        p["authorized_amount"] == 1800
+            && p["currency"] == "usd"
+            && p["type"] == "anonymous"
+            && p["status"] == "created",
+        "{p}"
+    );
+    ensure!(p["session"] == v["_id"]);
+    // The read model has it, and the event log shows both creation events.
+    let id = v["_id"].as_str().context("id")?;
+    let got = s
+        .ok("GET", &format!("/sessions/{id}"), Some(&t.key), None)
+        .await?;
+    ensure!(got["payment"]["url"] == p["url"]);
+    let log = s
+        .ok("GET", &format!("/events?session={id}"), Some(&t.key), None)
+        .await?;
+    let types: Vec<_> = log["data"]
+        .as_array()
+        .context("log")?
+        .iter()
+        .map(|e| e["event"]["type"].clone())
+        .collect();
+    ensure!(
+        types.contains(&json!("session.created"))
+            && types.contains(&json!("session.payment.created")),
+        "{types:?}"
+    );
+    Ok(())
+}
+
+async fn authentication_and_isolation(s: &Stack) -> anyhow::Result<()> {
+    let a = s.tenant().await?;
+    let b = s.tenant().await?;
+    let (status, v) = s.call("GET", "/sessions", None, None).await?;
+    ensure!(
+        status == StatusCode::UNAUTHORIZED && v["error"]["code"] == "unauthorized",
+        "{status} {v}"
+    );
+    let (status, _) = s
+        .call("GET", "/sessions", Some("ck_not_a_key"), None)
+        .await?;
+    ensure!(status == StatusCode::UNAUTHORIZED);
+    let (status, _) = s
+        .call(
+            "POST",
+            "/admin/organizations",
+            Some(&a.key),
+            Some(json!({"name": "x"})),
+        )
+        .await?;
+    ensure!(
+        status == StatusCode::UNAUTHORIZED,
+        "an API key is not the admin token"
+    );
+
+    let created = s
+        .ok(
+            "POST",
+            "/sessions",
+            Some(&a.key),
+            Some(session_body(&a, &a.connectors[0])),
+        )
+        .await?;
+    let id = created["_id"].as_str().context("id")?;
+    // B sees nothing of A: not the session, not its connector, not its controls.
+    for (method, path) in [
+        ("GET", format!("/sessions/{id}")),
+        ("POST", format!("/sessions/{id}/stop")),
+        ("GET", format!("/sessions/{id}/pause")),
+    ] {
+        let (status, v) = s.call(method, &path, Some(&b.key), None).await?;
+        ensure!(
+            status == StatusCode::NOT_FOUND,
+            "{method} {path} by another org: {status} {v}"
+        );
+    }
+    let (status, v) = s
+        .call(
+            "POST",
+            "/sessions",
+            Some(&b.key),
+            Some(session_body(&b, &a.connectors[0])),
+        )
+        .await?;
+    ensure!(
+        status == StatusCode::NOT_FOUND && v["error"]["code"] == "connector_not_found",
+        "{status} {v}"
+    );
+    let listed = s.ok("GET", "/sessions", Some(&b.key), None).await?;
+    ensure!(
+        listed["data"].as_array().is_some_and(Vec::is_empty),
+        "{listed}"
+    );
+    Ok(())
+}
+
+async fn validation_errors_name_the_field(s: &Stack) -> anyhow::Result<()> {
+    let t = s.tenant().await?;
+    let k = Some(t.key.as_str());
+    let cases = [
+        (
+            json!({"user": t.user, "connector": t.connectors[0], "type": "payment_link", "colour": "red"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_request",
+            Some("colour"),
+        ),
+        (
+            json!({"user": t.user, "connector": t.connectors[0], "type": "wallet"}),
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            Some("type"),
+        ),
+        (
+            json!({"user": "bob", "connector": t.connectors[0], "type": "payment_link"}),
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            Some("user"),
+        ),
+        (
+            json!({"user": t.user, "connector": "con_nope", "type": "payment_link"}),
+            StatusCode::NOT_FOUND,
+            "connector_not_found",
+            Some("connector"),
+        ),
+        (
+            json!({"user": t.user, "connector": t.connectors[0], "type": "payment_link", "authorized_amount": -5}),
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            Some("authorized_amount"),
+        ),
+        (
+            json!({"user": t.user, "connector": t.connectors[0], "type": "payment_link", "authorized_amount": 0}),
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            Some("authorized_amount"),
+        ),
+        (
+            json!({"user": t.user, "connector": t.connectors[0], "type": "payment_link", "authorized_amount": 999_999}),
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            Some("authorized_amount"),
+        ),
+        (
+            json!({"user": t.user, "connector": t.connectors[0], "type": "payment_link", "target": {"payment_expiry_time": 0}}),
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            Some("target.payment_expiry_time"),
+        ),
+    ];
+    for (body, status, code, field) in cases {
+        let (got, v) = s.call("POST", "/sessions", k, Some(body.clone())).await?;
+        ensure!(
+            got == status && v["error"]["code"] == code,
+            "{body} -> {got} {v}"
+        );
+        ensure!(
+            v["error"]["field"].as_str() == field,
+            "{body}: field {:?}",
+            v["error"]["field"]
+        );
+        ensure!(
+            v["error"]["message"]
+                .as_str()
+                .is_some_and(|m| !m.is_empty())
+        );
+    }
+    let (status, v) = s
+        .call(
+            "POST",
+            "/rates",
+            k,
+            Some(json!({"name": "x", "currency": "dollars", "price_components": []})),
+        )
+        .await?;
+    ensure!(
+        status == StatusCode::BAD_REQUEST && v["error"]["field"] == "currency",
+        "{v}"
+    );
+    let (status, v) = s
+        .call("POST", "/rates", k, Some(json!({"name": "x", "currency": "usd", "price_components": [{"type": "ENERGY", "price": "1"}, {"type": "ENERGY", "price": "2"}]})))
+        .await?;
+    ensure!(
+        status == StatusCode::BAD_REQUEST && v["error"]["field"] == "price_components",
+        "{v}"
+    );
+    Ok(())
+}
+
+async fn idempotency_key_makes_retries_safe(s: &Stack) -> anyhow::Result<()> {
+    let t = s.tenant().await?;
+    let key = format!("retry-{}", random_body());
+    let post = |body: Value| {
+        s.http
+            .post(format!("{}/sessions", s.api))
+            .bearer_auth(&t.key)
+            .header("Idempotency-Key", &key)
+            .json(&body)
+            .send()
+    };
+    let first: Value = post(session_body(&t, &t.connectors[1]))
+        .await?
+        .json()
+        .await?;
+    let again = post(session_body(&t, &t.connectors[1])).await?;
+    ensure!(again.status().is_success());
+    let again: Value = again.json().await?;
+    ensure!(
+        first["_id"] == again["_id"] && first["payment"]["url"] == again["payment"]["url"],
+        "{first} vs {again}"
+    );
+    let other = post(json!({"user": t.user, "connector": t.connectors[1], "type": "payment_link", "authorized_amount": 2500})).await?;
+    ensure!(other.status() == StatusCode::UNPROCESSABLE_ENTITY);
+    let v: Value = other.json().await?;
+    ensure!(v["error"]["code"] == "idempotency_key_reused", "{v}");
+    Ok(())
+}
+
+async fn busy_connector_and_refused_commands(s: &Stack) -> anyhow::Result<()> {
+    let t = s.tenant().await?;
+    let k = Some(t.key.as_str());
+    let first = s
+        .ok(
+            "POST",
+            "/sessions",
+            k,
+            Some(session_body(&t, &t.connectors[0])),
+        )
+        .await?;
+    let (status, v) = s
+        .call(
+            "POST",
+            "/sessions",
+            k,
+            Some(session_body(&t, &t.connectors[0])),
+        )
+        .await?;
+    ensure!(
+        status == StatusCode::CONFLICT && v["error"]["code"] == "connector_busy",
+        "{status} {v}"
+    );
+    let id = first["_id"].as_str().context("id")?;
+    let (status, v) = s
+        .call("GET", &format!("/sessions/{id}/pause"), k, None)
+        .await?;
+    ensure!(
+        status == StatusCode::CONFLICT && v["error"]["code"] == "session_not_charging",
+        "{status} {v}"
+    );
+    let parked = s
+        .ok(
+            "POST",
+            "/sessions",
+            k,
+            Some(session_body(&t, &t.parking_connector)),
+        )
+        .await?;
+    let pid = parked["_id"].as_str().context("id")?;
+    let (status, v) = s
+        .call("POST", &format!("/sessions/{pid}/stop"), k, None)
+        .await?;
+    ensure!(
+        status == StatusCode::CONFLICT && v["error"]["code"] == "stop_not_allowed",
+        "{status} {v}"
+    );
+    ensure!(
+        v["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("PARKING_TIME")),
+        "{v}"
+    );
+    Ok(())
+}
+
+async fn list_filters_and_cursor(s: &Stack) -> anyhow::Result<()> {
+    let t = s.tenant().await?;
+    let k = Some(t.key.as_str());
+    for c in &t.connectors {
+        s.ok("POST", "/sessions", k, Some(session_body(&t, c)))
+            .await?;
+    }
+    let page1 = s.ok("GET", "/sessions?limit=2", k, None).await?;
+    ensure!(
+        page1["data"].as_array().is_some_and(|d| d.len() == 2),
+        "{page1}"
+    );
+    let cursor = page1["next_cursor"].as_str().context("next_cursor")?;
+    let page2 = s
+        .ok(
+            "GET",
+            &format!("/sessions?limit=2&cursor={cursor}"),
+            k,
+            None,
+        )
+        .await?;
+    ensure!(
+        page2["data"].as_array().is_some_and(|d| d.len() == 1) && page2["next_cursor"].is_null(),
+        "{page2}"
+    );
+    let created = s.ok("GET", "/sessions?status=created", k, None).await?;
+    ensure!(created["data"].as_array().is_some_and(|d| d.len() == 3));
+    let ended = s.ok("GET", "/sessions?status=ended", k, None).await?;
+    ensure!(ended["data"].as_array().is_some_and(Vec::is_empty));
+    let (status, v) = s.call("GET", "/sessions?status=flying", k, None).await?;
+    ensure!(
+        status == StatusCode::BAD_REQUEST && v["error"]["field"] == "status",
+        "{v}"
+    );
+    let (status, _) = s.call("GET", "/sessions?limit=1000", k, None).await?;
+    ensure!(status == StatusCode::BAD_REQUEST);
+    Ok(())
+}
+
+async fn webhooks_arrive_signed_with_the_session(s: &Stack) -> anyhow::Result<()> {
+    let t = s.tenant().await?;
+    let endpoints = s
+        .ok("GET", "/webhook-endpoints", Some(&t.key), None)
+        .await?;
+    ensure!(
+        endpoints["data"][0].get("secret").is_none(),
+        "listing never shows the secret"
+    );
+    let rotated = s
+        .ok(
+            "POST",
+            &format!(
+                "/webhook-endpoints/{}/rotate-secret",
+                endpoints["data"][0]["_id"].as_str().context("id")?
+            ),
+            Some(&t.key),
+            None,
+        )
+        .await?;
+    let secret = rotated["secret"].as_str().context("secret")?.to_owned();
+    let created = s
+        .ok(
+            "POST",
+            "/sessions",
+            Some(&t.key),
+            Some(session_body(&t, &t.connectors[0])),
+        )
+        .await?;
+    let id: domain::ids::SessionId = created["_id"].as_str().context("id")?.parse()?;
+    s.sessions
+        .payment_authorized(
+            &id,
+            PaymentAuthorized {
+                intent_id: "pi_1".into(),
+                amount_capturable: domain::money::Money::new(1800, domain::money::Currency::USD),
+            },
+        )
+        .await?;
+    let want = [
+        SessionEvent::id_for(&id, 1),
+        SessionEvent::id_for(&id, 2),
+        SessionEvent::id_for(&id, 3),
+    ];
+    for _ in 0..100 {
+        let got: Vec<(String, Vec<u8>)> = s
+            .hooks
+            .lock()
+            .map_err(|_| anyhow::anyhow!("lock"))?
+            .iter()
+            .filter(|(_, b)| String::from_utf8_lossy(b).contains(id.as_str()))
+            .cloned()
+            .collect();
+        if got.len() >= 3 {
+            let ids: Vec<String> = got
+                .iter()
+                .map(|(_, b)| {
+                    serde_json::from_slice::<Value>(b)
+                        .map(|v| v["_id"].as_str().unwrap_or_default().to_owned())
+                })
+                .collect::<Result<_, _>>()?;
+            ensure!(ids == want, "in order: {ids:?}");
+            for (sig, body) in &got {
+                ensure!(
+                    activities::webhooks::verify(
+                        &secret,
+                        sig,
+                        body,
+                        chrono::Utc::now().timestamp(),
+                        300
+                    ),
+                    "signature"
+                );
+            }
+            let last: Value = serde_json::from_slice(&got[2].1)?;
+            ensure!(
+                last["type"] == "session.payment.authorized"
+                    && last["data"]["payment"]["status"] == "authorized",
+                "{last}"
+            );
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    bail!("webhooks did not arrive")
+}
+
+async fn openapi_docs_and_return_pages(s: &Stack) -> anyhow::Result<()> {
+    let doc = s.ok("GET", "/openapi.json", None, None).await?;
+    ensure!(
+        doc["openapi"]
+            .as_str()
+            .is_some_and(|v| v.starts_with("3.1")),
+        "OpenAPI 3.1: {}",
+        doc["openapi"]
+    );
+    for path in [
+        "/sessions",
+        "/sessions/{id}/stop",
+        "/webhook-endpoints",
+        "/events/{id}/redeliver",
+    ] {
+        ensure!(doc["paths"].get(path).is_some(), "{path} documented");
+    }
+    let docs = s
+        .http
+        .get(format!("{}/docs", s.api))
+        .send()
+        .await?
+        .text()
+        .await?;
+    ensure!(docs.contains("/openapi.json"));
+    let t = s.tenant().await?;
+    let created = s
+        .ok(
+            "POST",
+            "/sessions",
+            Some(&t.key),
+            Some(session_body(&t, &t.connectors[0])),
+        )
+        .await?;
+    let id = created["_id"].as_str().context("id")?;
+    let page = s
+        .http
+        .get(format!("{}/payments/{id}/cancel", s.api))
+        .send()
+        .await?
+        .text()
+        .await?;
+    ensure!(page.contains("No money was taken"), "{page}");
+    for _ in 0..50 {
+        let got = s
+            .ok("GET", &format!("/sessions/{id}"), Some(&t.key), None)
+            .await?;
+        if got["status"] == "canceled" {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    bail!("the cancel page did not cancel the session")
+}
+
+async fn receive(
+    axum::extract::State(hooks): axum::extract::State<Received>,
+    headers: axum::http::HeaderMap,
+    body: axum::body::Bytes,
+) -> StatusCode {
+    let sig = headers
+        .get(activities::webhooks::SIGNATURE_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    if let Ok(mut h) = hooks.lock() {
+        h.push((sig, body.to_vec()));
+    }
+    StatusCode::OK
+}
+
+fn main() -> std::process::ExitCode {
+    let args = Arguments::from_args();
+    let tokio = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("tokio: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let result = tokio.block_on(async move {
+        let server = DevServer::start().await?;
+        let client = connect(&server.url).await?;
+        let db = std::env::temp_dir().join(format!("chargelink-api-{}.db", random_body()));
+        let store = store::Store::open(&format!("sqlite://{}?mode=rwc", db.display())).await?;
+        let queue = format!("api-{}", random_body());
+        let journal = std::env::temp_dir().join(format!("{queue}.jsonl"));
+        let options = WorkerOptions::new(queue.clone())
+            .register_workflow::<SessionWorkflow>()?
+            // Recording stand-ins for Stripe and the stations; the real store activity,
+            // registered after them, replaces their record_session.
+            .register_activities(Recorder::new(journal, Behaviour::default(), queue.clone()))
+            .register_activities(activities::store::StoreActivities::new(store.clone()))
+            .graceful_shutdown_period(Duration::from_secs(2))
+            .build();
+        let runtime = temporalio_sdk::Runtime::from_current_tokio(Default::default())?;
+        let mut worker = Worker::new(&runtime, client.clone(), options)?;
+        let shutdown = worker.shutdown_handle();
+
+        let hooks = Arc::new(Mutex::new(Vec::new()));
+        let app = axum::Router::new()
+            .route("/hook", axum::routing::post(receive))
+            .with_state(hooks.clone());
+        let hook_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let hook_url = format!("http://{}/hook", hook_listener.local_addr()?);
+        tokio::spawn(async move { axum::serve(hook_listener, app).await });
+
+        let settings = activities::webhooks::WebhookSettings {
+            poll_interval: Duration::from_millis(50),
+            ..Default::default()
+        };
+        let dispatcher = activities::webhooks::Dispatcher::new(store.clone(), settings)?;
+        tokio::spawn(async move { dispatcher.run(std::future::pending()).await });
+
+        let sessions = SessionClient::new(client, queue);
+        let state = api::AppState {
+            store,
+            sessions: sessions.clone(),
+            config: api::ApiConfig {
+                admin_token: Some(ADMIN_TOKEN.into()),
+                timings: Default::default(),
+            },
+        };
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let api = format!("http://{}", listener.local_addr()?);
+        tokio::spawn(async move { api::serve(listener, state, std::future::pending()).await });
+
+        let stack = Arc::new(Stack {
+            tokio: tokio::runtime::Handle::current(),
+            api,
+            http: reqwest::Client::new(),
+            sessions,
+            hooks,
+            hook_url,
+        });
+        macro_rules! trial {
+            ($name:ident) => {{
+                let s = stack.clone();
+                Trial::test(stringify!($name), move || s.run($name(&s)))
+            }};
+        }
+        let trials = vec![
+            trial!(create_session_answers_with_the_payment),
+            trial!(authentication_and_isolation),
+            trial!(validation_errors_name_the_field),
+            trial!(idempotency_key_makes_retries_safe),
+            trial!(busy_connector_and_refused_commands),
+            trial!(list_filters_and_cursor),
+            trial!(webhooks_arrive_signed_with_the_session),
+            trial!(openapi_docs_and_return_pages),
+        ];
+        // The worker's future is !Send, so it runs here; the tests run on blocking threads
+        // and enter the runtime through its handle.
+        let tests = tokio::task::spawn_blocking(move || libtest_mimic::run(&args, trials));
+        let (worker_result, conclusion) = tokio::join!(worker.run(), async {
+            let conclusion = tests.await;
+            shutdown();
+            conclusion
+        });
+        if let Err(e) = worker_result {
+            eprintln!("worker: {e}");
+        }
+        drop(server);
+        Ok::<_, anyhow::Error>(conclusion?)
+    });
+    match result {
+        Ok(conclusion) => conclusion.exit_code(),
+        Err(e) => {
+            eprintln!("could not run the API tests: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
