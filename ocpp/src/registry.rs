@@ -212,7 +212,7 @@ pub trait Registry: Send + Sync + 'static {
         connector_id: u32,
     ) -> Result<Option<Transaction>, RegistryError>;
 
-    /// An open transaction of `id_tag`.
+    /// An open transaction of `id_tag` that belongs to a session.
     async fn open_transaction_for_tag(
         &self,
         id_tag: &str,
@@ -727,7 +727,8 @@ impl Registry for SqliteRegistry {
         self.with(move |c| {
             query_tx(
                 c,
-                "id_tag = ?1 AND stopped_at IS NULL ORDER BY transaction_id DESC LIMIT 1",
+                "id_tag = ?1 AND session_id IS NOT NULL AND stopped_at IS NULL
+                 ORDER BY transaction_id DESC LIMIT 1",
                 params![id_tag],
             )
         })

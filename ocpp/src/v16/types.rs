@@ -18,6 +18,11 @@ impl<const N: usize> CiString<N> {
         (value.chars().count() <= N).then_some(Self(value))
     }
 
+    /// The first `N` characters of `value`.
+    pub fn truncated(value: &str) -> Self {
+        Self(value.chars().take(N).collect())
+    }
+
     /// The text.
     pub fn as_str(&self) -> &str {
         &self.0
