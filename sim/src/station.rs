@@ -244,10 +244,10 @@ impl Station {
         let mut meter = interval(self.meter_interval);
         loop {
             self.publish(socket.is_some());
-            if socket.is_some() {
-                if let Err(e) = self.pump(&mut socket).await {
-                    self.lost(&mut socket, &e, &mut reconnect_at, backoff);
-                }
+            if socket.is_some()
+                && let Err(e) = self.pump(&mut socket).await
+            {
+                self.lost(&mut socket, &e, &mut reconnect_at, backoff);
             }
             let heartbeat_on = socket.is_some() && self.booted;
             let meter_on = !self.meter_interval.is_zero()
@@ -293,10 +293,10 @@ impl Station {
                 },
                 Some(internal) = self.internal_rx.recv() => match internal {
                     Internal::Reply(frame) => {
-                        if let Some(s) = socket.as_mut() {
-                            if let Err(e) = s.send(Message::text(frame.to_text())).await {
-                                self.lost(&mut socket, &e.to_string(), &mut reconnect_at, backoff);
-                            }
+                        if let Some(s) = socket.as_mut()
+                            && let Err(e) = s.send(Message::text(frame.to_text())).await
+                        {
+                            self.lost(&mut socket, &e.to_string(), &mut reconnect_at, backoff);
                         }
                     }
                     Internal::PlugIn { connector, id_tag } => self.plug_in(connector, id_tag),

@@ -194,10 +194,10 @@ impl Stack {
     pub async fn await_located(&self, station: &str) -> anyhow::Result<()> {
         let id = station.parse()?;
         for _ in 0..100 {
-            if let Some(l) = self.registry.locate(&id).await? {
-                if l.task_queue == self.gateway_queue {
-                    return Ok(());
-                }
+            if let Some(l) = self.registry.locate(&id).await?
+                && l.task_queue == self.gateway_queue
+            {
+                return Ok(());
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
