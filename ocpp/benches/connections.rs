@@ -253,7 +253,10 @@ fn stations_main() {
                 }
             });
         }
-        let all = booted.acquire_many(u32::try_from(n).unwrap()).await.unwrap();
+        let all = booted
+            .acquire_many(u32::try_from(n).unwrap())
+            .await
+            .unwrap();
         all.forget();
         println!(
             "ready: {} connected, {} failed, child RSS {} MiB",
@@ -287,8 +290,10 @@ async fn station(
     permit: tokio::sync::OwnedSemaphorePermit,
 ) -> anyhow::Result<()> {
     let mut req = format!("{url}/{id}").into_client_request()?;
-    req.headers_mut()
-        .insert("Sec-WebSocket-Protocol", HeaderValue::from_static("ocpp1.6"));
+    req.headers_mut().insert(
+        "Sec-WebSocket-Protocol",
+        HeaderValue::from_static("ocpp1.6"),
+    );
     req.headers_mut().insert(
         "Authorization",
         HeaderValue::from_str(&ocpp::auth::basic_header(id, KEY))?,

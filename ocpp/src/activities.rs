@@ -125,6 +125,14 @@ impl GatewayActivities {
                     input.id_tag.as_str()
                 ))
             })?;
+            // A driver who plugged in before paying left the connector Preparing already.
+            let preparing = self
+                .registry
+                .connectors(&input.charge_station)
+                .await
+                .map_err(registry_failed)?
+                .iter()
+                .any(|c| c.connector_id == input.connector_id && c.status == "Preparing");
             let pending = PendingStart {
                 id_tag: input.id_tag.as_str().to_owned(),
                 session_id: input.session_id.clone(),
@@ -134,7 +142,7 @@ impl GatewayActivities {
                 // Armed before the answer: the station may report Preparing before the
                 // activity sees its Accepted.
                 armed: true,
-                preparing: false,
+                preparing,
             };
             self.registry
                 .put_pending_start(pending)

@@ -14,6 +14,8 @@
 //! - `station`: the station task (socket, outbox, connector state machine).
 //! - [`state`]: [`SimState`], the snapshot tests wait on.
 
+use domain::ids as domain_ids;
+
 pub mod config;
 pub mod state;
 mod station;
@@ -129,6 +131,27 @@ pub fn run_station(spec: StationSpec) -> SimHandle {
     }
 }
 
+/// The station ids of `config`: `<prefix>1` to `<prefix><stations>`.
+pub fn station_ids(config: &SimConfig) -> Vec<String> {
+    (1..=config.stations)
+        .map(|n| format!("{}{n}", config.id_prefix))
+        .collect()
+}
+
+/// A stations file for the gateway that lets every station of `config` in (hashed keys).
+pub fn stations_file(config: &SimConfig) -> Result<ocpp::StationsFile, domain_ids::IdError> {
+    let stations = station_ids(config)
+        .iter()
+        .map(|id| {
+            Ok(ocpp::StationEntry::hashed(
+                id.parse()?,
+                config.key.as_bytes(),
+            ))
+        })
+        .collect::<Result<_, domain_ids::IdError>>()?;
+    Ok(ocpp::StationsFile { stations })
+}
+
 /// Runs `config.stations` stations until `shutdown` completes: what `chargelink sim` calls.
 pub async fn run(config: SimConfig, shutdown: impl Future<Output = ()>) -> Vec<SimState> {
     let mut handles = Vec::with_capacity(config.stations);
@@ -137,6 +160,7 @@ pub async fn run(config: SimConfig, shutdown: impl Future<Output = ()>) -> Vec<S
             let mut spec = config.template.clone();
             spec.url = config.url.clone();
             spec.id = format!("{}{n}", config.id_prefix);
+            // Ids are checked by `stations_file`; the gateway refuses any other.
             spec.key = config.key.clone();
             handles.push(run_station(spec));
             if !config.ramp.is_zero() {
@@ -156,4 +180,24 @@ pub async fn run(config: SimConfig, shutdown: impl Future<Output = ()>) -> Vec<S
         states.push(h.state());
     }
     states
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_stations_file_lists_every_simulated_station() {
+        let config = SimConfig {
+            url: "ws://127.0.0.1:9000/ocpp".into(),
+            stations: 3,
+            id_prefix: "SIM".into(),
+            key: "k".repeat(16),
+            template: StationSpec::new("", "", ""),
+            ramp: Duration::ZERO,
+        };
+        let file = stations_file(&config).unwrap();
+        let ids: Vec<_> = file.stations.iter().map(|s| s.id.to_string()).collect();
+        assert_eq!(ids, ["SIM1", "SIM2", "SIM3"]);
+    }
 }
