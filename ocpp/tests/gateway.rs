@@ -26,8 +26,11 @@ fn delivered(station: &sim::SimHandle) -> i64 {
 }
 
 async fn remote_start_meter_values_and_remote_stop(stack: Arc<Stack>) -> anyhow::Result<()> {
-    // Arrange
-    let station = stack.station(stack.spec("CP1")).await?;
+    // Arrange: the station samples every 10 s until the gateway configures 1 s at boot.
+    let mut spec = stack.spec("CP1");
+    spec.meter_interval = Duration::from_secs(10);
+    let station = stack.station(spec).await?;
+    ensure!(station.state().meter_interval == Duration::from_secs(1));
     let boot_config = station.state().received("ChangeConfiguration").len();
     ensure!(
         boot_config >= 2,
@@ -61,13 +64,16 @@ async fn remote_start_meter_values_and_remote_stop(stack: Arc<Stack>) -> anyhow:
         "{remote_start}"
     );
     stack.await_status(&input, SessionStatus::Started).await?;
-    let live = loop {
+    let mut live = None;
+    for _ in 0..50 {
         let s = stack.sessions.session(&input.session_id).await?;
         if s.cost.amount.unwrap_or(0) >= 6 {
-            break s;
+            live = Some(s);
+            break;
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
-    };
+    }
+    let live = live.context("no live cost from meter values within 10 s")?;
     ensure!(live.status == SessionStatus::Started);
     stack.sessions.stop(&input.session_id).await?;
     let outcome = stack.outcome(&input).await?;
@@ -840,16 +846,19 @@ async fn python_ocpp_charge_point_interoperates(stack: Arc<Stack>) -> anyhow::Re
         .context("the Python charge point did not connect")?;
     stack.start_paid(&input).await?;
     stack.await_status(&input, SessionStatus::Started).await?;
-    let charging = loop {
+    let mut charging = None;
+    for _ in 0..100 {
         let s = stack.sessions.session(&input.session_id).await?;
         if s.cost.details.as_ref().is_some_and(|d| d.energy_wh >= 200) {
-            break s;
+            charging = Some(s);
+            break;
         }
         if let Some(status) = child.try_wait()? {
             bail!("the Python charge point exited early: {status}");
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
-    };
+    }
+    let charging = charging.context("no energy reported by the Python charge point in 20 s")?;
     ensure!(charging.status == SessionStatus::Started);
     stack.sessions.stop(&input.session_id).await?;
     let outcome = stack.outcome(&input).await?;
