@@ -1,0 +1,48 @@
+//! What the protocol layer reports about sessions. The OCPP code knows a session only by id and
+//! hands facts to a [`SessionEvents`] sink; the gateway's sink turns them into Temporal signals
+//! ([`crate::signals`]), so framing and message handling never know about Temporal.
+
+use domain::ids::{ChargeStationId, SessionId};
+use tokio::sync::mpsc;
+use workflows::messages::{
+    ChargingStarted, ChargingStopped, ConnectorStatus, MeterValues, StartFailed,
+};
+
+/// A fact about a session, as a station reported it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SessionEvent {
+    /// StartTransaction was accepted for the session's id tag.
+    Started {
+        /// The station (to stop the transaction if the session is gone).
+        station: ChargeStationId,
+        /// The connector.
+        connector_id: u32,
+        /// What the station reported.
+        started: ChargingStarted,
+    },
+    /// The station accepted a RemoteStart and then gave up, or started elsewhere.
+    StartFailed(StartFailed),
+    /// Meter values of the session's transaction, with the station's timestamps.
+    MeterValues(MeterValues),
+    /// The session's connector changed status.
+    ConnectorStatus(ConnectorStatus),
+    /// StopTransaction of the session's transaction.
+    Stopped(ChargingStopped),
+}
+
+/// Receives session events. `publish` must return quickly: it is called from a station's read
+/// loop right after the station was answered.
+pub trait SessionEvents: Send + Sync + 'static {
+    /// Reports `event` for `session`. Events of one session must be delivered in order.
+    fn publish(&self, session: &SessionId, event: SessionEvent);
+}
+
+/// A sink that forwards events to a channel (tests, tools).
+#[derive(Debug, Clone)]
+pub struct ChannelEvents(pub mpsc::UnboundedSender<(SessionId, SessionEvent)>);
+
+impl SessionEvents for ChannelEvents {
+    fn publish(&self, session: &SessionId, event: SessionEvent) {
+        let _ = self.0.send((session.clone(), event));
+    }
+}

@@ -1,0 +1,45 @@
+//! The OCPP 1.6J gateway (central system): charge stations connect over WebSocket, the gateway
+//! answers them, turns what they report into signals to the session workflows, and runs the
+//! workflows' charger commands (remote start and stop, pause, resume) on the station's socket.
+//!
+//! # Layout
+//! - [`gateway`]: [`GatewayConfig`], [`Gateway`] (bind, then run the server and the Temporal
+//!   worker of the gateway's own task queue) and [`run`] for the CLI.
+//! - `server`: accept loop (plain or TLS), Basic auth before the upgrade, subprotocol check.
+//! - [`connection`]: one socket: read loop, writer task, [`StationHandle::call`] with one
+//!   outstanding CALL and a timeout.
+//! - [`frame`]: OCPP-J framing (`CALL`, `CALLRESULT`, `CALLERROR`) and error codes.
+//! - [`v16`]: OCPP 1.6 messages, one file per action.
+//! - `central`: the central system's answers and the session facts they reveal.
+//! - [`events`]: the [`SessionEvents`] seam between the protocol and the workflows.
+//! - [`signals`]: [`TemporalEvents`], session events as Temporal signals.
+//! - [`activities`]: [`GatewayActivities`] (charger commands) and [`StationLocator`].
+//! - [`registry`]: the persistent [`Registry`] ([`SqliteRegistry`]) and the live [`Connections`].
+//! - [`auth`]: [`StationDirectory`] and the file-backed [`FileStationDirectory`].
+//! - [`tls`]: rustls setup for security profile 2.
+//! - `shutdown`: the shutdown signal every task listens to.
+
+pub mod activities;
+pub mod auth;
+mod central;
+pub mod connection;
+pub mod events;
+pub mod frame;
+pub mod gateway;
+pub mod registry;
+mod server;
+mod shutdown;
+pub mod signals;
+pub mod tls;
+pub mod v16;
+
+pub use activities::{GatewayActivities, StationLocator};
+pub use auth::{FileStationDirectory, StationDirectory, StationEntry, StationsFile};
+pub use central::SAMPLED_DATA;
+pub use connection::{CallFailed, StationHandle};
+pub use events::{ChannelEvents, SessionEvent, SessionEvents};
+pub use gateway::{Gateway, GatewayConfig, GatewayError, run};
+pub use registry::{Connections, Registry, SqliteRegistry};
+pub use server::SUBPROTOCOL;
+pub use signals::TemporalEvents;
+pub use tls::TlsPaths;

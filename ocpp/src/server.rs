@@ -1,0 +1,237 @@
+//! The WebSocket endpoint `/ocpp/{station id}`: accept loop (plain or TLS), HTTP Basic auth
+//! before the upgrade, `ocpp1.6` subprotocol negotiation, and one task per connection.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::any;
+use domain::ids::ChargeStationId;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpListener;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
+use tokio_rustls::TlsAcceptor;
+use tracing::{Instrument, debug, info, info_span, warn};
+
+use crate::auth::{StationDirectory, Verdict, basic_credentials};
+use crate::central::Central;
+use crate::connection::{SocketLimits, StationHandle, serve};
+use crate::registry::{Connections, Registry, StationLocation};
+use crate::shutdown::Shutdown;
+
+/// The subprotocol of OCPP 1.6J.
+pub const SUBPROTOCOL: &str = "ocpp1.6";
+
+/// Everything a connection needs.
+pub(crate) struct ServerState {
+    pub(crate) directory: Arc<dyn StationDirectory>,
+    pub(crate) central: Arc<Central>,
+    pub(crate) registry: Arc<dyn Registry>,
+    pub(crate) connections: Connections,
+    pub(crate) location: StationLocation,
+    pub(crate) limits: SocketLimits,
+    pub(crate) call_timeout: Duration,
+    pub(crate) permits: Arc<Semaphore>,
+    pub(crate) shutdown: Shutdown,
+}
+
+/// The HTTP routes.
+pub(crate) fn router(state: Arc<ServerState>) -> Router {
+    Router::new()
+        .route("/ocpp/{station}", any(upgrade))
+        .with_state(state)
+}
+
+fn unauthorized(why: &'static str) -> Response {
+    debug!(why, "refused");
+    let mut response = (StatusCode::UNAUTHORIZED, why).into_response();
+    response.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        HeaderValue::from_static("Basic realm=\"chargelink\""),
+    );
+    response
+}
+
+async fn upgrade(
+    ws: WebSocketUpgrade,
+    Path(station): Path<String>,
+    headers: HeaderMap,
+    State(state): State<Arc<ServerState>>,
+) -> Response {
+    let span = info_span!("upgrade", charge_point_id = %station);
+    async move {
+        let Ok(station) = station.parse::<ChargeStationId>() else {
+            return (StatusCode::NOT_FOUND, "not a charge station id").into_response();
+        };
+        // Security profile 1/2: credentials are checked before the upgrade. Unknown stations
+        // get the same 401 as wrong keys so ids cannot be probed (OCPP-J suggests 404).
+        let Some((user, key)) = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|h| h.to_str().ok())
+            .and_then(basic_credentials)
+        else {
+            return unauthorized("Basic credentials required");
+        };
+        if user != station.as_str() {
+            return unauthorized("the username must be the charge station id");
+        }
+        match state.directory.verify(&station, &key).await {
+            Ok(Verdict::Accepted) => {}
+            Ok(Verdict::UnknownStation) => {
+                warn!("unknown charge station");
+                return unauthorized("unknown charge station or wrong key");
+            }
+            Ok(Verdict::WrongKey) => {
+                warn!("wrong key");
+                return unauthorized("unknown charge station or wrong key");
+            }
+            Err(e) => {
+                warn!(error = %e, "station directory failed");
+                return (StatusCode::SERVICE_UNAVAILABLE, "try again later").into_response();
+            }
+        }
+        let Ok(permit) = state.permits.clone().try_acquire_owned() else {
+            warn!("connection limit reached");
+            return (StatusCode::SERVICE_UNAVAILABLE, "too many connections").into_response();
+        };
+        let ws = ws
+            .protocols([SUBPROTOCOL])
+            // OCPP messages are small: keep per-connection buffers small (10k connections).
+            .read_buffer_size(4 * 1024)
+            .write_buffer_size(0)
+            .max_message_size(1024 * 1024)
+            .max_frame_size(1024 * 1024);
+        if ws.selected_protocol().is_none() {
+            // OCPP-J §3.1.2: complete the handshake without a subprotocol, then close.
+            warn!("no ocpp1.6 subprotocol offered; closing");
+            return ws.on_upgrade(|mut socket: WebSocket| async move {
+                let frame = CloseFrame {
+                    code: 1002,
+                    reason: "the ocpp1.6 subprotocol is required".into(),
+                };
+                let _ = socket.send(Message::Close(Some(frame))).await;
+            });
+        }
+        let span = tracing::Span::current();
+        ws.on_upgrade(move |socket| connected(socket, station, state, permit).instrument(span))
+    }
+    .instrument(span)
+    .await
+}
+
+async fn connected(
+    socket: WebSocket,
+    station: ChargeStationId,
+    state: Arc<ServerState>,
+    _permit: OwnedSemaphorePermit,
+) {
+    let connection_id = format!(
+        "{}-{:016x}",
+        state.location.instance_id,
+        rand::random::<u64>()
+    );
+    let (tx, rx) = mpsc::channel(16);
+    let handle = StationHandle::new(
+        station.clone(),
+        connection_id.clone(),
+        tx,
+        state.call_timeout,
+    );
+    if let Some(old) = state.connections.insert(handle.clone()) {
+        info!("replacing the station's previous connection");
+        old.close("replaced by a new connection");
+    }
+    if let Err(e) = state
+        .registry
+        .station_connected(&station, &state.location, &connection_id)
+        .await
+    {
+        // The socket still works for station-initiated messages; commands cannot find it
+        // until the next reconnect.
+        warn!(error = %e, "could not record the connection");
+    }
+    info!(connection_id, "connected");
+    let span = info_span!("connection", charge_point_id = %station, connection_id);
+    serve(
+        socket,
+        handle.clone(),
+        rx,
+        state.central.clone(),
+        state.limits,
+        state.shutdown.clone(),
+    )
+    .instrument(span)
+    .await;
+    state.connections.remove(&handle);
+    if let Err(e) = state
+        .registry
+        .station_disconnected(&station, &connection_id)
+        .await
+    {
+        warn!(error = %e, "could not record the disconnect");
+    }
+    info!(connection_id, "disconnected");
+}
+
+/// Accepts connections until shutdown; each is served on its own task.
+pub(crate) async fn accept_loop(
+    listener: TcpListener,
+    tls: Option<TlsAcceptor>,
+    router: Router,
+    mut shutdown: Shutdown,
+) {
+    loop {
+        let accepted = tokio::select! {
+            _ = shutdown.recv() => break,
+            a = listener.accept() => a,
+        };
+        let (stream, peer) = match accepted {
+            Ok(a) => a,
+            Err(e) => {
+                // Usually EMFILE: back off instead of spinning.
+                warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let router = router.clone();
+        match tls.clone() {
+            None => {
+                tokio::spawn(serve_http(stream, peer, router));
+            }
+            Some(acceptor) => {
+                tokio::spawn(async move {
+                    let handshake = acceptor.accept(stream);
+                    match tokio::time::timeout(Duration::from_secs(10), handshake).await {
+                        Ok(Ok(tls)) => serve_http(tls, peer, router).await,
+                        Ok(Err(e)) => debug!(%peer, error = %e, "TLS handshake failed"),
+                        Err(_) => debug!(%peer, "TLS handshake timed out"),
+                    }
+                });
+            }
+        }
+    }
+}
+
+async fn serve_http<I>(io: I, peer: SocketAddr, router: Router)
+where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let service = TowerToHyperService::new(router);
+    let connection = hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(Duration::from_secs(10))
+        .serve_connection(TokioIo::new(io), service)
+        .with_upgrades();
+    if let Err(e) = connection.await {
+        debug!(%peer, error = %e, "HTTP connection ended with an error");
+    }
+}

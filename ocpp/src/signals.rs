@@ -1,0 +1,202 @@
+//! Session events become signals to the session workflows.
+//!
+//! Each session gets its own ordered queue and delivery task, so a slow or unreachable Temporal
+//! never holds up a station's read loop, and a session sees its events in the order the station
+//! sent them. Failed signals are retried a few times; a session that no longer exists is logged
+//! and its events dropped, and a StartTransaction for such a session is stopped again with
+//! RemoteStopTransaction (nobody would pay for it).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use domain::ids::{ChargeStationId, SessionId};
+use tokio::sync::mpsc;
+use tracing::{Instrument, error, info, info_span, warn};
+use workflows::client::{SessionClient, SessionClientError};
+
+use crate::events::{SessionEvent, SessionEvents};
+use crate::registry::Connections;
+use crate::v16;
+use crate::v16::remote_stop_transaction::RemoteStopTransactionRequest;
+
+/// How signals are retried.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct SignalRetry {
+    pub(crate) attempts: u32,
+    pub(crate) first_backoff: Duration,
+}
+
+impl Default for SignalRetry {
+    fn default() -> Self {
+        Self {
+            attempts: 5,
+            first_backoff: Duration::from_millis(200),
+        }
+    }
+}
+
+/// A delivery task with no event for this long ends (a new one starts on the next event).
+const IDLE: Duration = Duration::from_secs(60);
+
+struct Inner {
+    sessions: SessionClient,
+    connections: Connections,
+    queues: Mutex<HashMap<SessionId, mpsc::UnboundedSender<SessionEvent>>>,
+    retry: SignalRetry,
+}
+
+/// [`SessionEvents`] delivered as Temporal signals through [`SessionClient`].
+#[derive(Clone)]
+pub struct TemporalEvents {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for TemporalEvents {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TemporalEvents").finish_non_exhaustive()
+    }
+}
+
+impl TemporalEvents {
+    /// Signals through `sessions`; orphan transactions are stopped through `connections`.
+    pub fn new(sessions: SessionClient, connections: Connections) -> Self {
+        Self::with_retry(sessions, connections, SignalRetry::default())
+    }
+
+    pub(crate) fn with_retry(
+        sessions: SessionClient,
+        connections: Connections,
+        retry: SignalRetry,
+    ) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                sessions,
+                connections,
+                queues: Mutex::new(HashMap::new()),
+                retry,
+            }),
+        }
+    }
+}
+
+type Queues = HashMap<SessionId, mpsc::UnboundedSender<SessionEvent>>;
+
+impl Inner {
+    fn queues(&self) -> std::sync::MutexGuard<'_, Queues> {
+        self.queues.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl SessionEvents for TemporalEvents {
+    fn publish(&self, session: &SessionId, event: SessionEvent) {
+        let mut queues = self.inner.queues();
+        let event = match queues.get(session) {
+            Some(tx) => match tx.send(event) {
+                Ok(()) => return,
+                Err(mpsc::error::SendError(event)) => event,
+            },
+            None => event,
+        };
+        let (tx, rx) = mpsc::unbounded_channel();
+        // Cannot fail: `rx` is alive.
+        let _ = tx.send(event);
+        queues.insert(session.clone(), tx);
+        let inner = self.inner.clone();
+        let span = info_span!("session_signals", session_id = %session);
+        tokio::spawn(deliver_all(inner, session.clone(), rx).instrument(span));
+    }
+}
+
+async fn deliver_all(
+    inner: Arc<Inner>,
+    session: SessionId,
+    mut rx: mpsc::UnboundedReceiver<SessionEvent>,
+) {
+    loop {
+        let event = match tokio::time::timeout(IDLE, rx.recv()).await {
+            Ok(Some(event)) => event,
+            Ok(None) => return,
+            Err(_) => {
+                // Publishers send while holding the lock, so "empty under the lock" is final.
+                let mut queues = inner.queues();
+                if rx.is_empty() {
+                    queues.remove(&session);
+                    return;
+                }
+                continue;
+            }
+        };
+        deliver(&inner, &session, event).await;
+    }
+}
+
+fn kind(event: &SessionEvent) -> &'static str {
+    match event {
+        SessionEvent::Started { .. } => "charging_started",
+        SessionEvent::StartFailed(_) => "start_failed",
+        SessionEvent::MeterValues(_) => "meter_values",
+        SessionEvent::ConnectorStatus(_) => "connector_status",
+        SessionEvent::Stopped(_) => "charging_stopped",
+    }
+}
+
+async fn deliver(inner: &Inner, session: &SessionId, event: SessionEvent) {
+    let signal = kind(&event);
+    let mut backoff = inner.retry.first_backoff;
+    for attempt in 1..=inner.retry.attempts.max(1) {
+        let s = &inner.sessions;
+        let result = match &event {
+            SessionEvent::Started { started, .. } => {
+                s.charging_started(session, started.clone()).await
+            }
+            SessionEvent::StartFailed(f) => s.start_failed(session, f.clone()).await,
+            SessionEvent::MeterValues(m) => s.meter_values(session, m.clone()).await,
+            SessionEvent::ConnectorStatus(c) => s.connector_status(session, c.clone()).await,
+            SessionEvent::Stopped(st) => s.charging_stopped(session, st.clone()).await,
+        };
+        match result {
+            Ok(()) => {
+                info!(signal, "signalled");
+                return;
+            }
+            Err(SessionClientError::NotFound(_)) => {
+                warn!(
+                    signal,
+                    "the session does not exist or has finished; signal dropped"
+                );
+                if let SessionEvent::Started {
+                    station, started, ..
+                } = &event
+                {
+                    stop_orphan(&inner.connections, station, started.transaction_id).await;
+                }
+                return;
+            }
+            Err(e) => {
+                warn!(signal, attempt, error = %e, "signal failed");
+                if attempt < inner.retry.attempts {
+                    tokio::time::sleep(backoff).await;
+                    backoff = backoff.saturating_mul(2);
+                }
+            }
+        }
+    }
+    error!(signal, "signal not delivered; giving up");
+}
+
+/// A transaction started for a session that is gone: ask the station to stop it.
+async fn stop_orphan(connections: &Connections, station: &ChargeStationId, transaction_id: i64) {
+    let Ok(transaction_id) = i32::try_from(transaction_id) else {
+        return;
+    };
+    let Some(handle) = connections.get(station) else {
+        warn!(%station, transaction_id, "orphan transaction on a disconnected station; not stopped");
+        return;
+    };
+    let request = RemoteStopTransactionRequest { transaction_id };
+    match handle.call::<v16::RemoteStopTransaction>(&request).await {
+        Ok(r) => info!(%station, transaction_id, status = ?r.status, "orphan transaction stopped"),
+        Err(e) => warn!(%station, transaction_id, error = %e, "orphan transaction not stopped"),
+    }
+}

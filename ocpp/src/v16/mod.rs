@@ -1,0 +1,92 @@
+//! OCPP 1.6 messages: one file per action with its request and response (and, for messages a
+//! station sends, how the central system answers them), plus the types several share.
+//!
+//! The enumerations a station may fill with vendor values (measurands, units, stop reasons,
+//! error codes) are kept as text so an unexpected value never makes a whole message fail.
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+pub mod authorize;
+pub mod boot_notification;
+pub mod change_configuration;
+pub mod clear_charging_profile;
+pub mod data_transfer;
+pub mod heartbeat;
+pub mod meter_values;
+pub mod remote_start_transaction;
+pub mod remote_stop_transaction;
+pub mod set_charging_profile;
+pub mod start_transaction;
+pub mod status_notification;
+pub mod stop_transaction;
+pub mod trigger_message;
+pub mod types;
+
+pub use authorize::Authorize;
+pub use boot_notification::BootNotification;
+pub use change_configuration::ChangeConfiguration;
+pub use clear_charging_profile::ClearChargingProfile;
+pub use data_transfer::DataTransfer;
+pub use heartbeat::Heartbeat;
+pub use meter_values::MeterValues;
+pub use remote_start_transaction::RemoteStartTransaction;
+pub use remote_stop_transaction::RemoteStopTransaction;
+pub use set_charging_profile::SetChargingProfile;
+pub use start_transaction::StartTransaction;
+pub use status_notification::StatusNotification;
+pub use stop_transaction::StopTransaction;
+pub use trigger_message::TriggerMessage;
+
+/// An OCPP action: its wire name and the payload types of its CALL and CALLRESULT.
+pub trait Action {
+    /// The action name on the wire.
+    const NAME: &'static str;
+    /// The CALL payload.
+    type Request: Serialize + DeserializeOwned + Send + Sync + 'static;
+    /// The CALLRESULT payload.
+    type Response: Serialize + DeserializeOwned + Send + Sync + 'static;
+}
+
+macro_rules! action {
+    ($(#[$doc:meta])* $marker:ident, $req:ty => $res:ty) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, Default)]
+        pub struct $marker;
+
+        impl crate::v16::Action for $marker {
+            const NAME: &'static str = stringify!($marker);
+            type Request = $req;
+            type Response = $res;
+        }
+    };
+}
+pub(crate) use action;
+
+/// Actions of OCPP 1.6 (core and the other feature profiles, plus the security white paper)
+/// that a station may send and this central system does not handle: answered `NotSupported`.
+/// Any other action name is answered `NotImplemented`.
+pub const KNOWN_UNSUPPORTED: &[&str] = &[
+    "LogStatusNotification",
+    "SignCertificate",
+    "SignedFirmwareStatusNotification",
+    "Reset",
+    "UnlockConnector",
+    "GetConfiguration",
+    "ChangeAvailability",
+    "ClearCache",
+    "GetDiagnostics",
+    "UpdateFirmware",
+    "SendLocalList",
+    "GetLocalListVersion",
+    "ReserveNow",
+    "CancelReservation",
+    "GetCompositeSchedule",
+];
+
+/// Notifications the central system acknowledges with `{}` without acting on them.
+pub const ACKNOWLEDGED: &[&str] = &[
+    "DiagnosticsStatusNotification",
+    "FirmwareStatusNotification",
+    "SecurityEventNotification",
+];

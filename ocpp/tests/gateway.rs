@@ -1,0 +1,977 @@
+//! The gateway end to end: simulated stations over real WebSockets, the gateway with its
+//! Temporal worker, and the real session workflow on a Temporal dev server (started once for
+//! this binary) with the real `StationLocator` and stand-ins for payments and the store.
+
+mod support;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, bail, ensure};
+use chargelink_tests::devserver::DevServer;
+use chargelink_tests::fixtures::random_body;
+use domain::session::{EndReason, SessionStatus};
+use libtest_mimic::{Arguments, Failed, Trial};
+use ocpp::v16::types::ChargePointStatus;
+use serde_json::json;
+use sim::Behaviour;
+use support::{Env, METER_START_WH, Stack, cents_for, raw, usd, with_stack};
+
+/// Energy the station delivered (from its register).
+fn delivered(station: &sim::SimHandle) -> i64 {
+    station
+        .state()
+        .connector(1)
+        .map_or(0, |c| c.energy_wh - METER_START_WH)
+}
+
+async fn remote_start_meter_values_and_remote_stop(stack: Arc<Stack>) -> anyhow::Result<()> {
+    // Arrange: the station samples every 10 s until the gateway configures 1 s at boot.
+    let mut spec = stack.spec("CP1");
+    spec.meter_interval = Duration::from_secs(10);
+    let station = stack.station(spec).await?;
+    ensure!(station.state().meter_interval == Duration::from_secs(1));
+    let boot_config = station.state().received("ChangeConfiguration").len();
+    ensure!(
+        boot_config >= 2,
+        "configuration pushed at boot: {boot_config}"
+    );
+    let keys: Vec<_> = station
+        .state()
+        .received("ChangeConfiguration")
+        .iter()
+        .map(|p| (p["key"].clone(), p["value"].clone()))
+        .collect();
+    ensure!(
+        keys.contains(&(json!("MeterValuesSampledData"), json!(ocpp::SAMPLED_DATA)))
+            && keys.contains(&(json!("MeterValueSampleInterval"), json!("1"))),
+        "{keys:?}"
+    );
+    let input = stack.input("CP1")?;
+
+    // Act: pay, let it charge a few meter intervals, stop through the API.
+    stack.start_paid(&input).await?;
+    let state = station
+        .wait_for("charging", Duration::from_secs(10), |s| {
+            s.connector(1)
+                .is_some_and(|c| c.status == ChargePointStatus::Charging)
+        })
+        .await?;
+    let remote_start = &state.received("RemoteStartTransaction")[0];
+    ensure!(remote_start["connectorId"] == 1);
+    ensure!(
+        remote_start["idTag"] == domain::ids::IdTag::for_session(&input.session_id).as_str(),
+        "{remote_start}"
+    );
+    stack.await_status(&input, SessionStatus::Started).await?;
+    let mut live = None;
+    for _ in 0..50 {
+        let s = stack.sessions.session(&input.session_id).await?;
+        if s.cost.amount.unwrap_or(0) >= 6 {
+            live = Some(s);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let live = live.context("no live cost from meter values within 10 s")?;
+    ensure!(live.status == SessionStatus::Started);
+    stack.sessions.stop(&input.session_id).await?;
+    let outcome = stack.outcome(&input).await?;
+
+    // Assert: stopped remotely, billed from the station's own register.
+    let state = station
+        .wait_for("available", Duration::from_secs(5), |s| {
+            s.connector(1).is_some_and(|c| {
+                c.status == ChargePointStatus::Available && c.transaction_id.is_none()
+            })
+        })
+        .await?;
+    ensure!(state.received("RemoteStopTransaction").len() == 1);
+    ensure!(outcome.status == SessionStatus::Ended, "{outcome:?}");
+    ensure!(
+        outcome.end_reason == Some(EndReason::StoppedByApi),
+        "{outcome:?}"
+    );
+    let energy = delivered(&station);
+    ensure!(energy > 0);
+    ensure!(
+        outcome.captured == Some(usd(cents_for(energy))),
+        "captured {:?} for {energy} Wh",
+        outcome.captured
+    );
+    let signals = stack.signals(&input).await?;
+    let names: Vec<&str> = signals.iter().map(|(n, _)| n.as_str()).collect();
+    for expected in [
+        "charging_started",
+        "meter_values",
+        "connector_status",
+        "charging_stopped",
+    ] {
+        ensure!(names.contains(&expected), "no {expected} in {names:?}");
+    }
+    let stopped = &signals
+        .iter()
+        .find(|(n, _)| n == "charging_stopped")
+        .context("no stop")?
+        .1;
+    ensure!(stopped["reason"] == "Remote", "{stopped}");
+    ensure!(
+        stopped["meter_stop_wh"] == METER_START_WH + energy,
+        "{stopped}"
+    );
+    station.stop().await?;
+    Ok(())
+}
+
+async fn pause_resume_and_unplug(stack: Arc<Stack>) -> anyhow::Result<()> {
+    // Arrange
+    let station = stack.station(stack.spec("CP2")).await?;
+    let input = stack.input("CP2")?;
+    stack.start_paid(&input).await?;
+    stack.await_status(&input, SessionStatus::Started).await?;
+    station
+        .wait_for("a meter value", Duration::from_secs(5), |s| {
+            s.connector(1).is_some_and(|c| c.energy_wh > METER_START_WH)
+        })
+        .await?;
+
+    // Act: pause.
+    let paused = stack.sessions.pause(&input.session_id).await?;
+    ensure!(paused.status == SessionStatus::Paused);
+    let state = station
+        .wait_for("suspended", Duration::from_secs(5), |s| {
+            s.connector(1)
+                .is_some_and(|c| c.paused && c.status == ChargePointStatus::SuspendedEVSE)
+        })
+        .await?;
+    let profile = &state.received("SetChargingProfile")[0];
+    let tx = state
+        .connector(1)
+        .and_then(|c| c.transaction_id)
+        .context("no tx")?;
+    ensure!(profile["csChargingProfiles"]["chargingProfilePurpose"] == "TxProfile");
+    ensure!(profile["csChargingProfiles"]["transactionId"] == tx);
+    ensure!(profile["csChargingProfiles"]["chargingProfileId"] == 100 + tx);
+    ensure!(
+        profile["csChargingProfiles"]["chargingSchedule"]["chargingSchedulePeriod"][0]["limit"]
+            .as_f64()
+            == Some(0.0)
+    );
+    // No energy flows while paused.
+    let frozen = delivered(&station);
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    ensure!(delivered(&station) == frozen, "energy moved while paused");
+
+    // Act: resume, then the driver unplugs.
+    let resumed = stack.sessions.resume(&input.session_id).await?;
+    ensure!(resumed.status == SessionStatus::Started);
+    let state = station
+        .wait_for("charging again", Duration::from_secs(5), |s| {
+            s.connector(1)
+                .is_some_and(|c| !c.paused && c.status == ChargePointStatus::Charging)
+        })
+        .await?;
+    ensure!(state.received("ClearChargingProfile")[0]["id"] == 100 + tx);
+    station
+        .wait_for("more energy", Duration::from_secs(5), |s| {
+            s.connector(1)
+                .is_some_and(|c| c.energy_wh - METER_START_WH > frozen)
+        })
+        .await?;
+    station.unplug(1).await?;
+    let outcome = stack.outcome(&input).await?;
+
+    // Assert
+    ensure!(
+        outcome.end_reason == Some(EndReason::Unplugged),
+        "{outcome:?}"
+    );
+    ensure!(
+        outcome.captured == Some(usd(cents_for(delivered(&station)))),
+        "{outcome:?}"
+    );
+    let events = stack.journal.events(input.session_id.as_str());
+    ensure!(
+        events.contains(&"session.paused".to_owned())
+            && events.contains(&"session.resumed".to_owned()),
+        "{events:?}"
+    );
+    let last = stack
+        .journal
+        .last_session(input.session_id.as_str())
+        .context("nothing saved")?;
+    let details = last.cost.details.context("no cost details")?;
+    ensure!(details.parking_seconds >= 2, "paused time: {details:?}");
+    station.stop().await?;
+    Ok(())
+}
+
+async fn unplug_after_a_while_ends_the_session(stack: Arc<Stack>) -> anyhow::Result<()> {
+    let mut spec = stack.spec("CP3");
+    spec.behaviour = Behaviour {
+        unplug_after: Some(Duration::from_secs(3)),
+        ..Behaviour::default()
+    };
+    let station = stack.station(spec).await?;
+    let input = stack.input("CP3")?;
+
+    stack.start_paid(&input).await?;
+    let outcome = stack.outcome(&input).await?;
+
+    ensure!(outcome.status == SessionStatus::Ended, "{outcome:?}");
+    ensure!(
+        outcome.end_reason == Some(EndReason::Unplugged),
+        "{outcome:?}"
+    );
+    let energy = delivered(&station);
+    ensure!(energy >= 100, "{energy}");
+    ensure!(
+        outcome.captured == Some(usd(cents_for(energy))),
+        "{outcome:?}"
+    );
+    let state = station.state();
+    ensure!(state.received("RemoteStopTransaction").is_empty());
+    let signals = stack.signals(&input).await?;
+    let statuses: Vec<String> = signals
+        .iter()
+        .filter(|(n, _)| n == "connector_status")
+        .map(|(_, v)| v["status"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    ensure!(statuses.contains(&"SuspendedEV".to_owned()), "{statuses:?}");
+    let stop = signals
+        .iter()
+        .find(|(n, _)| n == "charging_stopped")
+        .context("no stop")?;
+    ensure!(stop.1["reason"] == "EVDisconnected");
+    station.stop().await?;
+    Ok(())
+}
+
+async fn refused_remote_start_cancels_the_session(stack: Arc<Stack>) -> anyhow::Result<()> {
+    let mut spec = stack.spec("CP4");
+    spec.behaviour.refuse_remote_start = true;
+    let station = stack.station(spec).await?;
+    let input = stack.input("CP4")?;
+
+    stack.start_paid(&input).await?;
+    let outcome = stack.outcome(&input).await?;
+
+    ensure!(outcome.status == SessionStatus::Canceled, "{outcome:?}");
+    ensure!(
+        outcome.end_reason == Some(EndReason::StartFailed),
+        "{outcome:?}"
+    );
+    ensure!(outcome.captured.is_none());
+    let sid = input.session_id.as_str();
+    ensure!(stack.journal.calls("cancel_payment", sid).len() == 1);
+    ensure!(stack.journal.calls("capture_payment", sid).is_empty());
+    let state = station.state();
+    ensure!(
+        state.received("RemoteStartTransaction").len() >= 2,
+        "the workflow retries within its start window"
+    );
+    ensure!(state.sent_count("StartTransaction") == 0);
+    station.stop().await?;
+    Ok(())
+}
+
+async fn never_plugged_in_cancels_the_session(stack: Arc<Stack>) -> anyhow::Result<()> {
+    let mut spec = stack.spec("CP5");
+    spec.behaviour.never_plugged_in = true;
+    let station = stack.station(spec).await?;
+    let input = stack.input("CP5")?;
+
+    stack.start_paid(&input).await?;
+    let outcome = stack.outcome(&input).await?;
+
+    ensure!(outcome.status == SessionStatus::Canceled, "{outcome:?}");
+    ensure!(
+        outcome.end_reason == Some(EndReason::StartFailed),
+        "{outcome:?}"
+    );
+    ensure!(station.state().received("RemoteStartTransaction").len() >= 1);
+    ensure!(station.state().sent_count("StartTransaction") == 0);
+    station.stop().await?;
+    Ok(())
+}
+
+async fn disconnect_and_reconnect_mid_session(stack: Arc<Stack>) -> anyhow::Result<()> {
+    // Arrange: the link drops 1.5 s into the transaction and is back 3 s later.
+    let mut spec = stack.spec("CP1");
+    spec.behaviour.drop_connection = Some((Duration::from_millis(1500), Duration::from_secs(3)));
+    let station = stack.station(spec).await?;
+    let input = stack.input("CP1")?;
+
+    // Act
+    stack.start_paid(&input).await?;
+    station
+        .wait_for("offline", Duration::from_secs(10), |s| {
+            !s.connected && s.connector(1).is_some_and(|c| c.transaction_id.is_some())
+        })
+        .await?;
+    let offline_since = chrono::Utc::now();
+    station
+        .wait_for("queued meter values", Duration::from_secs(5), |s| {
+            s.queued >= 2
+        })
+        .await?;
+    station
+        .wait_for("reconnected and flushed", Duration::from_secs(10), |s| {
+            s.connected && s.queued == 0
+        })
+        .await?;
+    stack.await_located("CP1").await?;
+    let session = stack.sessions.session(&input.session_id).await?;
+    ensure!(
+        session.status == SessionStatus::Started,
+        "kept its state offline"
+    );
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    station.unplug(1).await?;
+    let outcome = stack.outcome(&input).await?;
+
+    // Assert: the session completed and was billed for everything, offline energy included.
+    ensure!(
+        outcome.end_reason == Some(EndReason::Unplugged),
+        "{outcome:?}"
+    );
+    let energy = delivered(&station);
+    ensure!(
+        outcome.captured == Some(usd(cents_for(energy))),
+        "{outcome:?} for {energy} Wh"
+    );
+    // Meter values measured offline arrived late, with their original timestamps.
+    let late: Vec<_> = stack
+        .signals(&input)
+        .await?
+        .into_iter()
+        .filter(|(n, _)| n == "meter_values")
+        .filter_map(|(_, v)| {
+            let received: chrono::DateTime<chrono::Utc> =
+                v["_event_time"].as_str()?.parse().ok()?;
+            let measured: chrono::DateTime<chrono::Utc> =
+                v["samples"][0]["timestamp"].as_str()?.parse().ok()?;
+            (measured >= offline_since - chrono::Duration::milliseconds(200)
+                && received - measured > chrono::Duration::milliseconds(900))
+            .then_some(measured)
+        })
+        .collect();
+    ensure!(
+        late.len() >= 2,
+        "late samples with original timestamps: {late:?}"
+    );
+    station.stop().await?;
+    Ok(())
+}
+
+async fn bad_frames_get_the_right_callerror_and_the_connection_stays_up(
+    stack: Arc<Stack>,
+) -> anyhow::Result<()> {
+    let mut ws = raw::connect(&stack.url(), "CP2").await?;
+    let cases = [
+        ("{not json", "-1", "FormationViolation"),
+        (r#"[2,"m1","Heartbeat"]"#, "m1", "FormationViolation"),
+        (r#"[2,"m2","Heartbeat",[]]"#, "m2", "FormationViolation"),
+        (r#"[2,"m3","FlyToTheMoon",{}]"#, "m3", "NotImplemented"),
+        (r#"[2,"m4","Reset",{"type":"Hard"}]"#, "m4", "NotSupported"),
+        (
+            r#"[2,"m5","StartTransaction",{"connectorId":"one","idTag":"X","meterStart":0,"timestamp":"2026-01-01T00:00:00Z"}]"#,
+            "m5",
+            "TypeConstraintViolation",
+        ),
+        (
+            r#"[2,"m6","StatusNotification",{"connectorId":1,"errorCode":"NoError"}]"#,
+            "m6",
+            "ProtocolError",
+        ),
+        (
+            r#"[2,"m7","StatusNotification",{"connectorId":1,"errorCode":"NoError","status":"Sleeping"}]"#,
+            "m7",
+            "PropertyConstraintViolation",
+        ),
+        (
+            r#"[2,"m8","Authorize",{"idTag":"THIS-ID-TAG-IS-TOO-LONG-FOR-OCPP"}]"#,
+            "m8",
+            "PropertyConstraintViolation",
+        ),
+    ];
+    for (text, id, code) in cases {
+        let answer = raw::send_raw(&mut ws, text, id).await?;
+        ensure!(answer[0] == 4 && answer[2] == code, "{text} → {answer}");
+    }
+    // Still up: a proper CALL is answered.
+    let boot = raw::call(
+        &mut ws,
+        "ok1",
+        "BootNotification",
+        json!({"chargePointVendor": "raw", "chargePointModel": "test"}),
+    )
+    .await?;
+    ensure!(
+        boot[0] == 3 && boot[2]["status"] == "Accepted" && boot[2]["interval"] == 30,
+        "{boot}"
+    );
+    let dt = raw::call(
+        &mut ws,
+        "dt1",
+        "DataTransfer",
+        json!({"vendorId": "acme", "data": "x"}),
+    )
+    .await?;
+    ensure!(dt[2]["status"] == "UnknownVendorId", "{dt}");
+    let hb = raw::call(&mut ws, "hb1", "Heartbeat", json!({})).await?;
+    ensure!(hb[2]["currentTime"].is_string(), "{hb}");
+    Ok(())
+}
+
+async fn repeated_and_late_transaction_messages_are_idempotent(
+    stack: Arc<Stack>,
+) -> anyhow::Result<()> {
+    let mut ws = raw::connect(&stack.url(), "CP3").await?;
+    let start = json!({"connectorId": 2, "idTag": "UNKNOWNTAG", "meterStart": 500, "timestamp": "2026-01-01T10:00:00Z"});
+    let first = raw::call(&mut ws, "s1", "StartTransaction", start.clone()).await?;
+    let again = raw::call(&mut ws, "s2", "StartTransaction", start).await?;
+    ensure!(first[2]["idTagInfo"]["status"] == "Invalid", "{first}");
+    ensure!(
+        first[2]["transactionId"] == again[2]["transactionId"],
+        "{first} vs {again}"
+    );
+    let tx = first[2]["transactionId"].clone();
+    let auth = raw::call(&mut ws, "a1", "Authorize", json!({"idTag": "UNKNOWNTAG"})).await?;
+    ensure!(auth[2]["idTagInfo"]["status"] == "Invalid", "{auth}");
+    let meter = json!({"connectorId": 2, "transactionId": tx, "meterValue": [{"timestamp": "2026-01-01T10:01:00Z", "sampledValue": [{"value": "600"}]}]});
+    let m = raw::call(&mut ws, "mv1", "MeterValues", meter).await?;
+    ensure!(m[0] == 3, "{m}");
+    let stop = json!({"transactionId": tx, "meterStop": 700, "timestamp": "2026-01-01T10:02:00Z", "reason": "Local", "idTag": "UNKNOWNTAG"});
+    let s1 = raw::call(&mut ws, "st1", "StopTransaction", stop.clone()).await?;
+    let s2 = raw::call(&mut ws, "st2", "StopTransaction", stop).await?;
+    ensure!(s1[0] == 3 && s2[0] == 3, "{s1} {s2}");
+    let unknown =
+        json!({"transactionId": 987654, "meterStop": 1, "timestamp": "2026-01-01T10:02:00Z"});
+    let s3 = raw::call(&mut ws, "st3", "StopTransaction", unknown).await?;
+    ensure!(s3[0] == 3, "{s3}");
+    let stored = stack
+        .registry
+        .transaction(tx.as_i64().context("tx id")?)
+        .await?
+        .context("not stored")?;
+    ensure!(stored.stop.as_ref().map(|s| s.meter_stop) == Some(700));
+    // A late duplicate of the start after the stop still gets the same id.
+    let late = raw::call(
+        &mut ws,
+        "s3",
+        "StartTransaction",
+        json!({"connectorId": 2, "idTag": "UNKNOWNTAG", "meterStart": 500, "timestamp": "2026-01-01T10:00:00Z"}),
+    )
+    .await?;
+    ensure!(late[2]["transactionId"] == tx, "{late}");
+    Ok(())
+}
+
+async fn start_fails_when_the_connector_gives_up(stack: Arc<Stack>) -> anyhow::Result<()> {
+    // A raw station that accepts RemoteStart, goes Preparing, then back to Available.
+    let mut ws = raw::connect(&stack.url(), "CP4").await?;
+    raw::call(
+        &mut ws,
+        "b",
+        "BootNotification",
+        json!({"chargePointVendor": "raw", "chargePointModel": "m"}),
+    )
+    .await?;
+    stack.await_located("CP4").await?;
+    let input = stack.input("CP4")?;
+    stack.start_paid(&input).await?;
+    let remote_start = loop {
+        let v = raw::recv(&mut ws).await?;
+        if v[0] == 2 && v[2] == "RemoteStartTransaction" {
+            break v;
+        }
+        if v[0] == 2 {
+            raw::send(
+                &mut ws,
+                &json!([3, v[1], {"status": "Accepted"}]).to_string(),
+            )
+            .await?;
+        }
+    };
+    raw::send(
+        &mut ws,
+        &json!([3, remote_start[1], {"status": "Accepted"}]).to_string(),
+    )
+    .await?;
+    let status = |s: &str| json!({"connectorId": 1, "errorCode": "NoError", "status": s});
+    raw::call(&mut ws, "p", "StatusNotification", status("Preparing")).await?;
+    raw::call(&mut ws, "a", "StatusNotification", status("Available")).await?;
+
+    let mut failed = false;
+    for _ in 0..50 {
+        let signals = stack.signals(&input).await?;
+        if signals.iter().any(|(n, v)| {
+            n == "start_failed"
+                && v["reason"]
+                    .as_str()
+                    .is_some_and(|r| r.contains("Available"))
+        }) {
+            failed = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    ensure!(failed, "no start_failed signal");
+    // The workflow tries again right away (its start window is still open).
+    let again = loop {
+        let v = raw::recv(&mut ws).await?;
+        if v[0] == 2 && v[2] == "RemoteStartTransaction" {
+            break v;
+        }
+    };
+    raw::send(
+        &mut ws,
+        &json!([3, again[1], {"status": "Rejected"}]).to_string(),
+    )
+    .await?;
+    let outcome = stack.outcome(&input).await?;
+    ensure!(outcome.status == SessionStatus::Canceled, "{outcome:?}");
+    Ok(())
+}
+
+async fn start_for_a_finished_session_is_stopped_again(stack: Arc<Stack>) -> anyhow::Result<()> {
+    // A station that accepts RemoteStart but starts only after the session gave up.
+    let mut ws = raw::connect(&stack.url(), "CP5").await?;
+    raw::call(
+        &mut ws,
+        "b",
+        "BootNotification",
+        json!({"chargePointVendor": "raw", "chargePointModel": "m"}),
+    )
+    .await?;
+    stack.await_located("CP5").await?;
+    let input = stack.input("CP5")?;
+    stack.start_paid(&input).await?;
+    let tag = loop {
+        let v = raw::recv(&mut ws).await?;
+        if v[0] == 2 {
+            let status = if v[2] == "RemoteStartTransaction" {
+                "Rejected"
+            } else {
+                "Accepted"
+            };
+            raw::send(&mut ws, &json!([3, v[1], {"status": status}]).to_string()).await?;
+            if v[2] == "RemoteStartTransaction" {
+                break v[3]["idTag"].clone();
+            }
+        }
+    };
+    // Keep answering until the session has given up.
+    let answering = async {
+        loop {
+            let v = raw::recv(&mut ws).await?;
+            if v[0] == 2 {
+                raw::send(
+                    &mut ws,
+                    &json!([3, v[1], {"status": "Rejected"}]).to_string(),
+                )
+                .await?;
+            }
+        }
+        #[allow(unreachable_code)]
+        Ok::<_, anyhow::Error>(())
+    };
+    let outcome = tokio::select! {
+        o = stack.outcome(&input) => o?,
+        r = answering => { r?; bail!("socket ended") }
+    };
+    ensure!(outcome.status == SessionStatus::Canceled);
+
+    let start =
+        json!({"connectorId": 1, "idTag": tag, "meterStart": 0, "timestamp": chrono::Utc::now()});
+    let answer = raw::call(&mut ws, "late", "StartTransaction", start).await?;
+    ensure!(
+        answer[2]["idTagInfo"]["status"] == "Accepted",
+        "the tag is still pending: {answer}"
+    );
+    let tx = answer[2]["transactionId"].clone();
+    let stop = loop {
+        let v = raw::recv(&mut ws).await?;
+        if v[0] == 2 && v[2] == "RemoteStopTransaction" {
+            break v;
+        }
+    };
+    ensure!(stop[3]["transactionId"] == tx, "{stop}");
+    Ok(())
+}
+
+async fn credentials_and_subprotocol_are_checked_before_the_upgrade(
+    stack: Arc<Stack>,
+) -> anyhow::Result<()> {
+    use tokio_tungstenite::tungstenite::Error as WsError;
+    let url = stack.url();
+    let status = |r: Result<_, WsError>| match r {
+        Err(WsError::Http(resp)) => Some(resp.status().as_u16()),
+        _ => None,
+    };
+    let wrong = raw::request(&url, "CP1", Some(("CP1", "not-the-key")), Some("ocpp1.6"))?;
+    ensure!(status(tokio_tungstenite::connect_async(wrong).await.map(|_| ())) == Some(401));
+    let unknown = raw::request(
+        &url,
+        "CP404",
+        Some(("CP404", support::KEY)),
+        Some("ocpp1.6"),
+    )?;
+    ensure!(status(tokio_tungstenite::connect_async(unknown).await.map(|_| ())) == Some(401));
+    let none = raw::request(&url, "CP1", None, Some("ocpp1.6"))?;
+    ensure!(status(tokio_tungstenite::connect_async(none).await.map(|_| ())) == Some(401));
+    let other_user = raw::request(&url, "CP1", Some(("CP2", support::KEY)), Some("ocpp1.6"))?;
+    ensure!(
+        status(
+            tokio_tungstenite::connect_async(other_user)
+                .await
+                .map(|_| ())
+        ) == Some(401)
+    );
+
+    // Without ocpp1.6 the handshake completes without a subprotocol and the server closes.
+    let no_protocol = raw::request(&url, "CP1", Some(("CP1", support::KEY)), None)?;
+    let (mut ws, response) = tokio_tungstenite::connect_async(no_protocol).await?;
+    ensure!(response.headers().get("Sec-WebSocket-Protocol").is_none());
+    let closed = raw::recv(&mut ws).await;
+    ensure!(
+        closed
+            .as_ref()
+            .is_err_and(|e| e.to_string().contains("closed")),
+        "{closed:?}"
+    );
+    // Offering several, including ocpp1.6, negotiates ocpp1.6.
+    let several = raw::request(
+        &url,
+        "CP1",
+        Some(("CP1", support::KEY)),
+        Some("ocpp2.0.1, ocpp1.6"),
+    )?;
+    let (_, response) = tokio_tungstenite::connect_async(several).await?;
+    ensure!(
+        response
+            .headers()
+            .get("Sec-WebSocket-Protocol")
+            .and_then(|v| v.to_str().ok())
+            == Some("ocpp1.6")
+    );
+    Ok(())
+}
+
+async fn slow_station_times_out_the_call_and_one_call_is_outstanding(
+    stack: Arc<Stack>,
+) -> anyhow::Result<()> {
+    use ocpp::v16::trigger_message::{MessageTrigger, TriggerMessageRequest};
+    let mut spec = stack.spec("CP3");
+    spec.behaviour.reply_delay = Duration::from_millis(1200);
+    let station = sim::run_station(spec);
+    // Let the configuration pushed at boot (two slow CALLs) finish first.
+    station
+        .wait_for("boot", Duration::from_secs(10), |s| {
+            s.booted && s.received("ChangeConfiguration").len() >= 2
+        })
+        .await?;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let handle = stack
+        .connections
+        .get(&"CP3".parse()?)
+        .context("not connected")?;
+    let request = TriggerMessageRequest {
+        requested_message: MessageTrigger::Heartbeat,
+        connector_id: None,
+    };
+    // Two CALLs at once: the second waits for the first, 1.2 s each.
+    let started = std::time::Instant::now();
+    let (a, b) = tokio::join!(
+        handle.call::<ocpp::v16::TriggerMessage>(&request),
+        handle.call::<ocpp::v16::TriggerMessage>(&request)
+    );
+    a?;
+    b?;
+    ensure!(
+        started.elapsed() >= Duration::from_millis(2400),
+        "not serialized: {:?}",
+        started.elapsed()
+    );
+    // Three queued behind each other: the third cannot make it within the timeout.
+    let (_, _, c) = tokio::join!(
+        handle.call::<ocpp::v16::TriggerMessage>(&request),
+        handle.call::<ocpp::v16::TriggerMessage>(&request),
+        handle.call::<ocpp::v16::TriggerMessage>(&request)
+    );
+    ensure!(matches!(c, Err(ocpp::CallFailed::Timeout { .. })), "{c:?}");
+    station.stop().await?;
+    Ok(())
+}
+
+async fn reconnecting_to_another_gateway_moves_the_station(
+    stack: Arc<Stack>,
+) -> anyhow::Result<()> {
+    // A second gateway instance on the same registry file.
+    let mut config = support::test_config("second", &stack.dir)?;
+    config.registry_path = stack.dir.join("registry.sqlite");
+    let second = ocpp::Gateway::bind(config).await?;
+    let second_queue = second.task_queue();
+    let second_url = format!("ws://{}/ocpp", second.local_addr());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let events = Arc::new(ocpp::ChannelEvents(
+        tokio::sync::mpsc::unbounded_channel().0,
+    ));
+    let server = tokio::spawn(second.run_without_temporal(events, async {
+        let _ = stopped.await;
+    }));
+
+    let first = stack.station(stack.spec("CP1")).await?;
+    let locator_queue = |id: &'static str| {
+        let registry = stack.registry.clone();
+        async move {
+            registry
+                .locate(&id.parse()?)
+                .await
+                .map(|l| l.map(|l| l.task_queue))
+                .map_err(anyhow::Error::from)
+        }
+    };
+    ensure!(locator_queue("CP1").await? == Some(stack.gateway_queue.clone()));
+    first.stop().await?;
+    let mut moved = stack.spec("CP1");
+    moved.url = second_url;
+    let again = sim::run_station(moved);
+    again
+        .wait_for("boot", Duration::from_secs(10), |s| s.booted)
+        .await?;
+    ensure!(locator_queue("CP1").await? == Some(second_queue));
+    again.stop().await?;
+    for _ in 0..50 {
+        if locator_queue("CP1").await?.is_none() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    ensure!(
+        locator_queue("CP1").await?.is_none(),
+        "offline once it disconnected"
+    );
+    let _ = stop.send(());
+    server.await??;
+    Ok(())
+}
+
+fn tls_security_profile_2(env: &Env) -> Result<(), Failed> {
+    env.tokio
+        .block_on(async {
+            let dir = env.dir.join(format!("tls-{}", &random_body()[..8]));
+            std::fs::create_dir_all(&dir)?;
+            let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()])?;
+            std::fs::write(dir.join("cert.pem"), cert.cert.pem())?;
+            std::fs::write(dir.join("key.pem"), cert.key_pair.serialize_pem())?;
+            let mut config = support::test_config("tls", &dir)?;
+            config.tls = Some(ocpp::TlsPaths {
+                cert: dir.join("cert.pem"),
+                key: dir.join("key.pem"),
+            });
+            let gateway = ocpp::Gateway::bind(config).await?;
+            let addr = gateway.local_addr();
+            let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+            let events = Arc::new(ocpp::ChannelEvents(
+                tokio::sync::mpsc::unbounded_channel().0,
+            ));
+            let server = tokio::spawn(gateway.run_without_temporal(events, async {
+                let _ = stopped.await;
+            }));
+
+            let mut roots = rustls::RootCertStore::empty();
+            roots.add(cert.cert.der().clone())?;
+            let client = rustls::ClientConfig::builder_with_provider(Arc::new(
+                rustls::crypto::ring::default_provider(),
+            ))
+            .with_safe_default_protocol_versions()?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+            let connector = tokio_rustls::TlsConnector::from(Arc::new(client));
+            let tcp = tokio::net::TcpStream::connect(addr).await?;
+            let tls = connector
+                .connect(rustls_pki_types::ServerName::try_from("localhost")?, tcp)
+                .await?;
+            let req = raw::request(
+                &format!("wss://localhost:{}/ocpp", addr.port()),
+                "CP1",
+                Some(("CP1", support::KEY)),
+                Some("ocpp1.6"),
+            )?;
+            let (mut ws, response) = tokio_tungstenite::client_async(req, tls).await?;
+            ensure!(response.headers().get("Sec-WebSocket-Protocol").is_some());
+            use futures::{SinkExt, StreamExt};
+            use tokio_tungstenite::tungstenite::Message;
+            ws.send(Message::text(r#"[2,"h1","Heartbeat",{}]"#)).await?;
+            let reply = loop {
+                match ws.next().await.context("closed")?? {
+                    Message::Text(t) => {
+                        break serde_json::from_str::<serde_json::Value>(t.as_str())?;
+                    }
+                    _ => continue,
+                }
+            };
+            ensure!(reply[0] == 3 && reply[1] == "h1", "{reply}");
+            // Plain ws:// on the TLS port fails.
+            let plain = raw::request(
+                &format!("ws://{addr}/ocpp"),
+                "CP1",
+                Some(("CP1", support::KEY)),
+                Some("ocpp1.6"),
+            )?;
+            ensure!(tokio_tungstenite::connect_async(plain).await.is_err());
+            let _ = stop.send(());
+            server.await??;
+            Ok::<_, anyhow::Error>(())
+        })
+        .map_err(|e: anyhow::Error| Failed::from(format!("{e:#}")))
+}
+
+async fn python_ocpp_charge_point_interoperates(stack: Arc<Stack>) -> anyhow::Result<()> {
+    let python = support::python::interpreter()?;
+    let input = stack.input("PY1")?;
+    let mut child = tokio::process::Command::new(python)
+        .arg(support::python::script())
+        .args([&stack.url(), "PY1", support::KEY])
+        .kill_on_drop(true)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .context("starting the Python charge point")?;
+    stack
+        .await_located("PY1")
+        .await
+        .context("the Python charge point did not connect")?;
+    stack.start_paid(&input).await?;
+    stack.await_status(&input, SessionStatus::Started).await?;
+    let mut charging = None;
+    for _ in 0..100 {
+        let s = stack.sessions.session(&input.session_id).await?;
+        if s.cost.details.as_ref().is_some_and(|d| d.energy_wh >= 200) {
+            charging = Some(s);
+            break;
+        }
+        if let Some(status) = child.try_wait()? {
+            bail!("the Python charge point exited early: {status}");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let charging = charging.context("no energy reported by the Python charge point in 20 s")?;
+    ensure!(charging.status == SessionStatus::Started);
+    stack.sessions.stop(&input.session_id).await?;
+    let outcome = stack.outcome(&input).await?;
+    ensure!(
+        outcome.end_reason == Some(EndReason::StoppedByApi),
+        "{outcome:?}"
+    );
+    ensure!(
+        outcome.captured.is_some_and(|m| m.amount > 0),
+        "{outcome:?}"
+    );
+    let output = tokio::time::timeout(Duration::from_secs(20), child.wait_with_output())
+        .await
+        .context("the Python charge point did not exit")??;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    ensure!(output.status.success(), "cp.py failed:\n{stdout}\n{stderr}");
+    for step in [
+        "boot Accepted",
+        "configuration MeterValueSampleInterval",
+        "remote start",
+        "transaction",
+        "meter values",
+        "remote stop",
+        "done",
+    ] {
+        ensure!(
+            stdout.contains(step),
+            "cp.py did not report {step:?}:\n{stdout}\n{stderr}"
+        );
+    }
+    ensure!(
+        !stderr.contains("ValidationError") && !stdout.contains("ValidationError"),
+        "{stderr}"
+    );
+    Ok(())
+}
+
+fn main() -> std::process::ExitCode {
+    let args = Arguments::from_args();
+    let tokio = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("tokio runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    if std::env::var_os("TEST_LOG").is_some() {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_test_writer()
+            .try_init();
+    }
+    let started = tokio.block_on(async {
+        let server = DevServer::start().await?;
+        let temporal = temporalio_sdk::Runtime::from_current_tokio(Default::default())?;
+        Ok::<_, anyhow::Error>((server, temporal))
+    });
+    let (server, temporal) = match started {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("could not start the Temporal dev server: {e:#}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let dir = std::env::temp_dir().join(format!("chargelink-ocpp-{}", &random_body()[..8]));
+    if let Err(e) = std::fs::create_dir_all(&dir) {
+        eprintln!("test dir: {e}");
+        return std::process::ExitCode::FAILURE;
+    }
+    let env = Arc::new(Env {
+        tokio,
+        temporal,
+        server: server.url.clone(),
+        dir: dir.clone(),
+    });
+
+    macro_rules! trial {
+        ($name:ident) => {{
+            let env = env.clone();
+            Trial::test(stringify!($name), move || {
+                with_stack(&env, stringify!($name), |_| {}, $name)
+            })
+        }};
+    }
+    let trials = vec![
+        trial!(remote_start_meter_values_and_remote_stop),
+        trial!(pause_resume_and_unplug),
+        trial!(unplug_after_a_while_ends_the_session),
+        trial!(refused_remote_start_cancels_the_session),
+        trial!(never_plugged_in_cancels_the_session),
+        trial!(disconnect_and_reconnect_mid_session),
+        trial!(bad_frames_get_the_right_callerror_and_the_connection_stays_up),
+        trial!(repeated_and_late_transaction_messages_are_idempotent),
+        trial!(start_fails_when_the_connector_gives_up),
+        trial!(start_for_a_finished_session_is_stopped_again),
+        trial!(credentials_and_subprotocol_are_checked_before_the_upgrade),
+        trial!(slow_station_times_out_the_call_and_one_call_is_outstanding),
+        trial!(reconnecting_to_another_gateway_moves_the_station),
+        trial!(python_ocpp_charge_point_interoperates),
+        {
+            let env = env.clone();
+            Trial::test("tls_security_profile_2", move || {
+                tls_security_profile_2(&env)
+            })
+        },
+    ];
+    let conclusion = libtest_mimic::run(&args, trials);
+    drop(env);
+    drop(server);
+    let _ = std::fs::remove_dir_all(dir);
+    conclusion.exit_code()
+}
