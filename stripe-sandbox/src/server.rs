@@ -37,6 +37,10 @@ impl Shared {
     pub(crate) fn new(config: SandboxConfig, addr: SocketAddr) -> Result<Arc<Self>, SandboxError> {
         let public_base = match &config.public_base_url {
             Some(url) => url.clone(),
+            // A wildcard bind (0.0.0.0) is no address a browser can open: link to localhost.
+            None if addr.ip().is_unspecified() => {
+                Url::parse(&format!("http://localhost:{}/", addr.port()))?
+            }
             None => Url::parse(&format!("http://{addr}/"))?,
         };
         let http = reqwest::Client::builder()

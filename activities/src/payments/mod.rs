@@ -401,3 +401,64 @@ impl PaymentActivities {
             .map_err(PaymentError::into_activity_error)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use workflows::names;
+
+    use super::*;
+
+    #[test]
+    fn activities_register_under_the_pinned_contract_names() {
+        assert_eq!(
+            PaymentActivities::create_payment.name(),
+            names::CREATE_PAYMENT
+        );
+        assert_eq!(
+            PaymentActivities::expire_payment.name(),
+            names::EXPIRE_PAYMENT
+        );
+        assert_eq!(
+            PaymentActivities::retrieve_payment.name(),
+            names::RETRIEVE_PAYMENT
+        );
+        assert_eq!(
+            PaymentActivities::capture_payment.name(),
+            names::CAPTURE_PAYMENT
+        );
+        assert_eq!(
+            PaymentActivities::cancel_payment.name(),
+            names::CANCEL_PAYMENT
+        );
+    }
+
+    #[test]
+    fn rejections_and_mismatches_fail_for_good_with_their_type() {
+        let rejected = PaymentError::Rejected {
+            status: 402,
+            kind: "card_error".into(),
+            code: Some("card_declined".into()),
+            decline_code: Some("generic_decline".into()),
+            message: "Your card was declined.".into(),
+        };
+        let mismatch = PaymentError::Mismatch {
+            asked: Money::new(100, domain::money::Currency::EUR),
+            reported: Money::new(90, domain::money::Currency::EUR),
+        };
+        for (error, kind) in [(rejected, PAYMENT_REJECTED), (mismatch, PAYMENT_MISMATCH)] {
+            let ActivityError::Application(failure) = error.into_activity_error() else {
+                panic!("not an application failure")
+            };
+            assert_eq!(
+                (failure.type_name(), failure.is_non_retryable()),
+                (Some(kind), true)
+            );
+        }
+        let ActivityError::Application(failure) =
+            PaymentError::Unexpected("x".into()).into_activity_error()
+        else {
+            panic!("not an application failure")
+        };
+        assert!(!failure.is_non_retryable());
+    }
+}
