@@ -63,35 +63,36 @@ fn create_session(
     let mut currency: Option<String> = None;
     let mut product_name = String::new();
     for i in items {
-        let key = |k: &str| format!("line_items[{i}][{k}]");
-        if params.get(&key("price")).is_some() {
+        // `k` is the rest of the key after the index, e.g. `[price_data][currency]`.
+        let key = |k: &str| format!("line_items[{i}]{k}");
+        if params.get(&key("[price]")).is_some() {
             return Err(ApiError::invalid_param(
                 "parameter_unknown",
-                &key("price"),
+                &key("[price]"),
                 "The stripe sandbox supports only price_data line items.",
             ));
         }
         let item_currency = params
-            .require(&key("price_data][currency"))?
+            .require(&key("[price_data][currency]"))?
             .to_ascii_lowercase();
         let unit = params
-            .int(&key("price_data][unit_amount"))?
-            .ok_or_else(|| ApiError::missing(&key("price_data][unit_amount")))?;
+            .int(&key("[price_data][unit_amount]"))?
+            .ok_or_else(|| ApiError::missing(&key("[price_data][unit_amount]")))?;
         let quantity = params
-            .int(&key("quantity"))?
-            .ok_or_else(|| ApiError::missing(&key("quantity")))?;
-        let name = params.require(&key("price_data][product_data][name"))?;
+            .int(&key("[quantity]"))?
+            .ok_or_else(|| ApiError::missing(&key("[quantity]")))?;
+        let name = params.require(&key("[price_data][product_data][name]"))?;
         if unit < 0 || quantity < 1 {
             return Err(ApiError::invalid_param(
                 "parameter_invalid_integer",
-                &key("price_data][unit_amount"),
+                &key("[price_data][unit_amount]"),
                 "This value must be greater than or equal to 0 (quantity at least 1).",
             ));
         }
         if currency.as_ref().is_some_and(|c| *c != item_currency) {
             return Err(ApiError::invalid_param(
                 "parameter_invalid_string",
-                &key("price_data][currency"),
+                &key("[price_data][currency]"),
                 "All line items must use the same currency.",
             ));
         }
@@ -100,7 +101,7 @@ fn create_session(
             .checked_mul(quantity)
             .and_then(|line| amount.checked_add(line))
             .ok_or_else(|| {
-                ApiError::invalid_param("amount_too_large", &key("quantity"), "Amount too large.")
+                ApiError::invalid_param("amount_too_large", &key("[quantity]"), "Amount too large.")
             })?;
         if product_name.is_empty() {
             product_name = name.to_owned();
@@ -396,8 +397,8 @@ pub(crate) fn pay(
     if let Err(e) = outcome {
         intent.last_payment_error = Some((
             e.code.unwrap_or("card_declined"),
-            e.decline_code.unwrap_or(""),
-            "Your card was declined.",
+            e.decline_code,
+            e.message.clone(),
         ));
         let json = intent.to_json();
         session_mut(state, id)?.attempt_intent = Some(intent_id.clone());

@@ -95,7 +95,7 @@ pub(crate) struct PaymentIntent {
     pub(crate) canceled_at: Option<i64>,
     pub(crate) cancellation_reason: Option<String>,
     /// (code, decline_code, message) of the last failed attempt.
-    pub(crate) last_payment_error: Option<(&'static str, &'static str, &'static str)>,
+    pub(crate) last_payment_error: Option<(&'static str, Option<&'static str>, String)>,
 }
 
 /// A checkout session, for assertions.
@@ -202,7 +202,7 @@ impl PaymentIntent {
 
     /// The Stripe JSON (fields async-stripe rc.10 requires plus the ones chargelink reads).
     pub(crate) fn to_json(&self) -> Value {
-        let last_payment_error = self.last_payment_error.map(|(code, decline_code, message)| {
+        let last_payment_error = self.last_payment_error.as_ref().map(|(code, decline_code, message)| {
             json!({ "type": "card_error", "code": code, "decline_code": decline_code, "message": message })
         });
         json!({

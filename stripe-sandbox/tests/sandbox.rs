@@ -487,6 +487,21 @@ async fn a_declined_card_leaves_the_session_open_and_the_page_says_why() {
         (SessionStatus::Open, None)
     );
 
+    // The failed attempt's event parses as Stripe's, with the decline reason.
+    let failed = sandbox
+        .webhook_deliveries()
+        .into_iter()
+        .find(|d| d.event_type == "payment_intent.payment_failed")
+        .unwrap();
+    let header = Webhook::generate_test_header(&failed.payload, sandbox.webhook_secret(), None);
+    let event =
+        Webhook::construct_event(&failed.payload, &header, sandbox.webhook_secret()).unwrap();
+    let EventObject::PaymentIntentPaymentFailed(pi) = event.data.object else {
+        panic!("wrong event object")
+    };
+    let error = pi.last_payment_error.unwrap();
+    assert_eq!(error.decline_code.as_deref(), Some("generic_decline"));
+
     // The driver can still pay with another card.
     assert_eq!(
         sandbox.pay(id, CARD_SUCCESS).unwrap().status,
