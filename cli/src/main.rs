@@ -2,8 +2,12 @@
 
 mod telemetry;
 
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
+use anyhow::Context;
 use clap::{Parser, Subcommand};
 use url::Url;
 
@@ -52,9 +56,54 @@ struct DatabaseArgs {
     database_url: String,
 }
 
+#[derive(clap::Args, Clone)]
+struct RegistryArgs {
+    /// The charge-station registry (which gateway holds which station), a SQLite file shared
+    /// by the gateways and workers of one host.
+    #[arg(
+        long,
+        env = "CHARGELINK_OCPP_REGISTRY",
+        default_value = ".data/ocpp-registry.db"
+    )]
+    ocpp_registry: PathBuf,
+}
+
+#[derive(clap::Args, Clone)]
+struct StripeArgs {
+    /// Stripe secret key (`sk_test_...` / `sk_live_...`); unset = no payment activities here.
+    #[arg(long, env = "CHARGELINK_STRIPE_SECRET_KEY", hide_env_values = true)]
+    stripe_secret_key: Option<String>,
+    /// Stripe API base; unset = the real Stripe. `http://127.0.0.1:12111` for the sandbox.
+    #[arg(long, env = "CHARGELINK_STRIPE_API_BASE")]
+    stripe_api_base: Option<Url>,
+    /// Public URL of the API, for the payment pages' return links.
+    #[arg(
+        long,
+        env = "CHARGELINK_PUBLIC_URL",
+        default_value = "http://127.0.0.1:8080"
+    )]
+    public_url: Url,
+}
+
 #[derive(Subcommand)]
 enum Commands {
-    /// Serve the REST API (sessions, admin resources, payment return pages, OpenAPI at /docs).
+    /// Run the session worker: workflows, payment / store / station-lookup activities, and the
+    /// customer webhook dispatcher.
+    Worker {
+        #[command(flatten)]
+        temporal: TemporalArgs,
+        #[command(flatten)]
+        database: DatabaseArgs,
+        #[command(flatten)]
+        registry: RegistryArgs,
+        #[command(flatten)]
+        stripe: StripeArgs,
+        /// Task queue of session workflows.
+        #[arg(long, env = "CHARGELINK_TASK_QUEUE", default_value = workflows::queues::SESSIONS)]
+        task_queue: String,
+    },
+    /// Serve the REST API (sessions, admin resources, payment return pages, the Stripe webhook
+    /// receiver, OpenAPI at /docs).
     Api {
         #[command(flatten)]
         temporal: TemporalArgs,
@@ -62,22 +111,95 @@ enum Commands {
         database: DatabaseArgs,
         /// Address to listen on.
         #[arg(long, env = "CHARGELINK_API_ADDR", default_value = "127.0.0.1:8080")]
-        listen: std::net::SocketAddr,
+        listen: SocketAddr,
         /// Operator token for `/admin/*` (creating organizations); unset disables them.
         #[arg(long, env = "CHARGELINK_ADMIN_TOKEN", hide_env_values = true)]
         admin_token: Option<String>,
+        /// Stripe webhook signing secret (`whsec_...`); unset disables `/stripe/webhook`.
+        #[arg(long, env = "CHARGELINK_STRIPE_WEBHOOK_SECRET", hide_env_values = true)]
+        stripe_webhook_secret: Option<String>,
         /// Task queue of session workflows.
         #[arg(long, env = "CHARGELINK_TASK_QUEUE", default_value = workflows::queues::SESSIONS)]
         task_queue: String,
+    },
+    /// Run an OCPP 1.6J gateway (WebSocket CSMS + the worker for charger commands).
+    Gateway {
+        #[command(flatten)]
+        temporal: TemporalArgs,
+        #[command(flatten)]
+        database: DatabaseArgs,
+        #[command(flatten)]
+        registry: RegistryArgs,
+        /// Address to listen on.
+        #[arg(long, env = "CHARGELINK_GATEWAY_ADDR", default_value = "0.0.0.0:9000")]
+        listen: SocketAddr,
+        /// This gateway's id (unique per instance); its task queue is derived from it.
+        #[arg(long, env = "CHARGELINK_GATEWAY_ID", default_value = "gw1")]
+        instance_id: String,
+        /// A JSON stations file instead of the store's charge stations.
+        #[arg(long, env = "CHARGELINK_STATIONS_FILE")]
+        stations_file: Option<PathBuf>,
+        /// TLS certificate (PEM) for security profile 2.
+        #[arg(long, env = "CHARGELINK_GATEWAY_TLS_CERT", requires = "tls_key")]
+        tls_cert: Option<PathBuf>,
+        /// TLS private key (PEM).
+        #[arg(long, env = "CHARGELINK_GATEWAY_TLS_KEY", requires = "tls_cert")]
+        tls_key: Option<PathBuf>,
+        /// MeterValueSampleInterval pushed to stations, seconds.
+        #[arg(long, env = "CHARGELINK_METER_INTERVAL", default_value_t = 60)]
+        meter_interval: u64,
+    },
+    /// Run simulated charge stations that speak OCPP 1.6J over WebSocket.
+    Sim {
+        /// Central system URL, without the station id.
+        #[arg(long, default_value = "ws://127.0.0.1:9000/ocpp")]
+        url: String,
+        /// How many stations.
+        #[arg(long, default_value_t = 1)]
+        stations: usize,
+        /// Station ids are `<prefix><n>`.
+        #[arg(long, default_value = "CP-SIM-")]
+        id_prefix: String,
+        /// The stations' Basic-auth key.
+        #[arg(long, env = "CHARGELINK_SIM_KEY", hide_env_values = true)]
+        key: String,
+        /// Connectors per station.
+        #[arg(long, default_value_t = 2)]
+        connectors: u32,
+        /// Charging power, W.
+        #[arg(long, default_value_t = 11_000)]
+        power_w: i64,
+        /// Seconds between meter values.
+        #[arg(long, default_value_t = 10)]
+        meter_interval: u64,
+    },
+    /// Run the Stripe-compatible sandbox (hosted checkout page, signed webhooks).
+    StripeSandbox {
+        /// Address to listen on.
+        #[arg(
+            long,
+            env = "CHARGELINK_SANDBOX_ADDR",
+            default_value = "127.0.0.1:12111"
+        )]
+        listen: SocketAddr,
+        /// Where to POST signed webhook events (chargelink's `/stripe/webhook`).
+        #[arg(long, env = "CHARGELINK_SANDBOX_WEBHOOK_URL")]
+        webhook_url: Option<Url>,
+        /// The webhook signing secret.
+        #[arg(long, env = "CHARGELINK_STRIPE_WEBHOOK_SECRET", hide_env_values = true)]
+        webhook_secret: String,
+        /// Base URL of the checkout pages it hands out.
+        #[arg(long, env = "CHARGELINK_SANDBOX_PUBLIC_URL")]
+        public_url: Option<Url>,
     },
     /// Price an OCPI 2.2.1 CDR's charging periods with a tariff; prints every total as JSON.
     Price {
         /// OCPI 2.2.1 tariff JSON file.
         #[arg(long)]
-        tariff: std::path::PathBuf,
+        tariff: PathBuf,
         /// OCPI 2.2.1 CDR JSON file (needs start/end_date_time, currency, charging_periods).
         #[arg(long)]
-        cdr: std::path::PathBuf,
+        cdr: PathBuf,
         /// IANA time zone of the location, for the tariff's local times.
         #[arg(long, default_value = "UTC")]
         time_zone: String,
@@ -86,16 +208,6 @@ enum Commands {
     Migrate {
         #[command(flatten)]
         database: DatabaseArgs,
-    },
-    /// Run the session worker (workflows and their activities).
-    Worker {
-        #[command(flatten)]
-        temporal: TemporalArgs,
-        #[command(flatten)]
-        database: DatabaseArgs,
-        /// Task queue of session workflows.
-        #[arg(long, env = "CHARGELINK_TASK_QUEUE", default_value = workflows::queues::SESSIONS)]
-        task_queue: String,
     },
 }
 
@@ -114,26 +226,166 @@ async fn main() -> std::process::ExitCode {
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
+        Commands::Worker {
+            temporal,
+            database,
+            registry,
+            stripe,
+            task_queue,
+        } => {
+            let store = store::Store::open(&database.database_url).await?;
+            let client = worker::connect(&temporal.settings(), Duration::from_secs(60)).await?;
+            let payments = match &stripe.stripe_secret_key {
+                Some(key) => Some(activities::payments::PaymentActivities::new(
+                    &activities::payments::StripeSettings {
+                        secret_key: key.clone(),
+                        api_base: stripe.stripe_api_base.clone(),
+                        public_base_url: stripe.public_url.clone(),
+                        request_timeout: Duration::from_secs(15),
+                    },
+                )?),
+                None => {
+                    tracing::warn!(
+                        "no CHARGELINK_STRIPE_SECRET_KEY: this worker serves no payment activities"
+                    );
+                    None
+                }
+            };
+            let locator = ocpp::StationLocator::new(Arc::new(ocpp::SqliteRegistry::open(
+                &registry.ocpp_registry,
+            )?));
+            // The webhook dispatcher runs beside the worker, never inside a workflow.
+            let dispatcher =
+                activities::webhooks::Dispatcher::new(store.clone(), Default::default())?;
+            let dispatching =
+                tokio::spawn(async move { dispatcher.run(worker::shutdown_signal()).await });
+            let store_activities = activities::store::StoreActivities::new(store);
+            worker::run(client, &task_queue, move |options| {
+                options
+                    .register_activities(store_activities)
+                    .register_activities(locator);
+                if let Some(payments) = payments {
+                    options.register_activities(payments);
+                }
+            })
+            .await?;
+            dispatching.abort();
+            Ok(())
+        }
         Commands::Api {
             temporal,
             database,
             listen,
             admin_token,
+            stripe_webhook_secret,
             task_queue,
         } => {
             let store = store::Store::open(&database.database_url).await?;
             let client = worker::connect(&temporal.settings(), Duration::from_secs(60)).await?;
             let state = api::AppState {
                 store,
-                sessions: workflows::client::SessionClient::new(client, task_queue),
+                sessions: workflows::client::SessionClient::new(client.clone(), task_queue),
                 config: api::ApiConfig {
                     admin_token,
                     timings: Default::default(),
                 },
             };
-            let listener = tokio::net::TcpListener::bind(listen).await?;
+            let mut app = api::router(state);
+            match stripe_webhook_secret {
+                Some(secret) => {
+                    app = app.merge(stripe_webhooks::router(stripe_webhooks::WebhookState::new(
+                        client, secret,
+                    )));
+                }
+                None => {
+                    tracing::warn!("no CHARGELINK_STRIPE_WEBHOOK_SECRET: /stripe/webhook is off")
+                }
+            }
+            let listener = tokio::net::TcpListener::bind(listen)
+                .await
+                .with_context(|| format!("binding {listen}"))?;
             tracing::info!(%listen, "API listening; docs at /docs");
-            api::serve(listener, state, worker::shutdown_signal()).await?;
+            axum::serve(listener, app)
+                .with_graceful_shutdown(worker::shutdown_signal())
+                .await?;
+            Ok(())
+        }
+        Commands::Gateway {
+            temporal,
+            database,
+            registry,
+            listen,
+            instance_id,
+            stations_file,
+            tls_cert,
+            tls_key,
+            meter_interval,
+        } => {
+            let client = worker::connect(&temporal.settings(), Duration::from_secs(60)).await?;
+            let mut config = ocpp::GatewayConfig::new(
+                instance_id,
+                registry.ocpp_registry.clone(),
+                stations_file.clone().unwrap_or_default(),
+            );
+            config.bind = listen;
+            config.meter_sample_interval = Duration::from_secs(meter_interval);
+            if let (Some(cert), Some(key)) = (tls_cert, tls_key) {
+                config.tls = Some(ocpp::TlsPaths { cert, key });
+            }
+            let directory: Arc<dyn ocpp::StationDirectory> = match &stations_file {
+                Some(file) => Arc::new(ocpp::FileStationDirectory::load(file)?),
+                None => Arc::new(ocpp::StoreStationDirectory::new(
+                    store::Store::open(&database.database_url).await?,
+                )),
+            };
+            let registry = Arc::new(ocpp::SqliteRegistry::open(&registry.ocpp_registry)?);
+            let runtime = temporalio_sdk::Runtime::from_current_tokio(Default::default())?;
+            let gateway = ocpp::Gateway::bind_with(config, directory, registry).await?;
+            tracing::info!(addr = %gateway.local_addr(), task_queue = gateway.task_queue(), "OCPP gateway listening");
+            gateway
+                .run(&runtime, client, worker::shutdown_signal())
+                .await
+        }
+        Commands::Sim {
+            url,
+            stations,
+            id_prefix,
+            key,
+            connectors,
+            power_w,
+            meter_interval,
+        } => {
+            let mut template = sim::StationSpec::new(url.clone(), "", key.clone());
+            template.connectors = connectors;
+            template.power_w = power_w;
+            template.meter_interval = Duration::from_secs(meter_interval);
+            let config = sim::SimConfig {
+                url,
+                stations,
+                id_prefix,
+                key,
+                template,
+                ramp: Duration::from_millis(20),
+            };
+            tracing::info!(stations, "simulated charge stations starting");
+            let states = sim::run(config, worker::shutdown_signal()).await;
+            tracing::info!(stations = states.len(), "simulated charge stations stopped");
+            Ok(())
+        }
+        Commands::StripeSandbox {
+            listen,
+            webhook_url,
+            webhook_secret,
+            public_url,
+        } => {
+            let config = stripe_sandbox::SandboxConfig {
+                webhook_endpoint: webhook_url,
+                webhook_secret,
+                public_base_url: public_url,
+                ..Default::default()
+            };
+            tracing::info!(%listen, "Stripe sandbox listening");
+            stripe_sandbox::run(listen, config).await?;
             Ok(())
         }
         Commands::Price {
@@ -152,26 +404,6 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Commands::Migrate { database } => {
             store::Store::open(&database.database_url).await?;
             tracing::info!("migrations applied");
-            Ok(())
-        }
-        Commands::Worker {
-            temporal,
-            database,
-            task_queue,
-        } => {
-            let store = store::Store::open(&database.database_url).await?;
-            let client = worker::connect(&temporal.settings(), Duration::from_secs(60)).await?;
-            // The webhook dispatcher runs beside the worker, never inside a workflow.
-            let dispatcher =
-                activities::webhooks::Dispatcher::new(store.clone(), Default::default())?;
-            let dispatching =
-                tokio::spawn(async move { dispatcher.run(worker::shutdown_signal()).await });
-            let store_activities = activities::store::StoreActivities::new(store);
-            worker::run(client, &task_queue, move |options| {
-                options.register_activities(store_activities);
-            })
-            .await?;
-            dispatching.abort();
             Ok(())
         }
     }

@@ -248,3 +248,54 @@ mod tests {
         assert_eq!(basic_credentials("Basic !!!"), None);
     }
 }
+
+/// Stations as the store knows them: created through the admin API (`POST /charge-stations`),
+/// keys salted and hashed there.
+pub struct StoreStationDirectory {
+    store: store::Store,
+}
+
+impl StoreStationDirectory {
+    /// A directory over `store`.
+    pub fn new(store: store::Store) -> Self {
+        Self { store }
+    }
+}
+
+#[async_trait::async_trait]
+impl StationDirectory for StoreStationDirectory {
+    async fn verify(
+        &self,
+        station: &ChargeStationId,
+        key: &[u8],
+    ) -> Result<Verdict, DirectoryError> {
+        let unavailable = |e: store::StoreError| DirectoryError::Unavailable(e.to_string());
+        if self
+            .store
+            .charge_station(station.as_str())
+            .await
+            .map_err(unavailable)?
+            .is_none()
+        {
+            return Ok(Verdict::UnknownStation);
+        }
+        let Ok(key) = std::str::from_utf8(key) else {
+            return Ok(Verdict::WrongKey);
+        };
+        let ok = self
+            .store
+            .verify_charge_station(station.as_str(), key)
+            .await
+            .map_err(unavailable)?;
+        Ok(if ok {
+            Verdict::Accepted
+        } else {
+            Verdict::WrongKey
+        })
+    }
+
+    async fn list(&self) -> Result<Vec<ChargeStationId>, DirectoryError> {
+        // Only the gateway's own bookkeeping lists stations; the store answers per station.
+        Ok(Vec::new())
+    }
+}

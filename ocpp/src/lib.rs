@@ -34,7 +34,9 @@ pub mod tls;
 pub mod v16;
 
 pub use activities::{GatewayActivities, StationLocator};
-pub use auth::{FileStationDirectory, StationDirectory, StationEntry, StationsFile};
+pub use auth::{
+    FileStationDirectory, StationDirectory, StationEntry, StationsFile, StoreStationDirectory,
+};
 pub use central::SAMPLED_DATA;
 pub use connection::{CallFailed, StationHandle};
 pub use events::{ChannelEvents, SessionEvent, SessionEvents};

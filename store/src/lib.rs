@@ -63,6 +63,13 @@ impl Store {
             .sqlx_logging(false)
             .max_connections(if url.starts_with("sqlite") { 1 } else { 10 });
         let db = Database::connect(options).await?;
+        if url.starts_with("sqlite") {
+            // Several processes (api, worker, gateway) share the file locally: readers must not
+            // block the writer, and a writer waits for another instead of failing at once.
+            use sea_orm::ConnectionTrait;
+            db.execute_unprepared("PRAGMA journal_mode=WAL; PRAGMA busy_timeout=5000;")
+                .await?;
+        }
         Ok(Self { db })
     }
 
@@ -75,8 +82,20 @@ impl Store {
 
     /// Applies pending migrations.
     pub async fn migrate(&self) -> Result<(), StoreError> {
-        migration::Migrator::up(&self.db, None).await?;
-        Ok(())
+        // Several services may start at once and race to apply the same migration; the loser
+        // fails on the version's unique key, then finds it applied on the next attempt.
+        let mut attempt = 0;
+        loop {
+            match migration::Migrator::up(&self.db, None).await {
+                Ok(()) => return Ok(()),
+                Err(e) if attempt < 3 => {
+                    attempt += 1;
+                    tracing::warn!(error = %e, attempt, "migration raced another process; retrying");
+                    tokio::time::sleep(std::time::Duration::from_millis(300 * attempt)).await;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
     }
 
     /// The underlying connection (for tests and tools).
