@@ -210,45 +210,6 @@ fn unhex(s: &str) -> Option<Vec<u8>> {
         .collect()
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[tokio::test]
-    async fn keys_verify_only_for_their_station() {
-        let cp: ChargeStationId = "CP1".parse().unwrap();
-        let file = StationsFile {
-            stations: vec![StationEntry::hashed(cp.clone(), b"secret-key-0123456")],
-        };
-        let dir = FileStationDirectory::from_file(file.clone()).unwrap();
-        assert_eq!(
-            dir.verify(&cp, b"secret-key-0123456").await.unwrap(),
-            Verdict::Accepted
-        );
-        assert_eq!(dir.verify(&cp, b"wrong").await.unwrap(), Verdict::WrongKey);
-        assert_eq!(
-            dir.verify(&"CP2".parse().unwrap(), b"secret-key-0123456")
-                .await
-                .unwrap(),
-            Verdict::UnknownStation
-        );
-        // The file holds no key material in clear.
-        let json = serde_json::to_string(&file).unwrap();
-        assert!(!json.contains("secret"));
-    }
-
-    #[test]
-    fn basic_headers_round_trip_and_passwords_may_contain_colons() {
-        let h = basic_header("CP1", "a:b");
-        assert_eq!(
-            basic_credentials(&h),
-            Some(("CP1".to_owned(), b"a:b".to_vec()))
-        );
-        assert_eq!(basic_credentials("Bearer x"), None);
-        assert_eq!(basic_credentials("Basic !!!"), None);
-    }
-}
-
 /// Stations as the store knows them: created through the admin API (`POST /charge-stations`),
 /// keys salted and hashed there.
 pub struct StoreStationDirectory {
@@ -297,5 +258,44 @@ impl StationDirectory for StoreStationDirectory {
     async fn list(&self) -> Result<Vec<ChargeStationId>, DirectoryError> {
         // Only the gateway's own bookkeeping lists stations; the store answers per station.
         Ok(Vec::new())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn keys_verify_only_for_their_station() {
+        let cp: ChargeStationId = "CP1".parse().unwrap();
+        let file = StationsFile {
+            stations: vec![StationEntry::hashed(cp.clone(), b"secret-key-0123456")],
+        };
+        let dir = FileStationDirectory::from_file(file.clone()).unwrap();
+        assert_eq!(
+            dir.verify(&cp, b"secret-key-0123456").await.unwrap(),
+            Verdict::Accepted
+        );
+        assert_eq!(dir.verify(&cp, b"wrong").await.unwrap(), Verdict::WrongKey);
+        assert_eq!(
+            dir.verify(&"CP2".parse().unwrap(), b"secret-key-0123456")
+                .await
+                .unwrap(),
+            Verdict::UnknownStation
+        );
+        // The file holds no key material in clear.
+        let json = serde_json::to_string(&file).unwrap();
+        assert!(!json.contains("secret"));
+    }
+
+    #[test]
+    fn basic_headers_round_trip_and_passwords_may_contain_colons() {
+        let h = basic_header("CP1", "a:b");
+        assert_eq!(
+            basic_credentials(&h),
+            Some(("CP1".to_owned(), b"a:b".to_vec()))
+        );
+        assert_eq!(basic_credentials("Bearer x"), None);
+        assert_eq!(basic_credentials("Basic !!!"), None);
     }
 }
