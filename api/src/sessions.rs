@@ -255,12 +255,20 @@ pub async fn get(
     Path(id): Path<String>,
 ) -> Result<Json<Session>, ApiError> {
     let id = parse_id(&id)?;
-    let session = state
+    let stored = state
         .store
         .session(&org, &id)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("session {id}")))?;
-    Ok(Json(session))
+    if stored.status.is_final() {
+        return Ok(Json(stored));
+    }
+    // A running session's cost moves with every meter value; the workflow has it now, the
+    // read model only at each step. Fall back to the read model if the workflow is slow.
+    match tokio::time::timeout(Duration::from_secs(2), state.sessions.session(&id)).await {
+        Ok(Ok(live)) => Ok(Json(live)),
+        _ => Ok(Json(stored)),
+    }
 }
 
 /// Sessions of the organization, newest first.
