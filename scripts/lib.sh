@@ -62,3 +62,15 @@ stop_postgres() {
     "${PG_AS[@]}" "$PG_CTL" -D "$PG_DATA" -m fast stop >/dev/null 2>&1 || true
   fi
 }
+
+# The payment-page test drives Debian's chromium with playwright-core (no browser download).
+ensure_browser() {
+  if [ ! -x /usr/bin/chromium ]; then
+    say "installing Debian's chromium for the payment-page browser test (apt-get install chromium)"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+  fi
+  if [ ! -d "$ROOT/tests/browser/node_modules/playwright-core" ]; then
+    say "installing playwright-core into tests/browser (npm ci)"
+    (cd "$ROOT/tests/browser" && npm ci --no-audit --no-fund --silent)
+  fi
+}

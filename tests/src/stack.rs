@@ -1,0 +1,186 @@
+//! The chargelink stack for end-to-end tests: a Temporal dev server, the store (SQLite file), a
+//! session worker, the API (with the Stripe webhook receiver) on a real port, and the Stripe
+//! sandbox delivering signed webhooks to it. Payment and store activities are the real ones;
+//! the charger commands are recording stand-ins until a gateway joins.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use chrono::Utc;
+use domain::ids::{OrganizationId, RateId};
+use domain::money::Currency;
+use domain::rate::{Dimension, Rate};
+use store::{NewChargeStation, NewConnector, NewOrganization, OrganizationSettings, Store};
+use temporalio_client::Client;
+use temporalio_sdk::{Worker, WorkerOptions};
+use url::Url;
+use workflows::SessionWorkflow;
+use workflows::client::SessionClient;
+
+use crate::devserver::{DevServer, connect};
+use crate::fixtures::{component, random_body};
+use crate::recording::{Behaviour, Recorder};
+
+/// The webhook secret the sandbox signs with and the receiver checks.
+pub const WEBHOOK_SECRET: &str = "whsec_chargelink_tests";
+
+/// A running stack. Run `worker` on the current task (its future is !Send).
+pub struct Stack {
+    /// The Temporal dev server (killed on drop).
+    pub server: DevServer,
+    /// A Temporal client.
+    pub client: Client,
+    /// The store.
+    pub store: Store,
+    /// Base URL of the API.
+    pub api: String,
+    /// Session workflows.
+    pub sessions: SessionClient,
+    /// The Stripe sandbox.
+    pub sandbox: stripe_sandbox::Sandbox,
+    /// The session worker, not yet running.
+    pub worker: Worker,
+    /// Journal of the recording stand-ins.
+    pub journal: PathBuf,
+    /// Keeps the SDK runtime alive as long as the worker.
+    pub runtime: temporalio_sdk::Runtime,
+}
+
+/// Starts the stack.
+pub async fn start() -> anyhow::Result<Stack> {
+    let server = DevServer::start().await?;
+    let client = connect(&server.url).await?;
+    let db = std::env::temp_dir().join(format!("chargelink-stack-{}.db", random_body()));
+    let store = Store::open(&format!("sqlite://{}?mode=rwc", db.display())).await?;
+    let queue = format!("stack-{}", random_body());
+    let journal = std::env::temp_dir().join(format!("{queue}.jsonl"));
+
+    // The API's address is needed before the sandbox (its webhook target) and the payment
+    // activities (their return URLs) exist.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let api = format!("http://{}", listener.local_addr()?);
+    let sandbox = stripe_sandbox::Sandbox::builder()
+        .webhook_endpoint(Url::parse(&format!("{api}/stripe/webhook"))?)
+        .webhook_secret(WEBHOOK_SECRET)
+        .start()
+        .await?;
+    let payments =
+        activities::payments::PaymentActivities::new(&activities::payments::StripeSettings {
+            secret_key: "sk_test_chargelink".into(),
+            api_base: Some(sandbox.base_url().clone()),
+            public_base_url: Url::parse(&api)?,
+            request_timeout: Duration::from_secs(10),
+        })?;
+    let options = WorkerOptions::new(queue.clone())
+        .register_workflow::<SessionWorkflow>()?
+        // Registered last, the real payment and store activities replace the recorder's.
+        .register_activities(Recorder::new(
+            journal.clone(),
+            Behaviour::default(),
+            queue.clone(),
+        ))
+        .register_activities(activities::store::StoreActivities::new(store.clone()))
+        .register_activities(payments)
+        .graceful_shutdown_period(Duration::from_secs(2))
+        .build();
+    let runtime = temporalio_sdk::Runtime::from_current_tokio(Default::default())?;
+    let worker = Worker::new(&runtime, client.clone(), options)?;
+
+    let sessions = SessionClient::new(client.clone(), queue);
+    let state = api::AppState {
+        store: store.clone(),
+        sessions: sessions.clone(),
+        config: api::ApiConfig {
+            admin_token: None,
+            timings: Default::default(),
+        },
+    };
+    let app = api::router(state).merge(stripe_webhooks::router(
+        stripe_webhooks::WebhookState::new(client.clone(), WEBHOOK_SECRET),
+    ));
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    Ok(Stack {
+        server,
+        client,
+        store,
+        api,
+        sessions,
+        sandbox,
+        worker,
+        journal,
+        runtime,
+    })
+}
+
+/// An organization with an API key, a driver and a station `CP-…` with one connector on an
+/// energy rate (0.30 USD/kWh, hold 1800).
+pub struct Tenant {
+    /// The organization.
+    pub org: OrganizationId,
+    /// Its API key.
+    pub key: String,
+    /// A driver.
+    pub user: String,
+    /// The connector.
+    pub connector: String,
+}
+
+/// Creates a tenant directly in the store.
+pub async fn tenant(store: &Store) -> anyhow::Result<Tenant> {
+    let now = Utc::now();
+    let org = OrganizationId::from_unique(&random_body())?;
+    store
+        .create_organization(
+            NewOrganization {
+                id: org.clone(),
+                name: "tests".into(),
+                settings: OrganizationSettings::default(),
+            },
+            now,
+        )
+        .await?;
+    let key = store.create_api_key(&org, "tests", now).await?.secret;
+    let rate_id = RateId::from_unique(&random_body())?;
+    let rate = Rate::new(
+        Currency::USD,
+        vec![component(Dimension::Energy, "0.30", None)],
+    );
+    store
+        .create_rate(&org, &rate_id, "energy", &rate, now)
+        .await?;
+    let user = format!("usr_{}", random_body());
+    store.create_user(&org, &user, None, None, now).await?;
+    let station = format!("CP-{}", &random_body()[..10]);
+    store
+        .create_charge_station(
+            &org,
+            NewChargeStation {
+                id: station.clone(),
+                name: "test".into(),
+                auth_key: random_body(),
+            },
+            now,
+        )
+        .await?;
+    let connector = format!("con_{}", random_body());
+    store
+        .create_connector(
+            &org,
+            NewConnector {
+                id: connector.clone(),
+                charge_station_id: station,
+                connector_number: 1,
+                rate_id,
+            },
+            now,
+        )
+        .await
+        .context("connector")?;
+    Ok(Tenant {
+        org,
+        key,
+        user,
+        connector,
+    })
+}
