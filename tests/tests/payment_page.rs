@@ -13,6 +13,10 @@ use chargelink_tests::stack::{self, Tenant};
 use libtest_mimic::{Arguments, Failed, Trial};
 use serde_json::{Value, json};
 
+/// A scenario: borrows the environment for the life of its future.
+type Scenario =
+    fn(&Env) -> std::pin::Pin<Box<dyn std::future::Future<Output = anyhow::Result<()>> + '_>>;
+
 struct Env {
     handle: tokio::runtime::Handle,
     api: String,
@@ -156,12 +160,7 @@ fn main() -> std::process::ExitCode {
             http: reqwest::Client::new(),
             store,
         });
-        let trial = |name: &'static str,
-                     f: fn(
-            &Env,
-        ) -> std::pin::Pin<
-            Box<dyn std::future::Future<Output = anyhow::Result<()>> + '_>,
-        >| {
+        let trial = |name: &'static str, f: Scenario| {
             let env = env.clone();
             Trial::test(name, move || {
                 env.handle
