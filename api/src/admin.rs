@@ -20,19 +20,7 @@ use crate::auth::{Operator, Org};
 use crate::error::ApiError;
 
 fn body<T>(b: Result<Json<T>, JsonRejection>) -> Result<T, ApiError> {
-    b.map(|Json(v)| v).map_err(|r| {
-        let text = r.body_text();
-        let field = text.split('`').nth(1).map(str::to_owned);
-        let e = ApiError::new(
-            r.status(),
-            "invalid_request",
-            format!("the request body is not valid: {text}"),
-        );
-        match field {
-            Some(f) => e.field(f),
-            None => e,
-        }
-    })
+    b.map(|Json(v)| v).map_err(ApiError::from)
 }
 
 fn new_id(prefix: &str) -> String {
@@ -517,13 +505,7 @@ pub async fn enable_endpoint(
     Org(org): Org,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    Ok(Json(endpoint_json(
-        &state
-            .store
-            .set_webhook_enabled(&org, &id, true, Utc::now())
-            .await?,
-        false,
-    )))
+    set_enabled(&state, &org, &id, true).await
 }
 
 /// Disables an endpoint.
@@ -533,13 +515,20 @@ pub async fn disable_endpoint(
     Org(org): Org,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    Ok(Json(endpoint_json(
-        &state
-            .store
-            .set_webhook_enabled(&org, &id, false, Utc::now())
-            .await?,
-        false,
-    )))
+    set_enabled(&state, &org, &id, false).await
+}
+
+async fn set_enabled(
+    state: &AppState,
+    org: &OrganizationId,
+    id: &str,
+    enabled: bool,
+) -> Result<Json<Value>, ApiError> {
+    let endpoint = state
+        .store
+        .set_webhook_enabled(org, id, enabled, Utc::now())
+        .await?;
+    Ok(Json(endpoint_json(&endpoint, false)))
 }
 
 /// `GET /events` query.

@@ -92,6 +92,23 @@ impl IntoResponse for ApiError {
     }
 }
 
+impl From<axum::extract::rejection::JsonRejection> for ApiError {
+    fn from(rejection: axum::extract::rejection::JsonRejection) -> Self {
+        let text = rejection.body_text();
+        // serde's messages name the field (`unknown field `foo``, `missing field `user``).
+        let field = text.split('`').nth(1).map(str::to_owned);
+        let e = Self::new(
+            rejection.status(),
+            "invalid_request",
+            format!("the request body is not valid: {text}"),
+        );
+        match field {
+            Some(f) => e.field(f),
+            None => e,
+        }
+    }
+}
+
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {

@@ -66,21 +66,6 @@ pub struct ListQuery {
 /// Longest payment expiry a session may ask for.
 const MAX_PAYMENT_EXPIRY_SECS: u64 = 24 * 3600;
 
-fn json_error(rejection: JsonRejection) -> ApiError {
-    let text = rejection.body_text();
-    // serde's messages name the field (`unknown field `foo``, `missing field `user``).
-    let field = text.split('`').nth(1).map(str::to_owned);
-    let mut e = ApiError::new(
-        rejection.status(),
-        "invalid_request",
-        format!("the request body is not valid: {text}"),
-    );
-    if let Some(f) = field {
-        e = e.field(f);
-    }
-    e
-}
-
 fn session_id_for(org: &str, idempotency_key: Option<&str>) -> Result<SessionId, ApiError> {
     let body = match idempotency_key {
         // The same key always names the same session, so a retried POST attaches to it.
@@ -102,7 +87,7 @@ pub async fn create(
     headers: HeaderMap,
     body: Result<Json<CreateSession>, JsonRejection>,
 ) -> Result<(StatusCode, Json<Session>), ApiError> {
-    let Json(req) = body.map_err(json_error)?;
+    let Json(req) = body.map_err(ApiError::from)?;
     if req.kind != PAYMENT_LINK {
         return Err(ApiError::invalid(
             "type",
