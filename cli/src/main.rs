@@ -154,6 +154,12 @@ enum Commands {
         /// Task queue of session workflows.
         #[arg(long, env = "CHARGELINK_TASK_QUEUE", default_value = workflows::queues::SESSIONS)]
         task_queue: String,
+        /// First retry delay of a failed customer webhook delivery, seconds (doubles per attempt).
+        #[arg(long, env = "CHARGELINK_WEBHOOK_RETRY_INITIAL", default_value = "5", value_parser = seconds)]
+        webhook_retry_initial: Duration,
+        /// Longest retry delay of a customer webhook delivery, seconds.
+        #[arg(long, env = "CHARGELINK_WEBHOOK_RETRY_MAX", default_value = "3600", value_parser = seconds)]
+        webhook_retry_max: Duration,
     },
     /// Serve the REST API (sessions, admin resources, payment return pages, the Stripe webhook
     /// receiver, OpenAPI at /docs).
@@ -325,6 +331,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             registry,
             stripe,
             task_queue,
+            webhook_retry_initial,
+            webhook_retry_max,
         } => {
             let store = store::Store::open(&database.database_url).await?;
             let client = worker::connect(&temporal.settings(), Duration::from_secs(60)).await?;
@@ -348,8 +356,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 &registry.ocpp_registry,
             )?));
             // The webhook dispatcher runs beside the worker, never inside a workflow.
-            let dispatcher =
-                activities::webhooks::Dispatcher::new(store.clone(), Default::default())?;
+            let dispatcher = activities::webhooks::Dispatcher::new(
+                store.clone(),
+                activities::webhooks::WebhookSettings {
+                    initial_backoff: webhook_retry_initial,
+                    max_backoff: webhook_retry_max,
+                    ..Default::default()
+                },
+            )?;
             let dispatching =
                 tokio::spawn(async move { dispatcher.run(worker::shutdown_signal()).await });
             let store_activities = activities::store::StoreActivities::new(store);
