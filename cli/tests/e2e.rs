@@ -12,56 +12,16 @@
 )]
 
 use std::path::Path;
-use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, ensure};
-use chargelink_tests::processes::{Org, ProcessStack, Receiver};
+use chargelink_tests::processes::{self, ProcessStack};
 use libtest_mimic::{Arguments, Failed, Trial};
 use serde_json::{Value, json};
 
 type Scenario =
     fn(&ProcessStack) -> std::pin::Pin<Box<dyn Future<Output = anyhow::Result<()>> + '_>>;
-
-/// Runs `tests/browser/pay.mjs` (headless chromium via playwright-core); its JSON answer.
-fn pay_in_browser(url: &str, card: &str) -> anyhow::Result<Value> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/browser");
-    ensure!(
-        dir.join("node_modules/playwright-core").exists(),
-        "playwright-core is not installed: run scripts/test (or `npm ci --prefix tests/browser`)"
-    );
-    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
-    ensure!(
-        Path::new(&chromium).exists(),
-        "{chromium} not found: run scripts/test (it installs Debian's chromium)"
-    );
-    let out = Command::new("node")
-        .arg(dir.join("pay.mjs"))
-        .args([url, card])
-        .env("CHROMIUM", &chromium)
-        .output()?;
-    ensure!(
-        out.status.success(),
-        "browser script failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    Ok(serde_json::from_slice(&out.stdout)?)
-}
-
-/// Successful, non-replayed capture and cancel requests the sandbox saw for `intent`.
-async fn money_moves(stack: &ProcessStack, intent: &str) -> anyhow::Result<(Vec<Value>, usize)> {
-    let requests = stack.stripe_requests().await?;
-    let done = |suffix: &str| {
-        let path = format!("/v1/payment_intents/{intent}/{suffix}");
-        requests
-            .iter()
-            .filter(|r| r["path"] == path.as_str() && r["status"] == 200 && r["replayed"] == false)
-            .cloned()
-            .collect::<Vec<_>>()
-    };
-    Ok((done("capture"), done("cancel").len()))
-}
 
 fn id(session: &Value) -> String {
     session["_id"].as_str().unwrap_or_default().to_owned()
@@ -72,54 +32,6 @@ fn intent(session: &Value) -> anyhow::Result<String> {
         .as_str()
         .context("the session has no payment intent")?
         .to_owned())
-}
-
-/// Waits until `receiver` has printed `expected` for `session`, then checks that it got exactly
-/// those, in order, verified, once each, and that `/events` lists the same ids, all delivered.
-async fn assert_webhooks(
-    stack: &ProcessStack,
-    org: &Org,
-    receiver: &Receiver,
-    session: &str,
-    expected: &[&str],
-) -> anyhow::Result<()> {
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    let mut got = stack.received(receiver, session);
-    while got.len() < expected.len() && std::time::Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        got = stack.received(receiver, session);
-    }
-    let types: Vec<&str> = got.iter().filter_map(|e| e["type"].as_str()).collect();
-    ensure!(
-        types == expected,
-        "events received for {session}: {types:?}, expected {expected:?}"
-    );
-    let seqs: Vec<u64> = got.iter().filter_map(|e| e["seq"].as_u64()).collect();
-    let in_order: Vec<u64> = (1..=expected.len() as u64).collect();
-    ensure!(seqs == in_order, "sequence numbers {seqs:?}");
-    ensure!(
-        got.iter().all(|e| e["signature"] == "verified"),
-        "unverified: {got:?}"
-    );
-    let log = stack.events(org, session).await?;
-    let logged: Vec<&str> = log
-        .iter()
-        .filter_map(|e| e["event"]["_id"].as_str())
-        .collect();
-    let printed: Vec<&str> = got.iter().filter_map(|e| e["event_id"].as_str()).collect();
-    ensure!(
-        logged == printed,
-        "/events has {logged:?}, the receiver printed {printed:?}"
-    );
-    for e in &log {
-        let d = &e["deliveries"][0];
-        ensure!(
-            d["endpoint_id"] == receiver.endpoint.as_str() && d["status"] == "delivered",
-            "delivery of {}: {d}",
-            e["event"]["_id"]
-        );
-    }
-    Ok(())
 }
 
 const ENERGY_AND_TIME: &str =
@@ -142,7 +54,8 @@ async fn happy_path_over_rest_with_a_browser_payment(stack: &ProcessStack) -> an
         .context("payment url")?
         .to_owned();
     let seen =
-        tokio::task::spawn_blocking(move || pay_in_browser(&url, "4242 4242 4242 4242")).await??;
+        tokio::task::spawn_blocking(move || processes::pay_in_browser(&url, "4242 4242 4242 4242"))
+            .await??;
     ensure!(
         seen["url"]
             .as_str()
@@ -190,7 +103,7 @@ async fn happy_path_over_rest_with_a_browser_payment(stack: &ProcessStack) -> an
         cost > 0 && ended["payment"]["captured_amount"] == cost,
         "captured the final cost: {ended}"
     );
-    let (captures, cancels) = money_moves(stack, &intent(&ended)?).await?;
+    let (captures, cancels) = stack.money_moves(&intent(&ended)?).await?;
     ensure!(
         captures.len() == 1 && cancels == 0,
         "one capture: {captures:?}"
@@ -200,23 +113,23 @@ async fn happy_path_over_rest_with_a_browser_payment(stack: &ProcessStack) -> an
         "capture amount: {}",
         captures[0]
     );
-    assert_webhooks(
-        stack,
-        &org,
-        &hooks,
-        &sid,
-        &[
-            "session.created",
-            "session.payment.created",
-            "session.payment.authorized",
-            "session.started",
-            "session.paused",
-            "session.resumed",
-            "session.ended",
-            "session.payment.captured",
-        ],
-    )
-    .await
+    stack
+        .assert_webhooks(
+            &org,
+            &hooks,
+            &sid,
+            &[
+                "session.created",
+                "session.payment.created",
+                "session.payment.authorized",
+                "session.started",
+                "session.paused",
+                "session.resumed",
+                "session.ended",
+                "session.payment.captured",
+            ],
+        )
+        .await
 }
 
 async fn auto_stop_before_the_hold_is_passed(stack: &ProcessStack) -> anyhow::Result<()> {
@@ -246,7 +159,7 @@ async fn auto_stop_before_the_hold_is_passed(stack: &ProcessStack) -> anyhow::Re
         cost > 0 && cost <= 100 && ended["payment"]["captured_amount"] == cost,
         "captured the final cost, never above the hold: {ended}"
     );
-    let (captures, cancels) = money_moves(stack, &intent(&ended)?).await?;
+    let (captures, cancels) = stack.money_moves(&intent(&ended)?).await?;
     ensure!(captures.len() == 1 && cancels == 0, "{captures:?}");
     ensure!(
         captures[0]["params"]["amount_to_capture"] == cost.to_string().as_str(),
@@ -272,21 +185,21 @@ async fn auto_stop_before_the_hold_is_passed(stack: &ProcessStack) -> anyhow::Re
             && pi["amount_capturable"] == 0,
         "the intent after capture: {pi}"
     );
-    assert_webhooks(
-        stack,
-        &org,
-        &hooks,
-        &sid,
-        &[
-            "session.created",
-            "session.payment.created",
-            "session.payment.authorized",
-            "session.started",
-            "session.ended",
-            "session.payment.captured",
-        ],
-    )
-    .await
+    stack
+        .assert_webhooks(
+            &org,
+            &hooks,
+            &sid,
+            &[
+                "session.created",
+                "session.payment.created",
+                "session.payment.authorized",
+                "session.started",
+                "session.ended",
+                "session.payment.captured",
+            ],
+        )
+        .await
 }
 
 async fn parking_time_refuses_stop_and_unplug_ends_it(stack: &ProcessStack) -> anyhow::Result<()> {
@@ -342,24 +255,24 @@ async fn parking_time_refuses_stop_and_unplug_ends_it(stack: &ProcessStack) -> a
         "parking billed at 1 cent a second: {ended}"
     );
     ensure!(ended["payment"]["captured_amount"] == cost, "{ended}");
-    let (captures, cancels) = money_moves(stack, &intent(&ended)?).await?;
+    let (captures, cancels) = stack.money_moves(&intent(&ended)?).await?;
     ensure!(captures.len() == 1 && cancels == 0, "{captures:?}");
-    assert_webhooks(
-        stack,
-        &org,
-        &hooks,
-        &sid,
-        &[
-            "session.created",
-            "session.payment.created",
-            "session.payment.authorized",
-            "session.started",
-            "session.paused",
-            "session.ended",
-            "session.payment.captured",
-        ],
-    )
-    .await
+    stack
+        .assert_webhooks(
+            &org,
+            &hooks,
+            &sid,
+            &[
+                "session.created",
+                "session.payment.created",
+                "session.payment.authorized",
+                "session.started",
+                "session.paused",
+                "session.ended",
+                "session.payment.captured",
+            ],
+        )
+        .await
 }
 
 async fn an_unpaid_session_expires(stack: &ProcessStack) -> anyhow::Result<()> {
@@ -399,18 +312,18 @@ async fn an_unpaid_session_expires(stack: &ProcessStack) -> anyhow::Result<()> {
         "a late payment is refused: {}",
         late.status()
     );
-    assert_webhooks(
-        stack,
-        &org,
-        &hooks,
-        &sid,
-        &[
-            "session.created",
-            "session.payment.created",
-            "session.payment.expired",
-        ],
-    )
-    .await
+    stack
+        .assert_webhooks(
+            &org,
+            &hooks,
+            &sid,
+            &[
+                "session.created",
+                "session.payment.created",
+                "session.payment.expired",
+            ],
+        )
+        .await
 }
 
 async fn the_driver_cancels_on_the_payment_page(stack: &ProcessStack) -> anyhow::Result<()> {
@@ -438,18 +351,18 @@ async fn the_driver_cancels_on_the_payment_page(stack: &ProcessStack) -> anyhow:
         })
         .await?;
     ensure!(canceled["end_reason"] == "driver_canceled", "{canceled}");
-    assert_webhooks(
-        stack,
-        &org,
-        &hooks,
-        &sid,
-        &[
-            "session.created",
-            "session.payment.created",
-            "session.canceled",
-        ],
-    )
-    .await
+    stack
+        .assert_webhooks(
+            &org,
+            &hooks,
+            &sid,
+            &[
+                "session.created",
+                "session.payment.created",
+                "session.canceled",
+            ],
+        )
+        .await
 }
 
 /// A paid session whose station never starts: the hold is released with one cancel.
@@ -478,25 +391,25 @@ async fn paid_but_not_started(
         })
         .await?;
     ensure!(canceled["end_reason"] == "start_failed", "{canceled}");
-    let (captures, cancels) = money_moves(stack, &intent(&canceled)?).await?;
+    let (captures, cancels) = stack.money_moves(&intent(&canceled)?).await?;
     ensure!(
         captures.is_empty() && cancels == 1,
         "one cancel, no capture: {captures:?} {cancels}"
     );
-    assert_webhooks(
-        stack,
-        &org,
-        &hooks,
-        &sid,
-        &[
-            "session.created",
-            "session.payment.created",
-            "session.payment.authorized",
-            "session.canceled",
-            "session.payment.canceled",
-        ],
-    )
-    .await
+    stack
+        .assert_webhooks(
+            &org,
+            &hooks,
+            &sid,
+            &[
+                "session.created",
+                "session.payment.created",
+                "session.payment.authorized",
+                "session.canceled",
+                "session.payment.canceled",
+            ],
+        )
+        .await
 }
 
 async fn the_station_refuses_to_start(stack: &ProcessStack) -> anyhow::Result<()> {
@@ -554,21 +467,21 @@ async fn webhooks_arrive_after_the_receiver_was_down(stack: &ProcessStack) -> an
         "deliveries failed while the receiver was down: {log:?}"
     );
     stack.restart(&hooks.name)?;
-    assert_webhooks(
-        stack,
-        &org,
-        &hooks,
-        &sid,
-        &[
-            "session.created",
-            "session.payment.created",
-            "session.payment.authorized",
-            "session.started",
-            "session.ended",
-            "session.payment.captured",
-        ],
-    )
-    .await
+    stack
+        .assert_webhooks(
+            &org,
+            &hooks,
+            &sid,
+            &[
+                "session.created",
+                "session.payment.created",
+                "session.payment.authorized",
+                "session.started",
+                "session.ended",
+                "session.payment.captured",
+            ],
+        )
+        .await
 }
 
 fn main() -> std::process::ExitCode {

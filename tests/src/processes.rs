@@ -632,6 +632,122 @@ impl ProcessStack {
         events.sort_by_key(|e| e["event"]["seq"].as_u64());
         Ok(events)
     }
+
+    /// Successful, non-replayed capture and cancel requests the sandbox saw for `intent`.
+    pub async fn money_moves(&self, intent: &str) -> anyhow::Result<(Vec<Value>, usize)> {
+        let requests = self.stripe_requests().await?;
+        let done = |suffix: &str| {
+            let path = format!("/v1/payment_intents/{intent}/{suffix}");
+            requests
+                .iter()
+                .filter(|r| {
+                    r["path"] == path.as_str() && r["status"] == 200 && r["replayed"] == false
+                })
+                .cloned()
+                .collect::<Vec<_>>()
+        };
+        Ok((done("capture"), done("cancel").len()))
+    }
+
+    /// Waits until `receiver` has printed `expected` for `session`, then checks that it got exactly
+    /// those, in order, verified, once each, and that `/events` lists the same ids, all delivered.
+    pub async fn assert_webhooks(
+        &self,
+        org: &Org,
+        receiver: &Receiver,
+        session: &str,
+        expected: &[&str],
+    ) -> anyhow::Result<()> {
+        let duplicates = self
+            .assert_webhooks_at_least_once(org, receiver, session, expected)
+            .await?;
+        ensure!(duplicates == 0, "{duplicates} events arrived twice");
+        Ok(())
+    }
+
+    /// Like [`Self::assert_webhooks`], but an event may arrive more than once (delivery is at
+    /// least once: a process killed between sending and recording sends again); receivers
+    /// de-duplicate by event id. The number of duplicates.
+    pub async fn assert_webhooks_at_least_once(
+        &self,
+        org: &Org,
+        receiver: &Receiver,
+        session: &str,
+        expected: &[&str],
+    ) -> anyhow::Result<usize> {
+        let unique = |all: Vec<Value>| {
+            let mut seen = std::collections::BTreeSet::new();
+            let n = all.len();
+            let kept: Vec<Value> = all
+                .into_iter()
+                .filter(|e| seen.insert(e["event_id"].to_string()))
+                .collect();
+            let duplicates = n - kept.len();
+            (kept, duplicates)
+        };
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        let (mut got, mut duplicates) = unique(self.received(receiver, session));
+        while got.len() < expected.len() && std::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            (got, duplicates) = unique(self.received(receiver, session));
+        }
+        let types: Vec<&str> = got.iter().filter_map(|e| e["type"].as_str()).collect();
+        ensure!(
+            types == expected,
+            "events received for {session}: {types:?}, expected {expected:?}"
+        );
+        let seqs: Vec<u64> = got.iter().filter_map(|e| e["seq"].as_u64()).collect();
+        let in_order: Vec<u64> = (1..=expected.len() as u64).collect();
+        ensure!(seqs == in_order, "sequence numbers {seqs:?}");
+        ensure!(
+            got.iter().all(|e| e["signature"] == "verified"),
+            "unverified: {got:?}"
+        );
+        let log = self.events(org, session).await?;
+        let logged: Vec<&str> = log
+            .iter()
+            .filter_map(|e| e["event"]["_id"].as_str())
+            .collect();
+        let printed: Vec<&str> = got.iter().filter_map(|e| e["event_id"].as_str()).collect();
+        ensure!(
+            logged == printed,
+            "/events has {logged:?}, the receiver printed {printed:?}"
+        );
+        for e in &log {
+            let d = &e["deliveries"][0];
+            ensure!(
+                d["endpoint_id"] == receiver.endpoint.as_str() && d["status"] == "delivered",
+                "delivery of {}: {d}",
+                e["event"]["_id"]
+            );
+        }
+        Ok(duplicates)
+    }
+}
+
+/// Runs `tests/browser/pay.mjs` (headless chromium via playwright-core); its JSON answer.
+pub fn pay_in_browser(url: &str, card: &str) -> anyhow::Result<Value> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("browser");
+    ensure!(
+        dir.join("node_modules/playwright-core").exists(),
+        "playwright-core is not installed: run scripts/test (or `npm ci --prefix tests/browser`)"
+    );
+    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    ensure!(
+        Path::new(&chromium).exists(),
+        "{chromium} not found: run scripts/test (it installs Debian's chromium)"
+    );
+    let out = Command::new("node")
+        .arg(dir.join("pay.mjs"))
+        .args([url, card])
+        .env("CHROMIUM", &chromium)
+        .output()?;
+    ensure!(
+        out.status.success(),
+        "browser script failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(serde_json::from_slice(&out.stdout)?)
 }
 
 impl Drop for ProcessStack {
