@@ -63,6 +63,8 @@ pub struct ProcessStack {
     /// An HTTP client.
     pub http: reqwest::Client,
     procs: Mutex<BTreeMap<String, Proc>>,
+    /// Set by [`Self::diagnose`]: the working directory (logs) is kept for a look afterwards.
+    keep: std::sync::atomic::AtomicBool,
 }
 
 /// An organization seeded through the API.
@@ -172,6 +174,9 @@ impl ProcessStack {
                 .timeout(Duration::from_secs(30))
                 .build()?,
             procs: Mutex::new(BTreeMap::new()),
+            keep: std::sync::atomic::AtomicBool::new(
+                std::env::var_os("CHARGELINK_E2E_KEEP").is_some(),
+            ),
         };
         let migrated = stack
             .command(&["migrate"], &[])
@@ -296,8 +301,10 @@ impl ProcessStack {
             .is_some_and(|p| matches!(p.child.try_wait(), Ok(None)))
     }
 
-    /// Prints the last lines of every log to stderr (for a failed test's output).
+    /// Prints the last lines of every log to stderr (for a failed test's output) and keeps the
+    /// working directory (otherwise removed on drop, unless `CHARGELINK_E2E_KEEP` is set).
     pub fn diagnose(&self) {
+        self.keep.store(true, std::sync::atomic::Ordering::Relaxed);
         eprintln!(
             "--- process logs in {} ---",
             self.dir.join("logs").display()
@@ -755,6 +762,9 @@ impl Drop for ProcessStack {
         for p in self.procs().values_mut() {
             let _ = p.child.kill();
             let _ = p.child.wait();
+        }
+        if !self.keep.load(std::sync::atomic::Ordering::Relaxed) {
+            let _ = std::fs::remove_dir_all(&self.dir);
         }
     }
 }
