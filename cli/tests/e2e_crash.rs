@@ -188,7 +188,12 @@ fn main() -> std::process::ExitCode {
         }
     };
     let bin = Path::new(env!("CARGO_BIN_EXE_chargelink"));
-    let stack = match tokio.block_on(ProcessStack::start(bin, &[])) {
+    // A station reconnects to a restarted gateway with backoff (up to ~13 s here): RemoteStop
+    // attempts get 5 x 5 s, so a hold-limit stop is not given up while the station is away.
+    let stack = match tokio.block_on(ProcessStack::start(
+        bin,
+        &[("CHARGELINK_STOP_CONFIRM_TIMEOUT", "5")],
+    )) {
         Ok(s) => Arc::new(s),
         Err(e) => {
             eprintln!("could not start the process stack: {e:#}");
