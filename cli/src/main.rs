@@ -58,18 +58,6 @@ struct DatabaseArgs {
 }
 
 #[derive(clap::Args, Clone)]
-struct RegistryArgs {
-    /// The charge-station registry (which gateway holds which station), a SQLite file shared
-    /// by the gateways and workers of one host.
-    #[arg(
-        long,
-        env = "CHARGELINK_OCPP_REGISTRY",
-        default_value = ".data/ocpp-registry.db"
-    )]
-    ocpp_registry: PathBuf,
-}
-
-#[derive(clap::Args, Clone)]
 struct StripeArgs {
     /// Stripe secret key (`sk_test_...` / `sk_live_...`); unset = no payment activities here.
     #[arg(long, env = "CHARGELINK_STRIPE_SECRET_KEY", hide_env_values = true)]
@@ -148,8 +136,6 @@ enum Commands {
         #[command(flatten)]
         database: DatabaseArgs,
         #[command(flatten)]
-        registry: RegistryArgs,
-        #[command(flatten)]
         stripe: StripeArgs,
         /// Task queue of session workflows.
         #[arg(long, env = "CHARGELINK_TASK_QUEUE", default_value = workflows::queues::SESSIONS)]
@@ -189,8 +175,6 @@ enum Commands {
         temporal: TemporalArgs,
         #[command(flatten)]
         database: DatabaseArgs,
-        #[command(flatten)]
-        registry: RegistryArgs,
         /// Address to listen on.
         #[arg(long, env = "CHARGELINK_GATEWAY_ADDR", default_value = "0.0.0.0:9000")]
         listen: SocketAddr,
@@ -328,7 +312,6 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Commands::Worker {
             temporal,
             database,
-            registry,
             stripe,
             task_queue,
             webhook_retry_initial,
@@ -352,9 +335,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     None
                 }
             };
-            let locator = ocpp::StationLocator::new(Arc::new(ocpp::SqliteRegistry::open(
-                &registry.ocpp_registry,
-            )?));
+            // The station registry the gateways keep, in the same database.
+            let locator =
+                ocpp::StationLocator::new(Arc::new(ocpp::StoreRegistry::new(store.clone())));
             // The webhook dispatcher runs beside the worker, never inside a workflow.
             let dispatcher = activities::webhooks::Dispatcher::new(
                 store.clone(),
@@ -421,7 +404,6 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Commands::Gateway {
             temporal,
             database,
-            registry,
             listen,
             instance_id,
             stations_file,
@@ -430,23 +412,20 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             meter_interval,
         } => {
             let client = worker::connect(&temporal.settings(), Duration::from_secs(60)).await?;
-            let mut config = ocpp::GatewayConfig::new(
-                instance_id,
-                registry.ocpp_registry.clone(),
-                stations_file.clone().unwrap_or_default(),
-            );
+            let mut config =
+                ocpp::GatewayConfig::new(instance_id, stations_file.clone().unwrap_or_default());
             config.bind = listen;
             config.meter_sample_interval = Duration::from_secs(meter_interval);
             if let (Some(cert), Some(key)) = (tls_cert, tls_key) {
                 config.tls = Some(ocpp::TlsPaths { cert, key });
             }
+            // The registry lives in the store's database, whichever directory checks the keys.
+            let store = store::Store::open(&database.database_url).await?;
             let directory: Arc<dyn ocpp::StationDirectory> = match &stations_file {
                 Some(file) => Arc::new(ocpp::FileStationDirectory::load(file)?),
-                None => Arc::new(ocpp::StoreStationDirectory::new(
-                    store::Store::open(&database.database_url).await?,
-                )),
+                None => Arc::new(ocpp::StoreStationDirectory::new(store.clone())),
             };
-            let registry = Arc::new(ocpp::SqliteRegistry::open(&registry.ocpp_registry)?);
+            let registry = Arc::new(ocpp::StoreRegistry::new(store));
             let runtime = temporalio_sdk::Runtime::from_current_tokio(Default::default())?;
             let gateway = ocpp::Gateway::bind_with(config, directory, registry).await?;
             tracing::info!(addr = %gateway.local_addr(), task_queue = gateway.task_queue(), "OCPP gateway listening");
