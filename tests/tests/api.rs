@@ -494,7 +494,7 @@ async fn offline_stations_and_unavailable_connectors_are_refused(s: &Stack) -> a
     };
     let (online, statuses) = listed(&s.ok("GET", "/charge-stations", k, None).await?)?;
     ensure!(online == true, "{online}");
-    ensure!(statuses == [json!("Available"); 3], "{statuses:?}");
+    ensure!(statuses == vec![json!("Available"); 3], "{statuses:?}");
 
     // Connector 2 faults (what the gateway records from a StatusNotification).
     s.store
