@@ -280,6 +280,8 @@ async fn an_unpaid_session_expires(stack: &ProcessStack) -> anyhow::Result<()> {
         .org(json!({}), serde_json::from_str(ENERGY_AND_TIME)?)
         .await?;
     let station = stack.station(&org, 1).await?;
+    // Sessions are only created on a connected station's working connector.
+    stack.sim(&station, &[]).await?;
     let hooks = stack.receiver(&org, "hooks-expiry").await?;
     let created = stack
         .create_session(
@@ -331,6 +333,8 @@ async fn the_driver_cancels_on_the_payment_page(stack: &ProcessStack) -> anyhow:
         .org(json!({}), serde_json::from_str(ENERGY_AND_TIME)?)
         .await?;
     let station = stack.station(&org, 1).await?;
+    // Sessions are only created on a connected station's working connector.
+    stack.sim(&station, &[]).await?;
     let hooks = stack.receiver(&org, "hooks-cancel").await?;
     let created = stack
         .create_session(&org, &station.connectors[0], json!({}))

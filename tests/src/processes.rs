@@ -474,7 +474,7 @@ impl ProcessStack {
 
     /// Starts `chargelink sim` for `station` (process name = the station id) with extra flags
     /// (`--power-w`, `--refuse-remote-start`, `--unplug-after`, …), and waits until the gateway
-    /// has it (its connectors report `Available`).
+    /// has it (online in the store, its connectors' statuses reported).
     pub async fn sim(&self, station: &Station, flags: &[&str]) -> anyhow::Result<()> {
         let prefix = station.id.trim_end_matches('1');
         let mut args = vec![
@@ -514,8 +514,28 @@ impl ProcessStack {
             );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        // BootNotification and StatusNotifications follow the connection at once.
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        // BootNotification and StatusNotifications follow the connection: wait until the station
+        // registry has them in the store (a session on an Unavailable connector gets a 409).
+        let store =
+            store::Store::connect(&format!("sqlite://{}/chargelink.db", self.dir.display()))
+                .await?;
+        loop {
+            let online = store
+                .charge_station(&station.id)
+                .await?
+                .is_some_and(|s| s.gateway_queue.is_some());
+            let connectors = store.connectors_of(&station.id).await?;
+            if online && connectors.iter().all(|c| c.status != "Unavailable") {
+                break;
+            }
+            ensure!(
+                Instant::now() < deadline,
+                "station {} never reported its connectors: {:?}",
+                station.id,
+                connectors.iter().map(|c| &c.status).collect::<Vec<_>>()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
         Ok(())
     }
 
