@@ -50,9 +50,17 @@ ensure_postgres() {
     [ "$(id -u)" = 0 ] && chown postgres "$PG_DATA"
     "${as_pg[@]}" "$pg_bin/initdb" -D "$PG_DATA" -U chargelink --auth=trust >/dev/null
   fi
-  say "starting PostgreSQL on 127.0.0.1:$PG_PORT"
-  "${as_pg[@]}" "$PG_CTL" -D "$PG_DATA" -l "$PG_DATA/server.log" -w \
-    -o "-p $PG_PORT -c listen_addresses=127.0.0.1 -k /tmp" start >/dev/null
+  if "${as_pg[@]}" "$PG_CTL" -D "$PG_DATA" status >/dev/null 2>&1; then
+    # This checkout's cluster is already up (an earlier run): use it where it listens.
+    PG_PORT=$(sed -n 4p "$PG_DATA/postmaster.pid")
+    say "PostgreSQL already running on 127.0.0.1:$PG_PORT"
+  else
+    # Another checkout's cluster may hold the port: take the next free one rather than fail.
+    while (: </dev/tcp/127.0.0.1/"$PG_PORT") 2>/dev/null; do PG_PORT=$((PG_PORT + 1)); done
+    say "starting PostgreSQL on 127.0.0.1:$PG_PORT"
+    "${as_pg[@]}" "$PG_CTL" -D "$PG_DATA" -l "$PG_DATA/server.log" -w \
+      -o "-p $PG_PORT -c listen_addresses=127.0.0.1 -k /tmp" start >/dev/null
+  fi
   PG_AS=("${as_pg[@]}")
   export CHARGELINK_TEST_POSTGRES_URL="postgres://chargelink@127.0.0.1:$PG_PORT/postgres"
 }
