@@ -68,6 +68,26 @@ impl ApiError {
         )
     }
 
+    /// The HTTP status.
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    /// The stable machine code, e.g. `stop_not_allowed`.
+    pub fn code(&self) -> &'static str {
+        self.code
+    }
+
+    /// What was wrong and what to do.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    /// The offending request field, when one is to blame.
+    pub fn field_name(&self) -> Option<&str> {
+        self.field.as_deref()
+    }
+
     /// 500 with an opaque body; the cause is logged.
     pub fn internal(cause: impl std::fmt::Display) -> Self {
         tracing::error!(error = %cause, "internal error");
