@@ -19,7 +19,8 @@ pub(crate) fn timestamp(at: DateTime<Utc>) -> prost_types::Timestamp {
 fn money(m: Money) -> pb::Money {
     pb::Money {
         amount: m.amount,
-        currency: m.currency.code().to_owned(),
+        // Lower-case, as the REST API and Stripe write it.
+        currency: m.currency.code().to_ascii_lowercase(),
     }
 }
 

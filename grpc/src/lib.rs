@@ -100,6 +100,12 @@ pub fn router(state: AppState) -> Result<axum::Router, tonic_reflection::server:
     )
 }
 
+/// The whole API on one port: the REST router with the gRPC routes merged in. `chargelink api`
+/// serves this; so do the tests.
+pub fn with_rest(state: AppState) -> Result<axum::Router, tonic_reflection::server::Error> {
+    Ok(api::router(state.clone()).merge(router(state)?))
+}
+
 /// An API error as a gRPC status: the stable code first in the message, and in the
 /// `chargelink-error-code` / `chargelink-error-field` metadata.
 pub fn status(e: ApiError) -> Status {
