@@ -308,9 +308,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 .await
                 .with_context(|| format!("binding {listen}"))?;
             tracing::info!(%listen, "API listening (REST and gRPC); docs at /docs");
-            axum::serve(listener, app)
-                .with_graceful_shutdown(worker::shutdown_signal())
-                .await?;
+            api::serve_app(listener, app, worker::shutdown_signal()).await?;
             Ok(())
         }
         Commands::Gateway {

@@ -100,7 +100,7 @@ pub async fn start() -> anyhow::Result<Stack> {
     let app = grpc::with_rest(state)?.merge(stripe_webhooks::router(
         stripe_webhooks::WebhookState::new(client.clone(), WEBHOOK_SECRET),
     ));
-    tokio::spawn(async move { axum::serve(listener, app).await });
+    tokio::spawn(api::serve_app(listener, app, std::future::pending()));
     Ok(Stack {
         server,
         client,

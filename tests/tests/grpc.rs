@@ -900,7 +900,7 @@ fn main() -> std::process::ExitCode {
         let app = grpc::with_rest(state)?;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let api = format!("http://{}", listener.local_addr()?);
-        tokio::spawn(async move { axum::serve(listener, app).await });
+        tokio::spawn(api::serve_app(listener, app, std::future::pending()));
         let channel = Channel::from_shared(api.clone())?.connect().await?;
 
         let stack = Arc::new(Stack {
