@@ -226,6 +226,35 @@ pub async fn create_session(
         )
         .field("connector"));
     }
+    // The station registry keeps both current: a driver must not pay for a hold on a
+    // connector that cannot start.
+    let online = state
+        .store
+        .charge_station(&connector.charge_station_id)
+        .await?
+        .is_some_and(|s| s.gateway_queue.is_some());
+    if !online {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "station_offline",
+            format!(
+                "charge station {} of connector {connector_ref} is not connected; try again once it is online",
+                connector.charge_station_id
+            ),
+        )
+        .field("connector"));
+    }
+    if matches!(connector.status.as_str(), "Faulted" | "Unavailable") {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "connector_unavailable",
+            format!(
+                "connector {connector_ref} is {}; try another connector",
+                connector.status
+            ),
+        )
+        .field("connector"));
+    }
 
     let mut timings = state.config.timings.clone();
     timings.payment_expiry = expiry;

@@ -1,5 +1,6 @@
 //! `chargelink`: one binary, one subcommand per process of the stack.
 
+mod listen;
 mod telemetry;
 
 use std::net::SocketAddr;
@@ -57,18 +58,6 @@ struct DatabaseArgs {
 }
 
 #[derive(clap::Args, Clone)]
-struct RegistryArgs {
-    /// The charge-station registry (which gateway holds which station), a SQLite file shared
-    /// by the gateways and workers of one host.
-    #[arg(
-        long,
-        env = "CHARGELINK_OCPP_REGISTRY",
-        default_value = ".data/ocpp-registry.db"
-    )]
-    ocpp_registry: PathBuf,
-}
-
-#[derive(clap::Args, Clone)]
 struct StripeArgs {
     /// Stripe secret key (`sk_test_...` / `sk_live_...`); unset = no payment activities here.
     #[arg(long, env = "CHARGELINK_STRIPE_SECRET_KEY", hide_env_values = true)]
@@ -85,6 +74,58 @@ struct StripeArgs {
     public_url: Url,
 }
 
+/// Parses seconds (`10`, `0.5`) into a duration.
+fn seconds(text: &str) -> Result<Duration, String> {
+    text.parse::<f64>()
+        .ok()
+        .and_then(|s| Duration::try_from_secs_f64(s).ok())
+        .ok_or_else(|| format!("`{text}` is not a number of seconds (e.g. 10 or 0.5)"))
+}
+
+/// The durations fixed into each new session (`SessionTimings`); payment expiry and start window
+/// come from the organization's settings. Seconds, fractions allowed.
+#[derive(clap::Args, Clone)]
+struct TimingArgs {
+    /// The stations' meter value interval the workflow expects (the gateway pushes its own
+    /// `--meter-interval`; keep them equal).
+    #[arg(long = "session-meter-interval", env = "CHARGELINK_METER_INTERVAL", default_value = "60", value_parser = seconds)]
+    meter_interval: Duration,
+    /// How long a station takes to act on a stop; auto-stop looks this far ahead.
+    #[arg(long, env = "CHARGELINK_STOP_LATENCY", default_value = "30", value_parser = seconds)]
+    stop_latency: Duration,
+    /// After an accepted RemoteStart, how long to wait for the transaction before trying again.
+    #[arg(long, env = "CHARGELINK_START_ATTEMPT_TIMEOUT", default_value = "90", value_parser = seconds)]
+    start_attempt_timeout: Duration,
+    /// First pause between start attempts (doubles up to the maximum).
+    #[arg(long, env = "CHARGELINK_START_RETRY_INITIAL", default_value = "5", value_parser = seconds)]
+    start_retry_initial: Duration,
+    /// Longest pause between start attempts.
+    #[arg(long, env = "CHARGELINK_START_RETRY_MAX", default_value = "30", value_parser = seconds)]
+    start_retry_max: Duration,
+    /// After a RemoteStop, how long to wait for the station's stop before sending it again.
+    #[arg(long, env = "CHARGELINK_STOP_CONFIRM_TIMEOUT", default_value = "120", value_parser = seconds)]
+    stop_confirm_timeout: Duration,
+    /// RemoteStop attempts before a session is ended on its last meter values.
+    #[arg(long, env = "CHARGELINK_STOP_ATTEMPTS", default_value_t = 5)]
+    stop_attempts: u32,
+}
+
+impl TimingArgs {
+    fn timings(&self) -> domain::config::SessionTimings {
+        domain::config::SessionTimings {
+            meter_interval: self.meter_interval,
+            stop_latency: self.stop_latency,
+            start_attempt_timeout: self.start_attempt_timeout,
+            start_retry_initial: self.start_retry_initial,
+            start_retry_max: self.start_retry_max,
+            stop_confirm_timeout: self.stop_confirm_timeout,
+            stop_attempts: self.stop_attempts,
+            // Set per session from the organization (or the request).
+            ..Default::default()
+        }
+    }
+}
+
 #[derive(Subcommand)]
 enum Commands {
     /// Run the session worker: workflows, payment / store / station-lookup activities, and the
@@ -95,12 +136,16 @@ enum Commands {
         #[command(flatten)]
         database: DatabaseArgs,
         #[command(flatten)]
-        registry: RegistryArgs,
-        #[command(flatten)]
         stripe: StripeArgs,
         /// Task queue of session workflows.
         #[arg(long, env = "CHARGELINK_TASK_QUEUE", default_value = workflows::queues::SESSIONS)]
         task_queue: String,
+        /// First retry delay of a failed customer webhook delivery, seconds (doubles per attempt).
+        #[arg(long, env = "CHARGELINK_WEBHOOK_RETRY_INITIAL", default_value = "5", value_parser = seconds)]
+        webhook_retry_initial: Duration,
+        /// Longest retry delay of a customer webhook delivery, seconds.
+        #[arg(long, env = "CHARGELINK_WEBHOOK_RETRY_MAX", default_value = "3600", value_parser = seconds)]
+        webhook_retry_max: Duration,
     },
     /// Serve the REST API (sessions, admin resources, payment return pages, the Stripe webhook
     /// receiver, OpenAPI at /docs) and, on the same port, the gRPC `chargelink.v1.SessionService`
@@ -122,6 +167,8 @@ enum Commands {
         /// Task queue of session workflows.
         #[arg(long, env = "CHARGELINK_TASK_QUEUE", default_value = workflows::queues::SESSIONS)]
         task_queue: String,
+        #[command(flatten)]
+        timings: TimingArgs,
     },
     /// Run an OCPP 1.6J gateway (WebSocket CSMS + the worker for charger commands).
     Gateway {
@@ -129,8 +176,6 @@ enum Commands {
         temporal: TemporalArgs,
         #[command(flatten)]
         database: DatabaseArgs,
-        #[command(flatten)]
-        registry: RegistryArgs,
         /// Address to listen on.
         #[arg(long, env = "CHARGELINK_GATEWAY_ADDR", default_value = "0.0.0.0:9000")]
         listen: SocketAddr,
@@ -173,6 +218,15 @@ enum Commands {
         /// Seconds between meter values.
         #[arg(long, default_value_t = 10)]
         meter_interval: u64,
+        /// Answer RemoteStartTransaction with `Rejected`.
+        #[arg(long)]
+        refuse_remote_start: bool,
+        /// Accept RemoteStart but never see a car plugged in.
+        #[arg(long)]
+        never_plugged_in: bool,
+        /// The driver unplugs this many seconds after a transaction started.
+        #[arg(long, value_parser = seconds)]
+        unplug_after: Option<Duration>,
     },
     /// Run the Stripe-compatible sandbox (hosted checkout page, signed webhooks).
     StripeSandbox {
@@ -205,10 +259,39 @@ enum Commands {
         #[arg(long, default_value = "UTC")]
         time_zone: String,
     },
+    /// Customer webhooks: `listen` runs a small receiver that verifies and prints every event.
+    Webhooks {
+        #[command(subcommand)]
+        command: WebhooksCommand,
+    },
     /// Apply the store's migrations and exit (the services also apply them at start).
     Migrate {
         #[command(flatten)]
         database: DatabaseArgs,
+    },
+}
+
+#[derive(Subcommand)]
+enum WebhooksCommand {
+    /// Receive webhook events: verify `chargelink-signature`, print one line per event, answer
+    /// 200 (a bad or missing signature is refused with 400 / 401 and a warning).
+    Listen {
+        /// Address to listen on; register `http://<this>/` with `POST /webhook-endpoints`.
+        #[arg(
+            long,
+            env = "CHARGELINK_WEBHOOKS_LISTEN",
+            default_value = "127.0.0.1:8787"
+        )]
+        listen: SocketAddr,
+        /// The endpoint's signing secret (`whsec_...`, in the answer of `POST /webhook-endpoints`).
+        #[arg(long, env = "CHARGELINK_WEBHOOK_SECRET", hide_env_values = true)]
+        secret: String,
+        /// Largest accepted distance between a signature's timestamp and now, seconds.
+        #[arg(long, default_value_t = 300)]
+        tolerance: i64,
+        /// Print one JSON object per line instead of a readable line.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -230,9 +313,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Commands::Worker {
             temporal,
             database,
-            registry,
             stripe,
             task_queue,
+            webhook_retry_initial,
+            webhook_retry_max,
         } => {
             let store = store::Store::open(&database.database_url).await?;
             let client = worker::connect(&temporal.settings(), Duration::from_secs(60)).await?;
@@ -252,12 +336,18 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     None
                 }
             };
-            let locator = ocpp::StationLocator::new(Arc::new(ocpp::SqliteRegistry::open(
-                &registry.ocpp_registry,
-            )?));
+            // The station registry the gateways keep, in the same database.
+            let locator =
+                ocpp::StationLocator::new(Arc::new(ocpp::StoreRegistry::new(store.clone())));
             // The webhook dispatcher runs beside the worker, never inside a workflow.
-            let dispatcher =
-                activities::webhooks::Dispatcher::new(store.clone(), Default::default())?;
+            let dispatcher = activities::webhooks::Dispatcher::new(
+                store.clone(),
+                activities::webhooks::WebhookSettings {
+                    initial_backoff: webhook_retry_initial,
+                    max_backoff: webhook_retry_max,
+                    ..Default::default()
+                },
+            )?;
             let dispatching =
                 tokio::spawn(async move { dispatcher.run(worker::shutdown_signal()).await });
             let store_activities = activities::store::StoreActivities::new(store);
@@ -280,6 +370,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             admin_token,
             stripe_webhook_secret,
             task_queue,
+            timings,
         } => {
             let store = store::Store::open(&database.database_url).await?;
             let client = worker::connect(&temporal.settings(), Duration::from_secs(60)).await?;
@@ -288,7 +379,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 sessions: workflows::client::SessionClient::new(client.clone(), task_queue),
                 config: api::ApiConfig {
                     admin_token,
-                    timings: Default::default(),
+                    timings: timings.timings(),
                 },
             };
             // gRPC (`chargelink.v1.SessionService` + reflection) shares the port: its paths never
@@ -314,7 +405,6 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Commands::Gateway {
             temporal,
             database,
-            registry,
             listen,
             instance_id,
             stations_file,
@@ -323,23 +413,20 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             meter_interval,
         } => {
             let client = worker::connect(&temporal.settings(), Duration::from_secs(60)).await?;
-            let mut config = ocpp::GatewayConfig::new(
-                instance_id,
-                registry.ocpp_registry.clone(),
-                stations_file.clone().unwrap_or_default(),
-            );
+            let mut config =
+                ocpp::GatewayConfig::new(instance_id, stations_file.clone().unwrap_or_default());
             config.bind = listen;
             config.meter_sample_interval = Duration::from_secs(meter_interval);
             if let (Some(cert), Some(key)) = (tls_cert, tls_key) {
                 config.tls = Some(ocpp::TlsPaths { cert, key });
             }
+            // The registry lives in the store's database, whichever directory checks the keys.
+            let store = store::Store::open(&database.database_url).await?;
             let directory: Arc<dyn ocpp::StationDirectory> = match &stations_file {
                 Some(file) => Arc::new(ocpp::FileStationDirectory::load(file)?),
-                None => Arc::new(ocpp::StoreStationDirectory::new(
-                    store::Store::open(&database.database_url).await?,
-                )),
+                None => Arc::new(ocpp::StoreStationDirectory::new(store.clone())),
             };
-            let registry = Arc::new(ocpp::SqliteRegistry::open(&registry.ocpp_registry)?);
+            let registry = Arc::new(ocpp::StoreRegistry::new(store));
             let runtime = temporalio_sdk::Runtime::from_current_tokio(Default::default())?;
             let gateway = ocpp::Gateway::bind_with(config, directory, registry).await?;
             tracing::info!(addr = %gateway.local_addr(), task_queue = gateway.task_queue(), "OCPP gateway listening");
@@ -355,11 +442,17 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             connectors,
             power_w,
             meter_interval,
+            refuse_remote_start,
+            never_plugged_in,
+            unplug_after,
         } => {
             let mut template = sim::StationSpec::new(url.clone(), "", key.clone());
             template.connectors = connectors;
             template.power_w = power_w;
             template.meter_interval = Duration::from_secs(meter_interval);
+            template.behaviour.refuse_remote_start = refuse_remote_start;
+            template.behaviour.never_plugged_in = never_plugged_in;
+            template.behaviour.unplug_after = unplug_after;
             let config = sim::SimConfig {
                 url,
                 stations,
@@ -401,6 +494,26 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let priced = domain::tariff::price_cdr_json(&read(&tariff)?, &read(&cdr)?, &time_zone)?;
             println!("{}", serde_json::to_string_pretty(&priced)?);
             Ok(())
+        }
+        Commands::Webhooks {
+            command:
+                WebhooksCommand::Listen {
+                    listen,
+                    secret,
+                    tolerance,
+                    json,
+                },
+        } => {
+            listen::run(
+                listen::ListenConfig {
+                    listen,
+                    secret,
+                    tolerance_secs: tolerance,
+                    json,
+                },
+                worker::shutdown_signal(),
+            )
+            .await
         }
         Commands::Migrate { database } => {
             store::Store::open(&database.database_url).await?;

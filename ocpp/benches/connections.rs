@@ -82,15 +82,19 @@ fn gateway_main() {
                 .collect(),
         };
         file.write(&dir.join("stations.json")).unwrap();
-        let mut config = GatewayConfig::new(
-            "bench",
-            dir.join("registry.sqlite"),
-            dir.join("stations.json"),
-        );
+        let mut config = GatewayConfig::new("bench", dir.join("stations.json"));
         config.bind = ([127, 0, 0, 1], 0).into();
         config.heartbeat_interval = Duration::from_secs(heartbeat);
         config.call_timeout = Duration::from_secs(30);
-        let gateway = Gateway::bind(config).await.unwrap();
+        // The station registry in a SQLite store file, as `chargelink gateway` keeps it by default.
+        let _ = std::fs::remove_file(dir.join("store.db"));
+        let store = store::Store::open(&format!(
+            "sqlite://{}?mode=rwc",
+            dir.join("store.db").display()
+        ))
+        .await
+        .unwrap();
+        let gateway = Gateway::bind(config, store).await.unwrap();
         let addr = gateway.local_addr();
         let connections = gateway.connections();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();

@@ -21,7 +21,7 @@ use crate::auth::{FileStationDirectory, StationDirectory};
 use crate::central::{Central, ProtocolSettings};
 use crate::connection::SocketLimits;
 use crate::events::SessionEvents;
-use crate::registry::{Connections, Registry, SqliteRegistry, StationLocation};
+use crate::registry::{Connections, Registry, StationLocation, StoreRegistry};
 use crate::server::{ServerState, accept_loop, router};
 use crate::shutdown;
 use crate::signals::TemporalEvents;
@@ -45,8 +45,6 @@ pub struct GatewayConfig {
     pub meter_sample_interval: Duration,
     /// TLS certificate and key (security profile 2); `None` serves plain `ws://`.
     pub tls: Option<TlsPaths>,
-    /// The SQLite registry file (shared by gateway instances on one host).
-    pub registry_path: PathBuf,
     /// The JSON stations file with hashed keys.
     pub stations_file: PathBuf,
     /// Most simultaneous station connections.
@@ -60,11 +58,7 @@ pub struct GatewayConfig {
 impl GatewayConfig {
     /// Defaults: `0.0.0.0:9000`, heartbeat 300 s, call timeout 30 s, meter values every 60 s,
     /// no TLS, 20 000 connections.
-    pub fn new(
-        instance_id: impl Into<String>,
-        registry_path: PathBuf,
-        stations_file: PathBuf,
-    ) -> Self {
+    pub fn new(instance_id: impl Into<String>, stations_file: PathBuf) -> Self {
         Self {
             bind: SocketAddr::from(([0, 0, 0, 0], 9000)),
             instance_id: instance_id.into(),
@@ -73,7 +67,6 @@ impl GatewayConfig {
             call_timeout: Duration::from_secs(30),
             meter_sample_interval: Duration::from_secs(60),
             tls: None,
-            registry_path,
             stations_file,
             max_connections: 20_000,
             pending_start_ttl: Duration::from_secs(15 * 60),
@@ -93,9 +86,6 @@ pub enum GatewayError {
     /// The stations file could not be loaded.
     #[error(transparent)]
     Directory(#[from] crate::auth::DirectoryError),
-    /// The registry could not be opened.
-    #[error(transparent)]
-    Registry(#[from] crate::registry::RegistryError),
     /// TLS could not be set up.
     #[error(transparent)]
     Tls(#[from] crate::tls::TlsError),
@@ -131,10 +121,11 @@ impl std::fmt::Debug for Gateway {
 }
 
 impl Gateway {
-    /// Loads the stations file, opens the registry, sets up TLS and binds the listener.
-    pub async fn bind(config: GatewayConfig) -> Result<Self, GatewayError> {
+    /// Loads the stations file, keeps the registry in `store` (migrated), sets up TLS and
+    /// binds the listener.
+    pub async fn bind(config: GatewayConfig, store: store::Store) -> Result<Self, GatewayError> {
         let directory = Arc::new(FileStationDirectory::load(&config.stations_file)?);
-        let registry = Arc::new(SqliteRegistry::open(&config.registry_path)?);
+        let registry = Arc::new(StoreRegistry::new(store));
         Self::bind_with(config, directory, registry).await
     }
 
@@ -310,14 +301,15 @@ async fn wait_triggered(trigger: &shutdown::ShutdownTrigger) {
     trigger.triggered().await;
 }
 
-/// Binds and runs a gateway with its own Temporal runtime: what `chargelink gateway` calls.
+/// Binds and runs a gateway (stations file, registry in `store`) with its own Temporal runtime.
 pub async fn run(
     config: GatewayConfig,
+    store: store::Store,
     temporal: Client,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
     let runtime = temporalio_sdk::Runtime::from_current_tokio(Default::default())
         .context("creating the Temporal runtime")?;
-    let gateway = Gateway::bind(config).await?;
+    let gateway = Gateway::bind(config, store).await?;
     gateway.run(&runtime, temporal, shutdown).await
 }

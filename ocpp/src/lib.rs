@@ -14,7 +14,8 @@
 //! - [`events`]: the [`SessionEvents`] seam between the protocol and the workflows.
 //! - [`signals`]: [`TemporalEvents`], session events as Temporal signals.
 //! - [`activities`]: [`GatewayActivities`] (charger commands) and [`StationLocator`].
-//! - [`registry`]: the persistent [`Registry`] ([`SqliteRegistry`]) and the live [`Connections`].
+//! - [`registry`]: the persistent [`Registry`] ([`StoreRegistry`], in the store's database) and
+//!   the live [`Connections`].
 //! - [`auth`]: [`StationDirectory`] and the file-backed [`FileStationDirectory`].
 //! - [`tls`]: rustls setup for security profile 2.
 //! - `shutdown`: the shutdown signal every task listens to.
@@ -41,7 +42,7 @@ pub use central::SAMPLED_DATA;
 pub use connection::{CallFailed, StationHandle};
 pub use events::{ChannelEvents, SessionEvent, SessionEvents};
 pub use gateway::{Gateway, GatewayConfig, GatewayError, run};
-pub use registry::{Connections, Registry, SqliteRegistry};
+pub use registry::{Connections, Registry, StoreRegistry};
 pub use server::SUBPROTOCOL;
 pub use signals::TemporalEvents;
 pub use tls::TlsPaths;

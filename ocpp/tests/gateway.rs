@@ -705,56 +705,189 @@ async fn slow_station_times_out_the_call_and_one_call_is_outstanding(
     Ok(())
 }
 
-async fn reconnecting_to_another_gateway_moves_the_station(
-    stack: Arc<Stack>,
-) -> anyhow::Result<()> {
-    // A second gateway instance on the same registry file.
-    let mut config = support::test_config("second", &stack.dir)?;
-    config.registry_path = stack.dir.join("registry.sqlite");
-    let second = ocpp::Gateway::bind(config).await?;
-    let second_queue = second.task_queue();
-    let second_url = format!("ws://{}/ocpp", second.local_addr());
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let events = Arc::new(ocpp::ChannelEvents(
-        tokio::sync::mpsc::unbounded_channel().0,
-    ));
-    let server = tokio::spawn(second.run_without_temporal(events, async {
-        let _ = stopped.await;
-    }));
+/// Two gateways share one store (gw2 with its own pool on the file, like another process): a
+/// station that reconnects from gw1 to gw2 is located at gw2, and the session's charger
+/// commands reach it there.
+fn reconnecting_to_another_gateway_moves_the_station(env: &Env) -> Result<(), Failed> {
+    let temporal = &env.temporal;
+    with_stack(
+        env,
+        "reconnecting_to_another_gateway_moves_the_station",
+        |_| {},
+        |stack| async move {
+            let config = support::test_config("second", &stack.dir)?;
+            let second =
+                ocpp::Gateway::bind(config, store::Store::open(&stack.store_url).await?).await?;
+            let second_queue = second.task_queue();
+            let second_url = format!("ws://{}/ocpp", second.local_addr());
+            let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+            let second_run = second.run(temporal, stack.client.clone(), async {
+                let _ = stopped.await;
+            });
+            let test = async {
+                let result = moved_station_is_commanded_at_the_second_gateway(
+                    &stack,
+                    &second_url,
+                    &second_queue,
+                )
+                .await;
+                let _ = stop.send(());
+                result
+            };
+            let (served, result) = tokio::join!(second_run, test);
+            result?;
+            served?;
+            Ok(())
+        },
+    )
+}
 
-    let first = stack.station(stack.spec("CP1")).await?;
-    let locator_queue = |id: &'static str| {
-        let registry = stack.registry.clone();
-        async move {
-            registry
-                .locate(&id.parse()?)
-                .await
-                .map(|l| l.map(|l| l.task_queue))
-                .map_err(anyhow::Error::from)
-        }
+async fn moved_station_is_commanded_at_the_second_gateway(
+    stack: &Stack,
+    second_url: &str,
+    second_queue: &str,
+) -> anyhow::Result<()> {
+    let locate = || async {
+        let at = stack.registry.locate(&"CP1".parse()?).await?;
+        Ok::<_, anyhow::Error>(at.map(|l| l.task_queue))
     };
-    ensure!(locator_queue("CP1").await? == Some(stack.gateway_queue.clone()));
+    let first = stack.station(stack.spec("CP1")).await?;
+    ensure!(locate().await? == Some(stack.gateway_queue.clone()));
     first.stop().await?;
     let mut moved = stack.spec("CP1");
-    moved.url = second_url;
+    moved.url = second_url.to_owned();
     let again = sim::run_station(moved);
     again
-        .wait_for("boot", Duration::from_secs(10), |s| s.booted)
+        .wait_for("boot and configuration", Duration::from_secs(10), |s| {
+            s.booted && s.received("ChangeConfiguration").len() >= 2
+        })
         .await?;
-    ensure!(locator_queue("CP1").await? == Some(second_queue));
+    // gw1's late disconnect of the old socket must not take the station offline.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    ensure!(locate().await?.as_deref() == Some(second_queue));
+
+    // The sessions worker's locator (over the same store) routes the session to gw2.
+    let input = stack.input("CP1")?;
+    stack.start_paid(&input).await?;
+    again
+        .wait_for("charging", Duration::from_secs(10), |s| {
+            s.connector(1)
+                .is_some_and(|c| c.status == ChargePointStatus::Charging)
+        })
+        .await?;
+    stack.await_status(&input, SessionStatus::Started).await?;
+    stack.sessions.stop(&input.session_id).await?;
+    let outcome = stack.outcome(&input).await?;
+    ensure!(outcome.status == SessionStatus::Ended, "{outcome:?}");
+    let state = again.state();
+    ensure!(state.received("RemoteStartTransaction").len() == 1);
+    ensure!(state.received("RemoteStopTransaction").len() == 1);
+    ensure!(first.state().received("RemoteStartTransaction").is_empty());
+
     again.stop().await?;
     for _ in 0..50 {
-        if locator_queue("CP1").await?.is_none() {
+        if locate().await?.is_none() {
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    ensure!(
-        locator_queue("CP1").await?.is_none(),
-        "offline once it disconnected"
-    );
-    let _ = stop.send(());
-    server.await??;
+    ensure!(locate().await?.is_none(), "offline once it disconnected");
+    Ok(())
+}
+
+/// StatusNotifications reach the store: the station's connector rows carry the newest status
+/// (a late, older report does not win), the station row names the gateway while connected.
+async fn connector_status_reaches_the_store(stack: Arc<Stack>) -> anyhow::Result<()> {
+    use domain::ids::{OrganizationId, RateId};
+    use store::{NewChargeStation, NewConnector, NewOrganization};
+    let now = chrono::Utc::now();
+    let org = OrganizationId::from_unique(&random_body())?;
+    stack
+        .store
+        .create_organization(
+            NewOrganization {
+                id: org.clone(),
+                name: "ops".into(),
+                settings: Default::default(),
+            },
+            now,
+        )
+        .await?;
+    let rate = RateId::from_unique(&random_body())?;
+    stack
+        .store
+        .create_rate(&org, &rate, "energy", &support::energy_rate(), now)
+        .await?;
+    stack
+        .store
+        .create_charge_station(
+            &org,
+            NewChargeStation {
+                id: "CP4".into(),
+                name: "four".into(),
+                auth_key: support::KEY.into(),
+            },
+            now,
+        )
+        .await?;
+    for n in [1, 2] {
+        stack
+            .store
+            .create_connector(
+                &org,
+                NewConnector {
+                    id: format!("con_{}", random_body()),
+                    charge_station_id: "CP4".into(),
+                    connector_number: n,
+                    rate_id: rate.clone(),
+                },
+                now,
+            )
+            .await?;
+    }
+    let statuses = || async {
+        let rows = stack.store.connectors_of("CP4").await?;
+        Ok::<_, anyhow::Error>(rows.into_iter().map(|c| c.status).collect::<Vec<_>>())
+    };
+    let queue = || async {
+        let row = stack.store.charge_station("CP4").await?.context("CP4")?;
+        Ok::<_, anyhow::Error>(row.gateway_queue)
+    };
+    ensure!(statuses().await? == ["Unavailable", "Unavailable"]);
+    ensure!(queue().await?.is_none());
+
+    let mut ws = raw::connect(&stack.url(), "CP4").await?;
+    stack.await_located("CP4").await?;
+    ensure!(queue().await? == Some(stack.gateway_queue.clone()));
+    let status = |connector: u32, status: &str, at: &str| json!({"connectorId": connector, "errorCode": "NoError", "status": status, "timestamp": at});
+    for (id, payload) in [
+        ("n0", status(0, "Available", "2026-01-01T10:00:00Z")),
+        ("n1", status(1, "Available", "2026-01-01T10:00:00Z")),
+        ("n2", status(2, "Available", "2026-01-01T10:00:00Z")),
+        ("n3", status(2, "Faulted", "2026-01-01T10:05:00Z")),
+        // Sent late after an offline period: older than the Faulted report, so ignored.
+        ("n4", status(2, "Available", "2026-01-01T10:01:00Z")),
+    ] {
+        let answer = raw::call(&mut ws, id, "StatusNotification", payload).await?;
+        ensure!(answer[0] == 3, "{answer}");
+    }
+    ensure!(statuses().await? == ["Available", "Faulted"]);
+    let rows = stack.store.connectors_of("CP4").await?;
+    ensure!(rows[1].updated_at.to_rfc3339() == "2026-01-01T10:05:00+00:00");
+    let reported = stack.registry.connectors(&"CP4".parse()?).await?;
+    let numbers: Vec<u32> = reported.iter().map(|c| c.connector_id).collect();
+    ensure!(numbers == [0, 1, 2], "{numbers:?}");
+
+    drop(ws);
+    for _ in 0..50 {
+        if queue().await?.is_none() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    ensure!(queue().await?.is_none(), "offline once it disconnected");
+    let row = stack.store.charge_station("CP4").await?.context("CP4")?;
+    ensure!(row.last_seen_at.is_some_and(|t| t >= now));
     Ok(())
 }
 
@@ -767,11 +900,12 @@ fn tls_security_profile_2(env: &Env) -> Result<(), Failed> {
             std::fs::write(dir.join("cert.pem"), cert.cert.pem())?;
             std::fs::write(dir.join("key.pem"), cert.key_pair.serialize_pem())?;
             let mut config = support::test_config("tls", &dir)?;
+            let (store, _) = support::test_store(&dir).await?;
             config.tls = Some(ocpp::TlsPaths {
                 cert: dir.join("cert.pem"),
                 key: dir.join("key.pem"),
             });
-            let gateway = ocpp::Gateway::bind(config).await?;
+            let gateway = ocpp::Gateway::bind(config, store).await?;
             let addr = gateway.local_addr();
             let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
             let events = Arc::new(ocpp::ChannelEvents(
@@ -960,8 +1094,15 @@ fn main() -> std::process::ExitCode {
         trial!(start_for_a_finished_session_is_stopped_again),
         trial!(credentials_and_subprotocol_are_checked_before_the_upgrade),
         trial!(slow_station_times_out_the_call_and_one_call_is_outstanding),
-        trial!(reconnecting_to_another_gateway_moves_the_station),
+        trial!(connector_status_reaches_the_store),
         trial!(python_ocpp_charge_point_interoperates),
+        {
+            let env = env.clone();
+            Trial::test(
+                "reconnecting_to_another_gateway_moves_the_station",
+                move || reconnecting_to_another_gateway_moves_the_station(&env),
+            )
+        },
         {
             let env = env.clone();
             Trial::test("tls_security_profile_2", move || {

@@ -305,24 +305,6 @@ impl Store {
             .await?)
     }
 
-    /// Records which gateway task queue holds the station's socket (`None`: offline).
-    pub async fn set_station_gateway(
-        &self,
-        id: &str,
-        queue: Option<String>,
-        now: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
-        let row = charge_station::Entity::find_by_id(id.to_owned())
-            .one(&self.db)
-            .await?
-            .ok_or_else(|| StoreError::NotFound(format!("charge station {id}")))?;
-        let mut row: charge_station::ActiveModel = row.into();
-        row.gateway_queue = Set(queue);
-        row.last_seen_at = Set(Some(now));
-        row.update(&self.db).await?;
-        Ok(())
-    }
-
     /// Creates a connector on one of the organization's stations, charging one of its rates.
     pub async fn create_connector(
         &self,
@@ -370,28 +352,6 @@ impl Store {
             .order_by_asc(connector::Column::ConnectorNumber)
             .all(&self.db)
             .await?)
-    }
-
-    /// Records a connector's live OCPP status.
-    pub async fn set_connector_status(
-        &self,
-        station: &str,
-        number: i32,
-        status: &str,
-        now: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
-        let rows = connector::Entity::find()
-            .filter(connector::Column::ChargeStationId.eq(station.to_owned()))
-            .filter(connector::Column::ConnectorNumber.eq(number))
-            .all(&self.db)
-            .await?;
-        for row in rows {
-            let mut row: connector::ActiveModel = row.into();
-            row.status = Set(status.to_owned());
-            row.updated_at = Set(now);
-            row.update(&self.db).await?;
-        }
-        Ok(())
     }
 
     /// Creates a rate after checking it.

@@ -1,5 +1,6 @@
 //! chargelink's store: organizations, API keys, users, charge stations and connectors, rates,
-//! the sessions read model, webhook endpoints, and the webhook outbox with its deliveries.
+//! the sessions read model, webhook endpoints, the webhook outbox with its deliveries, and the
+//! OCPP station registry (which gateway holds each station, connector statuses, transactions).
 //! SQLite file by default, PostgreSQL in production; the same migrations run on both.
 //!
 //! # Layout
@@ -15,6 +16,7 @@ pub mod secrets;
 mod admin;
 mod outbox;
 mod sessions;
+mod stations;
 
 pub use admin::{
     NewApiKey, NewChargeStation, NewConnector, NewOrganization, NewWebhookEndpoint,
@@ -22,6 +24,7 @@ pub use admin::{
 };
 pub use outbox::{DueDelivery, EventLogEntry};
 pub use sessions::{SessionFilter, SessionPage};
+pub use stations::NewOcppTransaction;
 
 use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbErr};
 use sea_orm_migration::MigratorTrait;

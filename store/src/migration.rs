@@ -4,8 +4,9 @@ use sea_orm::{ConnectionTrait, EntityTrait, Schema};
 use sea_orm_migration::prelude::*;
 
 use crate::entities::{
-    api_key, charge_station, connector, organization, rate, session, user, webhook_delivery,
-    webhook_endpoint, webhook_event,
+    api_key, charge_station, connector, ocpp_transaction, organization, pending_start, rate,
+    session, station_connection, station_connector, user, webhook_delivery, webhook_endpoint,
+    webhook_event,
 };
 
 /// All migrations, in order.
@@ -14,7 +15,7 @@ pub struct Migrator;
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(Initial)]
+        vec![Box::new(Initial), Box::new(StationRegistry)]
     }
 }
 
@@ -62,4 +63,215 @@ impl MigrationTrait for Initial {
         create(manager, webhook_delivery::Entity).await?;
         Ok(())
     }
+}
+
+/// The OCPP station registry: which gateway holds each station, connector statuses, pending
+/// remote starts and OCPP transactions. Spelled out column by column (not derived from the
+/// entities) so later entity changes cannot alter what this migration creates.
+struct StationRegistry;
+
+impl MigrationName for StationRegistry {
+    fn name(&self) -> &str {
+        "m20261124_000002_station_registry"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for StationRegistry {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        use ocpp_transaction as tx;
+        use pending_start as ps;
+        use station_connection as sc;
+        use station_connector as st;
+
+        manager
+            .create_table(
+                Table::create()
+                    .table(sc::Entity)
+                    .if_not_exists()
+                    .col(
+                        ColumnDef::new(sc::Column::StationId)
+                            .string()
+                            .not_null()
+                            .primary_key(),
+                    )
+                    .col(ColumnDef::new(sc::Column::InstanceId).string().not_null())
+                    .col(ColumnDef::new(sc::Column::TaskQueue).string().not_null())
+                    .col(ColumnDef::new(sc::Column::ConnectionId).string().not_null())
+                    .col(ColumnDef::new(sc::Column::Connected).boolean().not_null())
+                    .col(
+                        ColumnDef::new(sc::Column::ConnectedAt)
+                            .timestamp_with_time_zone()
+                            .not_null(),
+                    )
+                    .col(
+                        ColumnDef::new(sc::Column::DisconnectedAt)
+                            .timestamp_with_time_zone()
+                            .null(),
+                    )
+                    .to_owned(),
+            )
+            .await?;
+        index(
+            manager,
+            "idx_station_connections_instance",
+            sc::Entity,
+            [sc::Column::InstanceId],
+            false,
+        )
+        .await?;
+
+        manager
+            .create_table(
+                Table::create()
+                    .table(st::Entity)
+                    .if_not_exists()
+                    .col(ColumnDef::new(st::Column::StationId).string().not_null())
+                    .col(ColumnDef::new(st::Column::ConnectorId).integer().not_null())
+                    .col(ColumnDef::new(st::Column::Status).string().not_null())
+                    .col(ColumnDef::new(st::Column::ErrorCode).string().not_null())
+                    .col(
+                        ColumnDef::new(st::Column::ReportedAt)
+                            .timestamp_with_time_zone()
+                            .not_null(),
+                    )
+                    .primary_key(
+                        Index::create()
+                            .col(st::Column::StationId)
+                            .col(st::Column::ConnectorId),
+                    )
+                    .to_owned(),
+            )
+            .await?;
+
+        manager
+            .create_table(
+                Table::create()
+                    .table(ps::Entity)
+                    .if_not_exists()
+                    .col(
+                        ColumnDef::new(ps::Column::IdTag)
+                            .string()
+                            .not_null()
+                            .primary_key(),
+                    )
+                    .col(ColumnDef::new(ps::Column::SessionId).string().not_null())
+                    .col(ColumnDef::new(ps::Column::StationId).string().not_null())
+                    .col(ColumnDef::new(ps::Column::ConnectorId).integer().not_null())
+                    .col(
+                        ColumnDef::new(ps::Column::CreatedAt)
+                            .timestamp_with_time_zone()
+                            .not_null(),
+                    )
+                    .col(ColumnDef::new(ps::Column::Armed).boolean().not_null())
+                    .col(ColumnDef::new(ps::Column::Preparing).boolean().not_null())
+                    .to_owned(),
+            )
+            .await?;
+        index(
+            manager,
+            "idx_ocpp_pending_starts_connector",
+            ps::Entity,
+            [ps::Column::StationId, ps::Column::ConnectorId],
+            false,
+        )
+        .await?;
+
+        manager
+            .create_table(
+                Table::create()
+                    .table(tx::Entity)
+                    .if_not_exists()
+                    .col(
+                        ColumnDef::new(tx::Column::Id)
+                            .big_integer()
+                            .not_null()
+                            .auto_increment()
+                            .primary_key(),
+                    )
+                    .col(ColumnDef::new(tx::Column::StationId).string().not_null())
+                    .col(ColumnDef::new(tx::Column::ConnectorId).integer().not_null())
+                    .col(ColumnDef::new(tx::Column::IdTag).string().not_null())
+                    .col(ColumnDef::new(tx::Column::SessionId).string().null())
+                    .col(
+                        ColumnDef::new(tx::Column::MeterStart)
+                            .big_integer()
+                            .not_null(),
+                    )
+                    .col(
+                        ColumnDef::new(tx::Column::StartedAt)
+                            .timestamp_with_time_zone()
+                            .not_null(),
+                    )
+                    .col(ColumnDef::new(tx::Column::MeterStop).big_integer().null())
+                    .col(
+                        ColumnDef::new(tx::Column::StoppedAt)
+                            .timestamp_with_time_zone()
+                            .null(),
+                    )
+                    .col(ColumnDef::new(tx::Column::StopReason).string().null())
+                    .to_owned(),
+            )
+            .await?;
+        // One row per StartTransaction message: a duplicate sent to two gateways at once
+        // cannot become two transactions.
+        index(
+            manager,
+            "uq_ocpp_transactions_start",
+            tx::Entity,
+            [
+                tx::Column::StationId,
+                tx::Column::ConnectorId,
+                tx::Column::IdTag,
+                tx::Column::MeterStart,
+                tx::Column::StartedAt,
+            ],
+            true,
+        )
+        .await?;
+        index(
+            manager,
+            "idx_ocpp_transactions_open",
+            tx::Entity,
+            [
+                tx::Column::StationId,
+                tx::Column::ConnectorId,
+                tx::Column::StoppedAt,
+            ],
+            false,
+        )
+        .await?;
+        index(
+            manager,
+            "idx_ocpp_transactions_tag",
+            tx::Entity,
+            [tx::Column::IdTag],
+            false,
+        )
+        .await?;
+        Ok(())
+    }
+}
+
+async fn index<T, C, I>(
+    manager: &SchemaManager<'_>,
+    name: &str,
+    table: T,
+    cols: I,
+    unique: bool,
+) -> Result<(), DbErr>
+where
+    T: IntoIden + 'static,
+    C: IntoIndexColumn + 'static,
+    I: IntoIterator<Item = C>,
+{
+    let mut index = Index::create();
+    index.name(name).table(table).if_not_exists();
+    for col in cols {
+        index.col(col);
+    }
+    if unique {
+        index.unique();
+    }
+    manager.create_index(index).await
 }

@@ -26,8 +26,18 @@ fn unique() -> String {
 
 /// A fresh SQLite file and a fresh PostgreSQL database, migrated.
 async fn stores() -> Vec<(&'static str, Store)> {
+    let mut out = Vec::new();
+    for (backend, store) in unmigrated().await {
+        store.migrate().await.expect("migrate");
+        out.push((backend, store));
+    }
+    out
+}
+
+/// A fresh SQLite file and a fresh PostgreSQL database, empty.
+async fn unmigrated() -> Vec<(&'static str, Store)> {
     let path = std::env::temp_dir().join(format!("chargelink-store-{}.db", unique()));
-    let sqlite = Store::open(&format!("sqlite://{}?mode=rwc", path.display()))
+    let sqlite = Store::connect(&format!("sqlite://{}?mode=rwc", path.display()))
         .await
         .expect("sqlite store");
     let url = std::env::var("CHARGELINK_TEST_POSTGRES_URL")
@@ -46,7 +56,7 @@ async fn stores() -> Vec<(&'static str, Store)> {
         Some((base, _)) => format!("{base}/{db}"),
         None => panic!("bad postgres url {url}"),
     };
-    let postgres = Store::open(&pg_url).await.expect("postgres store");
+    let postgres = Store::connect(&pg_url).await.expect("postgres store");
     vec![("sqlite", sqlite), ("postgres", postgres)]
 }
 
@@ -410,5 +420,50 @@ async fn outbox_delivers_in_order_per_session_and_records_failures() {
             log.iter().any(|e| e.deliveries[0].status == "delivered"),
             "{backend}"
         );
+    }
+}
+
+#[tokio::test]
+async fn the_registry_migration_upgrades_a_database_of_the_first_release() {
+    use sea_orm_migration::MigratorTrait;
+    for (backend, store) in unmigrated().await {
+        // A database in the field: only the initial migration, with a station in it.
+        store::migration::Migrator::up(store.connection(), Some(1))
+            .await
+            .unwrap();
+        let org = seeded(&store, "a").await;
+        store
+            .create_charge_station(
+                &org,
+                NewChargeStation {
+                    id: "CP-OLD".into(),
+                    name: "old".into(),
+                    auth_key: "k".into(),
+                },
+                t(0),
+            )
+            .await
+            .unwrap();
+        store.migrate().await.unwrap();
+        store.migrate().await.unwrap();
+        store
+            .station_connected("CP-OLD", "gw1", "q-gw1", "c1", t(5))
+            .await
+            .unwrap();
+        let row = store.charge_station("CP-OLD").await.unwrap().unwrap();
+        assert_eq!(row.gateway_queue.as_deref(), Some("q-gw1"), "{backend}");
+        assert_eq!(row.last_seen_at, Some(t(5)), "{backend}");
+        let tx = store
+            .insert_ocpp_transaction(store::NewOcppTransaction {
+                station_id: "CP-OLD".into(),
+                connector_id: 1,
+                id_tag: "T".into(),
+                session_id: None,
+                meter_start: 0,
+                started_at: t(6),
+            })
+            .await
+            .unwrap();
+        assert!(tx.id >= 1, "{backend}");
     }
 }

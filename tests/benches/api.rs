@@ -182,6 +182,8 @@ fn main() -> anyhow::Result<()> {
                 .await?;
             connectors.push(id);
         }
+        let numbers: Vec<i32> = (1..=i32::try_from(connectors.len())?).collect();
+        stack::stand_in_online(&s.store, &station, &numbers).await?;
         let connectors = Arc::new(connectors);
 
         let api = s.api.clone();

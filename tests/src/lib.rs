@@ -6,10 +6,13 @@
 //! - [`recording`]: activity implementations that record every call to a journal file and play
 //!   a configurable station / payment provider.
 //! - [`fixtures`]: session inputs, rates and fast timings.
+//! - [`processes`]: the stack as real `chargelink` processes (kill, restart, logs), seeded
+//!   through the admin REST API.
 //! - [`stack`]: the stack for end-to-end tests (dev server, store, worker with the real payment
 //!   and store activities, API with the Stripe webhook receiver, Stripe sandbox).
 
 pub mod devserver;
 pub mod fixtures;
+pub mod processes;
 pub mod recording;
 pub mod stack;

@@ -114,8 +114,37 @@ pub async fn start() -> anyhow::Result<Stack> {
     })
 }
 
+/// The gateway instance the recording stand-ins play in the station registry.
+pub const STAND_IN_GATEWAY: &str = "recording-stand-in";
+
+/// Records in the store's station registry what a gateway would on a station's connection and
+/// first StatusNotifications: `station` is connected and `connectors` are Available. The
+/// recording stand-ins answer the charger commands, so the queue is only informative.
+pub async fn stand_in_online(
+    store: &Store,
+    station: &str,
+    connectors: &[i32],
+) -> anyhow::Result<()> {
+    let now = Utc::now();
+    store
+        .station_connected(
+            station,
+            STAND_IN_GATEWAY,
+            &workflows::queues::gateway(STAND_IN_GATEWAY),
+            &format!("{STAND_IN_GATEWAY}-{}", random_body()),
+            now,
+        )
+        .await?;
+    for &n in connectors {
+        store
+            .record_connector_status(station, n, "Available", "NoError", now)
+            .await?;
+    }
+    Ok(())
+}
+
 /// An organization with an API key, a driver and a station `CP-…` with one connector on an
-/// energy rate (0.30 USD/kWh, hold 1800).
+/// energy rate (0.30 USD/kWh, hold 1800), online and Available (see [`stand_in_online`]).
 pub struct Tenant {
     /// The organization.
     pub org: OrganizationId,
@@ -170,7 +199,7 @@ pub async fn tenant(store: &Store) -> anyhow::Result<Tenant> {
             &org,
             NewConnector {
                 id: connector.clone(),
-                charge_station_id: station,
+                charge_station_id: station.clone(),
                 connector_number: 1,
                 rate_id,
             },
@@ -178,6 +207,7 @@ pub async fn tenant(store: &Store) -> anyhow::Result<Tenant> {
         )
         .await
         .context("connector")?;
+    stand_in_online(store, &station, &[1]).await?;
     Ok(Tenant {
         org,
         key,

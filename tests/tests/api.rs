@@ -32,11 +32,13 @@ struct Stack {
     sessions: SessionClient,
     hooks: Received,
     hook_url: String,
+    store: store::Store,
 }
 
 /// An organization set up through the API.
 struct Tenant {
     key: String,
+    station: String,
     user: String,
     connectors: Vec<String>,
     parking_connector: String,
@@ -131,6 +133,8 @@ impl Stack {
             .iter()
             .filter_map(|c| c["_id"].as_str().map(str::to_owned))
             .collect();
+        // No gateway runs here: the station comes online the way a gateway would record it.
+        chargelink_tests::stack::stand_in_online(&self.store, &station, &[1, 2, 3]).await?;
         self.ok(
             "POST",
             "/webhook-endpoints",
@@ -140,6 +144,7 @@ impl Stack {
         .await?;
         Ok(Tenant {
             key,
+            station,
             user: user["_id"].as_str().context("user id")?.to_owned(),
             parking_connector: connectors[2].clone(),
             connectors,
@@ -469,6 +474,93 @@ async fn busy_connector_and_refused_commands(s: &Stack) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The admin listing shows the registry's live state, and a session is refused (409) on a
+/// Faulted connector or an offline station before any payment is created.
+async fn offline_stations_and_unavailable_connectors_are_refused(s: &Stack) -> anyhow::Result<()> {
+    let t = s.tenant().await?;
+    let k = Some(t.key.as_str());
+    let listed = |v: &Value| -> anyhow::Result<(Value, Vec<Value>)> {
+        let station = v["data"]
+            .as_array()
+            .and_then(|d| d.iter().find(|st| st["_id"] == t.station.as_str()))
+            .context("station listed")?;
+        let statuses = station["connectors"]
+            .as_array()
+            .context("connectors")?
+            .iter()
+            .map(|c| c["status"].clone())
+            .collect();
+        Ok((station["online"].clone(), statuses))
+    };
+    let (online, statuses) = listed(&s.ok("GET", "/charge-stations", k, None).await?)?;
+    ensure!(online == true, "{online}");
+    ensure!(statuses == vec![json!("Available"); 3], "{statuses:?}");
+
+    // Connector 2 faults (what the gateway records from a StatusNotification).
+    s.store
+        .record_connector_status(
+            &t.station,
+            2,
+            "Faulted",
+            "GroundFailure",
+            chrono::Utc::now(),
+        )
+        .await?;
+    let (_, statuses) = listed(&s.ok("GET", "/charge-stations", k, None).await?)?;
+    ensure!(
+        statuses == [json!("Available"), json!("Faulted"), json!("Available")],
+        "{statuses:?}"
+    );
+    let (status, v) = s
+        .call(
+            "POST",
+            "/sessions",
+            k,
+            Some(session_body(&t, &t.connectors[1])),
+        )
+        .await?;
+    ensure!(
+        status == StatusCode::CONFLICT
+            && v["error"]["code"] == "connector_unavailable"
+            && v["error"]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("Faulted")),
+        "{status} {v}"
+    );
+
+    // The station goes offline.
+    let connection = s
+        .store
+        .station_connection(&t.station)
+        .await?
+        .context("connected")?;
+    s.store
+        .station_disconnected(&t.station, &connection.connection_id, chrono::Utc::now())
+        .await?;
+    let (online, _) = listed(&s.ok("GET", "/charge-stations", k, None).await?)?;
+    ensure!(online == false, "{online}");
+    let (status, v) = s
+        .call(
+            "POST",
+            "/sessions",
+            k,
+            Some(session_body(&t, &t.connectors[0])),
+        )
+        .await?;
+    ensure!(
+        status == StatusCode::CONFLICT
+            && v["error"]["code"] == "station_offline"
+            && v["error"]["field"] == "connector",
+        "{status} {v}"
+    );
+    let listed = s.ok("GET", "/sessions", k, None).await?;
+    ensure!(
+        listed["data"].as_array().is_some_and(Vec::is_empty),
+        "no session was created: {listed}"
+    );
+    Ok(())
+}
+
 async fn list_filters_and_cursor(s: &Stack) -> anyhow::Result<()> {
     let t = s.tenant().await?;
     let k = Some(t.key.as_str());
@@ -714,7 +806,7 @@ fn main() -> std::process::ExitCode {
 
         let sessions = SessionClient::new(client, queue);
         let state = api::AppState {
-            store,
+            store: store.clone(),
             sessions: sessions.clone(),
             config: api::ApiConfig {
                 admin_token: Some(ADMIN_TOKEN.into()),
@@ -732,6 +824,7 @@ fn main() -> std::process::ExitCode {
             sessions,
             hooks,
             hook_url,
+            store,
         });
         macro_rules! trial {
             ($name:ident) => {{
@@ -745,6 +838,7 @@ fn main() -> std::process::ExitCode {
             trial!(validation_errors_name_the_field),
             trial!(idempotency_key_makes_retries_safe),
             trial!(busy_connector_and_refused_commands),
+            trial!(offline_stations_and_unavailable_connectors_are_refused),
             trial!(list_filters_and_cursor),
             trial!(webhooks_arrive_signed_with_the_session),
             trial!(openapi_docs_and_return_pages),

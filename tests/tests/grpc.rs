@@ -40,6 +40,7 @@ struct Stack {
     channel: Channel,
     sessions: SessionClient,
     journal: PathBuf,
+    store: store::Store,
 }
 
 /// An organization set up through the REST admin API.
@@ -155,6 +156,8 @@ impl Stack {
                 {"connector_id": 1, "rate": energy["_id"]}, {"connector_id": 2, "rate": energy["_id"]},
                 {"connector_id": 3, "rate": parking["_id"]}]}))
             .await?;
+        // The recording stand-ins play the gateway: the registry must show the station online.
+        chargelink_tests::stack::stand_in_online(&self.store, &station, &[1, 2, 3]).await?;
         let connectors: Vec<String> = cs["connectors"]
             .as_array()
             .context("connectors")?
@@ -889,7 +892,7 @@ fn main() -> std::process::ExitCode {
 
         let sessions = SessionClient::new(client, queue);
         let state = api::AppState {
-            store,
+            store: store.clone(),
             sessions: sessions.clone(),
             config: api::ApiConfig {
                 admin_token: Some(ADMIN_TOKEN.into()),
@@ -910,6 +913,7 @@ fn main() -> std::process::ExitCode {
             channel,
             sessions,
             journal,
+            store,
         });
         macro_rules! trial {
             ($name:ident) => {{

@@ -1,6 +1,7 @@
 //! A gateway and a sessions worker against the test binary's Temporal dev server.
 //!
-//! Each test gets its own gateway instance (own task queue, registry file and port) and its own
+//! Each test gets its own gateway instance (own task queue, store file holding the station
+//! registry, and port) and its own
 //! sessions task queue, where the real `SessionWorkflow` runs with the real `StationLocator` and
 //! stand-ins for the payment and store activities only.
 
@@ -64,6 +65,16 @@ pub struct Stack {
     pub addr: SocketAddr,
     pub gateway_queue: String,
     pub dir: PathBuf,
+    /// The store holding the station registry (a SQLite file in `dir`).
+    pub store: store::Store,
+    /// Its URL, for a second gateway acting as another process.
+    pub store_url: String,
+}
+
+/// A migrated SQLite store file in `dir`.
+pub async fn test_store(dir: &std::path::Path) -> anyhow::Result<(store::Store, String)> {
+    let url = format!("sqlite://{}?mode=rwc", dir.join("store.db").display());
+    Ok((store::Store::open(&url).await?, url))
 }
 
 /// Writes the stations file of a test.
@@ -83,7 +94,6 @@ pub fn stations_file(dir: &std::path::Path) -> anyhow::Result<PathBuf> {
 pub fn test_config(name: &str, dir: &std::path::Path) -> anyhow::Result<GatewayConfig> {
     let mut config = GatewayConfig::new(
         format!("{name}-{}", &random_body()[..8]),
-        dir.join("registry.sqlite"),
         stations_file(dir)?,
     );
     config.bind = SocketAddr::from(([127, 0, 0, 1], 0));
@@ -112,7 +122,8 @@ where
             std::fs::create_dir_all(&dir)?;
             let mut config = test_config(name, &dir)?;
             tweak(&mut config);
-            let gateway = Gateway::bind(config).await?;
+            let (store, store_url) = test_store(&dir).await?;
+            let gateway = Gateway::bind(config, store.clone()).await?;
             let journal = Journal::default();
             let sessions_queue = format!("sessions-{name}-{}", &random_body()[..8]);
             let options = WorkerOptions::new(sessions_queue.clone())
@@ -134,6 +145,8 @@ where
                 addr: gateway.local_addr(),
                 gateway_queue: gateway.task_queue(),
                 dir,
+                store,
+                store_url,
             });
             let test = async {
                 let result = body(stack).await;

@@ -14,8 +14,10 @@ pub struct Model {
     /// Salted SHA-256 of the station's AuthorizationKey.
     pub auth_key_hash: String,
     pub auth_key_salt: String,
-    /// Task queue of the gateway holding the connection; `None` when offline.
+    /// Task queue of the gateway holding the connection; `None` when offline. Kept by the
+    /// station registry (`station_connections` is the source).
     pub gateway_queue: Option<String>,
+    /// When the station last connected or disconnected.
     pub last_seen_at: Option<DateTimeUtc>,
     pub created_at: DateTimeUtc,
 }

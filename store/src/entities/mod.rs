@@ -4,9 +4,13 @@
 pub mod api_key;
 pub mod charge_station;
 pub mod connector;
+pub mod ocpp_transaction;
 pub mod organization;
+pub mod pending_start;
 pub mod rate;
 pub mod session;
+pub mod station_connection;
+pub mod station_connector;
 pub mod user;
 pub mod webhook_delivery;
 pub mod webhook_endpoint;
