@@ -26,21 +26,26 @@ impl FromRequestParts<AppState> for Org {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let unauthorized = || {
-            ApiError::new(
-                StatusCode::UNAUTHORIZED,
-                "unauthorized",
-                "send your organization's API key as `Authorization: Bearer ck_...`",
-            )
-        };
-        let key = bearer(parts).ok_or_else(unauthorized)?;
-        let org = state
-            .store
-            .authenticate(key)
-            .await?
-            .ok_or_else(unauthorized)?;
-        Ok(Org(org))
+        authenticate(state, bearer(parts)).await.map(Org)
     }
+}
+
+/// The organization of the API key `key` (the bearer token without `Bearer `); REST and gRPC
+/// both call this. `None` or an unknown / revoked key is 401 `unauthorized`.
+pub async fn authenticate(state: &AppState, key: Option<&str>) -> Result<OrganizationId, ApiError> {
+    let unauthorized = || {
+        ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "send your organization's API key as `Authorization: Bearer ck_...`",
+        )
+    };
+    let key = key.ok_or_else(unauthorized)?;
+    state
+        .store
+        .authenticate(key)
+        .await?
+        .ok_or_else(unauthorized)
 }
 
 /// The operator: the admin token from the configuration.

@@ -68,6 +68,26 @@ impl ApiError {
         )
     }
 
+    /// The HTTP status.
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    /// The stable machine code, e.g. `stop_not_allowed`.
+    pub fn code(&self) -> &'static str {
+        self.code
+    }
+
+    /// What was wrong and what to do.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    /// The offending request field, when one is to blame.
+    pub fn field_name(&self) -> Option<&str> {
+        self.field.as_deref()
+    }
+
     /// 500 with an opaque body; the cause is logged.
     pub fn internal(cause: impl std::fmt::Display) -> Self {
         tracing::error!(error = %cause, "internal error");
@@ -95,8 +115,7 @@ impl IntoResponse for ApiError {
 impl From<axum::extract::rejection::JsonRejection> for ApiError {
     fn from(rejection: axum::extract::rejection::JsonRejection) -> Self {
         let text = rejection.body_text();
-        // serde's messages name the field (`unknown field `foo``, `missing field `user``).
-        let field = text.split('`').nth(1).map(str::to_owned);
+        let field = rejected_field(&text);
         let e = Self::new(
             rejection.status(),
             "invalid_request",
@@ -107,6 +126,33 @@ impl From<axum::extract::rejection::JsonRejection> for ApiError {
             None => e,
         }
     }
+}
+
+/// The field a JSON rejection is about. axum writes `…target type: <path>: <serde message>`
+/// (no path at the root). The path ends at an unknown field but stops at the struct missing
+/// one; serde quotes values in backquotes too (`unknown variant `SPARKLE``), so only a missing
+/// field's quoted name is added to the path.
+fn rejected_field(text: &str) -> Option<String> {
+    let detail = text.split_once("target type: ")?.1;
+    let quoted = |msg: &str, kind: &str| {
+        msg.strip_prefix(kind)
+            .and_then(|rest| rest.split('`').next())
+            .map(str::to_owned)
+    };
+    if let Some(name) =
+        quoted(detail, "unknown field `").or_else(|| quoted(detail, "missing field `"))
+    {
+        return Some(name);
+    }
+    let (path, msg) = detail.split_once(": ")?;
+    if path.contains(' ') {
+        // Not a path: a message about the whole body.
+        return None;
+    }
+    Some(match quoted(msg, "missing field `") {
+        Some(name) => format!("{path}.{name}"),
+        None => path.to_owned(),
+    })
 }
 
 impl From<StoreError> for ApiError {

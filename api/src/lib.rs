@@ -152,7 +152,24 @@ pub async fn serve(
     state: AppState,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(state))
+    serve_app(listener, router(state), shutdown).await
+}
+
+/// Serves `app` (HTTP/1.1 and h2c) on `listener` until `shutdown` resolves, with TCP_NODELAY:
+/// without it, Nagle's algorithm holds back the small frames of HTTP/2 (gRPC) answers and every
+/// call waits ~40 ms for the peer's delayed ACK.
+pub async fn serve_app(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    use axum::serve::ListenerExt;
+    let listener = listener.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::warn!(error = %e, "could not set TCP_NODELAY");
+        }
+    });
+    axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await
 }

@@ -6,12 +6,13 @@ use axum::Json;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
-use domain::ids::{ConnectorRef, PaymentId, RateId, SessionId, UserId};
+use domain::ids::{ConnectorRef, OrganizationId, PaymentId, RateId, SessionId, UserId};
 use domain::money::{Currency, Money};
 use domain::session::{PAYMENT_LINK, Session, SessionStatus, SessionTarget};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use store::SessionFilter;
+use tracing::Instrument;
 use workflows::SessionInput;
 
 use crate::AppState;
@@ -50,7 +51,7 @@ pub struct SessionList {
 }
 
 /// `GET /sessions` query.
-#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
     /// Only this status.
@@ -88,6 +89,33 @@ pub async fn create(
     body: Result<Json<CreateSession>, JsonRejection>,
 ) -> Result<(StatusCode, Json<Session>), ApiError> {
     let Json(req) = body.map_err(ApiError::from)?;
+    let key = headers.get("idempotency-key").and_then(|v| v.to_str().ok());
+    let created = create_session(&state, org, req, key).await?;
+    let status = if created.is_new {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Json(created.session)))
+}
+
+/// What [`create_session`] did.
+#[derive(Debug)]
+pub struct Created {
+    /// The session with its payment.
+    pub session: Session,
+    /// `false` when the idempotency key named a session that already existed.
+    pub is_new: bool,
+}
+
+/// Creates a payment-link session for `org`: validation, idempotency (`idempotency_key`), the
+/// busy-connector check and the workflow start. REST and gRPC both call this.
+pub async fn create_session(
+    state: &AppState,
+    org: OrganizationId,
+    req: CreateSession,
+    idempotency_key: Option<&str>,
+) -> Result<Created, ApiError> {
     if req.kind != PAYMENT_LINK {
         return Err(ApiError::invalid(
             "type",
@@ -163,8 +191,7 @@ pub async fn create(
         None => Duration::from_secs(u64::try_from(settings.payment_expiry_seconds).unwrap_or(300)),
     };
 
-    let key = headers.get("idempotency-key").and_then(|v| v.to_str().ok());
-    let session_id = session_id_for(org.as_str(), key)?;
+    let session_id = session_id_for(org.as_str(), idempotency_key)?;
     if let Some(existing) = state.store.session(&org, &session_id).await? {
         let same = existing.connector == connector_ref
             && existing.user == user
@@ -179,7 +206,10 @@ pub async fn create(
                 "this Idempotency-Key was used with other parameters; use a new key for a new session",
             ));
         }
-        return Ok((StatusCode::OK, Json(existing)));
+        return Ok(Created {
+            session: existing,
+            is_new: false,
+        });
     }
     if let Some(busy) = state
         .store
@@ -257,7 +287,10 @@ pub async fn create(
         state.sessions.start(input)
     }
     .await?;
-    Ok((StatusCode::CREATED, Json(session)))
+    Ok(Created {
+        session,
+        is_new: true,
+    })
 }
 
 /// One session.
@@ -268,20 +301,29 @@ pub async fn get(
     Org(org): Org,
     Path(id): Path<String>,
 ) -> Result<Json<Session>, ApiError> {
-    let id = parse_id(&id)?;
+    get_session(&state, &org, &id).await.map(Json)
+}
+
+/// One session of `org`: the live state from its workflow while it runs, else the read model.
+pub async fn get_session(
+    state: &AppState,
+    org: &OrganizationId,
+    id: &str,
+) -> Result<Session, ApiError> {
+    let id = parse_id(id)?;
     let stored = state
         .store
-        .session(&org, &id)
+        .session(org, &id)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("session {id}")))?;
     if stored.status.is_final() {
-        return Ok(Json(stored));
+        return Ok(stored);
     }
     // A running session's cost moves with every meter value; the workflow has it now, the
     // read model only at each step. Fall back to the read model if the workflow is slow.
     match tokio::time::timeout(Duration::from_secs(2), state.sessions.session(&id)).await {
-        Ok(Ok(live)) => Ok(Json(live)),
-        _ => Ok(Json(stored)),
+        Ok(Ok(live)) => Ok(live),
+        _ => Ok(stored),
     }
 }
 
@@ -295,6 +337,15 @@ pub async fn list(
 ) -> Result<Json<SessionList>, ApiError> {
     let Query(q) = query
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", e.body_text()))?;
+    list_sessions(&state, &org, q).await.map(Json)
+}
+
+/// A page of `org`'s sessions, newest first.
+pub async fn list_sessions(
+    state: &AppState,
+    org: &OrganizationId,
+    q: ListQuery,
+) -> Result<SessionList, ApiError> {
     let status = match q.status.as_deref() {
         None => None,
         Some(s) => Some(
@@ -319,7 +370,7 @@ pub async fn list(
     let page = state
         .store
         .list_sessions(
-            &org,
+            org,
             &SessionFilter {
                 status,
                 charge_station,
@@ -328,10 +379,10 @@ pub async fn list(
             limit,
         )
         .await?;
-    Ok(Json(SessionList {
+    Ok(SessionList {
         data: page.sessions,
         next_cursor: page.next_cursor,
-    }))
+    })
 }
 
 fn parse_id(id: &str) -> Result<SessionId, ApiError> {
@@ -340,9 +391,9 @@ fn parse_id(id: &str) -> Result<SessionId, ApiError> {
 }
 
 /// Checks the session belongs to the caller's organization (404 otherwise).
-async fn owned(
+pub async fn owned(
     state: &AppState,
-    org: &domain::ids::OrganizationId,
+    org: &OrganizationId,
     id: &str,
 ) -> Result<SessionId, ApiError> {
     let id = parse_id(id)?;
@@ -362,8 +413,7 @@ pub async fn pause(
     Org(org): Org,
     Path(id): Path<String>,
 ) -> Result<Json<Session>, ApiError> {
-    let id = owned(&state, &org, &id).await?;
-    Ok(Json(state.sessions.pause(&id).await?))
+    command(&state, &org, &id, Command::Pause).await.map(Json)
 }
 
 /// Resumes charging (`session.resumed`).
@@ -374,8 +424,7 @@ pub async fn resume(
     Org(org): Org,
     Path(id): Path<String>,
 ) -> Result<Json<Session>, ApiError> {
-    let id = owned(&state, &org, &id).await?;
-    Ok(Json(state.sessions.resume(&id).await?))
+    command(&state, &org, &id, Command::Resume).await.map(Json)
 }
 
 /// Stops the session; `session.ended` follows when the station confirms. Refused on rates with a
@@ -387,6 +436,38 @@ pub async fn stop(
     Org(org): Org,
     Path(id): Path<String>,
 ) -> Result<Json<Session>, ApiError> {
-    let id = owned(&state, &org, &id).await?;
-    Ok(Json(state.sessions.stop(&id).await?))
+    command(&state, &org, &id, Command::Stop).await.map(Json)
+}
+
+/// A command on a running session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Command {
+    /// Hold energy at zero (`session.paused`).
+    Pause,
+    /// Deliver energy again (`session.resumed`).
+    Resume,
+    /// End the session (`session.ended` follows).
+    Stop,
+}
+
+/// Runs `command` on `org`'s session `id`: 404 for another organization's session, the
+/// workflow's refusal (e.g. `stop_not_allowed`) otherwise.
+pub async fn command(
+    state: &AppState,
+    org: &OrganizationId,
+    id: &str,
+    command: Command,
+) -> Result<Session, ApiError> {
+    let id = owned(state, org, id).await?;
+    let span = tracing::info_span!("session_command", session_id = %id, ?command);
+    let answer = async {
+        match command {
+            Command::Pause => state.sessions.pause(&id).await,
+            Command::Resume => state.sessions.resume(&id).await,
+            Command::Stop => state.sessions.stop(&id).await,
+        }
+    }
+    .instrument(span)
+    .await;
+    Ok(answer?)
 }

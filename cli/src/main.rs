@@ -148,7 +148,8 @@ enum Commands {
         webhook_retry_max: Duration,
     },
     /// Serve the REST API (sessions, admin resources, payment return pages, the Stripe webhook
-    /// receiver, OpenAPI at /docs).
+    /// receiver, OpenAPI at /docs) and, on the same port, the gRPC `chargelink.v1.SessionService`
+    /// with server reflection.
     Api {
         #[command(flatten)]
         temporal: TemporalArgs,
@@ -381,7 +382,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     timings: timings.timings(),
                 },
             };
-            let mut app = api::router(state);
+            // gRPC (`chargelink.v1.SessionService` + reflection) shares the port: its paths never
+            // collide with REST ones and the server speaks HTTP/2 (h2c) as well as HTTP/1.1.
+            let mut app = grpc::with_rest(state).context("gRPC reflection descriptors")?;
             match stripe_webhook_secret {
                 Some(secret) => {
                     app = app.merge(stripe_webhooks::router(stripe_webhooks::WebhookState::new(
@@ -395,10 +398,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let listener = tokio::net::TcpListener::bind(listen)
                 .await
                 .with_context(|| format!("binding {listen}"))?;
-            tracing::info!(%listen, "API listening; docs at /docs");
-            axum::serve(listener, app)
-                .with_graceful_shutdown(worker::shutdown_signal())
-                .await?;
+            tracing::info!(%listen, "API listening (REST and gRPC); docs at /docs");
+            api::serve_app(listener, app, worker::shutdown_signal()).await?;
             Ok(())
         }
         Commands::Gateway {

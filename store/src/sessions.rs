@@ -141,6 +141,44 @@ impl Store {
         row.map(|r| decode("session", r.document)).transpose()
     }
 
+    /// The events of `organization`'s session `id` after position `after_seq` (0: all), in
+    /// order, at most `limit`. The outbox keeps them for webhooks; gRPC `Watch` streams them.
+    pub async fn session_events(
+        &self,
+        organization: &OrganizationId,
+        id: &SessionId,
+        after_seq: u32,
+        limit: u64,
+    ) -> Result<Vec<SessionEvent>, StoreError> {
+        webhook_event::Entity::find()
+            .filter(webhook_event::Column::SessionId.eq(id.to_string()))
+            .filter(webhook_event::Column::OrganizationId.eq(organization.to_string()))
+            .filter(webhook_event::Column::Seq.gt(i32::try_from(after_seq).unwrap_or(i32::MAX)))
+            .order_by_asc(webhook_event::Column::Seq)
+            .limit(limit)
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .map(|row| decode("event", row.payload))
+            .collect()
+    }
+
+    /// The position of event `event_id` in `organization`'s session `id`, if it is one of its
+    /// events.
+    pub async fn session_event_seq(
+        &self,
+        organization: &OrganizationId,
+        id: &SessionId,
+        event_id: &str,
+    ) -> Result<Option<u32>, StoreError> {
+        let row = webhook_event::Entity::find_by_id(event_id.to_owned())
+            .filter(webhook_event::Column::SessionId.eq(id.to_string()))
+            .filter(webhook_event::Column::OrganizationId.eq(organization.to_string()))
+            .one(&self.db)
+            .await?;
+        Ok(row.map(|r| u32::try_from(r.seq).unwrap_or(0)))
+    }
+
     /// The session that holds `connector` now (created, started or paused), if any.
     pub async fn active_session_on(&self, connector: &str) -> Result<Option<Session>, StoreError> {
         let row = session::Entity::find()

@@ -96,10 +96,11 @@ pub async fn start() -> anyhow::Result<Stack> {
             timings: Default::default(),
         },
     };
-    let app = api::router(state).merge(stripe_webhooks::router(
+    // As `chargelink api` serves it: REST and gRPC on one port, plus the Stripe webhook receiver.
+    let app = grpc::with_rest(state)?.merge(stripe_webhooks::router(
         stripe_webhooks::WebhookState::new(client.clone(), WEBHOOK_SECRET),
     ));
-    tokio::spawn(async move { axum::serve(listener, app).await });
+    tokio::spawn(api::serve_app(listener, app, std::future::pending()));
     Ok(Stack {
         server,
         client,
