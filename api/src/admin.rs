@@ -344,7 +344,7 @@ pub async fn list_charge_stations(
             .into_iter()
             .map(|c| json!({ "_id": c.id, "connector_id": c.connector_number, "rate": c.rate_id, "status": c.status }))
             .collect();
-        out.push(json!({ "_id": s.id, "name": s.name, "online": s.gateway_queue.is_some(), "last_seen_at": s.last_seen_at, "connectors": connectors }));
+        out.push(json!({ "_id": s.id, "name": s.name, "online": s.is_online(Utc::now()), "last_seen_at": s.last_seen_at, "connectors": connectors }));
     }
     Ok(Json(json!({ "data": out })))
 }

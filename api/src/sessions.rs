@@ -1,5 +1,6 @@
 //! `/sessions`: create (answers with the payment page), read, list, pause, resume, stop.
 
+use chrono::Utc;
 use std::time::Duration;
 
 use axum::Json;
@@ -226,13 +227,13 @@ pub async fn create_session(
         )
         .field("connector"));
     }
-    // The station registry keeps both current: a driver must not pay for a hold on a
-    // connector that cannot start.
+    // The station registry keeps both current (and a dead gateway's lease runs out): a driver
+    // must not pay for a hold on a connector that cannot start.
     let online = state
         .store
         .charge_station(&connector.charge_station_id)
         .await?
-        .is_some_and(|s| s.gateway_queue.is_some());
+        .is_some_and(|s| s.is_online(Utc::now()));
     if !online {
         return Err(ApiError::new(
             StatusCode::CONFLICT,

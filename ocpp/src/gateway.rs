@@ -13,7 +13,7 @@ use temporalio_sdk::{Worker, WorkerOptions};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
-use tracing::info;
+use tracing::{info, warn};
 use workflows::client::SessionClient;
 
 use crate::activities::GatewayActivities;
@@ -256,6 +256,13 @@ impl Gateway {
             .instance_started(&location.instance_id)
             .await
             .context("resetting this instance's stations in the registry")?;
+        // A gateway killed outright never records its stations' disconnects; its lapsed lease
+        // tells the API instead.
+        tokio::spawn(renew_lease_until_shutdown(
+            self.registry.clone(),
+            location.clone(),
+            shutdown.clone(),
+        ));
         let central = Arc::new(Central {
             registry: self.registry.clone(),
             events,
@@ -294,6 +301,27 @@ impl Gateway {
         }
         info!("OCPP gateway stopped");
         Ok(())
+    }
+}
+
+/// Renews this gateway's lease on the stations it holds, at a third of
+/// [`store::GATEWAY_LEASE`] so that two failed renewals in a row (a database hiccup) still
+/// leave its stations online.
+async fn renew_lease_until_shutdown(
+    registry: Arc<dyn Registry>,
+    location: StationLocation,
+    mut shutdown: shutdown::Shutdown,
+) {
+    let mut ticks = tokio::time::interval(store::GATEWAY_LEASE / 3);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = shutdown.recv() => return,
+            _ = ticks.tick() => {}
+        }
+        if let Err(error) = registry.renew_lease(&location).await {
+            warn!(%error, task_queue = %location.task_queue, "renewing the gateway's lease on its stations failed; retrying at the next tick");
+        }
     }
 }
 

@@ -146,6 +146,9 @@ pub trait Registry: Send + Sync + 'static {
     /// Gateway `instance_id` (re)started: none of the sockets it held exist any more.
     async fn instance_started(&self, instance_id: &str) -> Result<(), RegistryError>;
 
+    /// The gateway at `location` is alive: renews the lease of every station it holds.
+    async fn renew_lease(&self, location: &StationLocation) -> Result<(), RegistryError>;
+
     /// Where `station` is connected; `None` when offline or unknown.
     async fn locate(
         &self,
@@ -331,6 +334,13 @@ impl Registry for StoreRegistry {
 
     async fn instance_started(&self, instance_id: &str) -> Result<(), RegistryError> {
         Ok(self.store.instance_started(instance_id, Utc::now()).await?)
+    }
+
+    async fn renew_lease(&self, location: &StationLocation) -> Result<(), RegistryError> {
+        self.store
+            .renew_gateway_lease(&location.task_queue, Utc::now())
+            .await?;
+        Ok(())
     }
 
     async fn locate(

@@ -798,53 +798,8 @@ async fn moved_station_is_commanded_at_the_second_gateway(
 /// StatusNotifications reach the store: the station's connector rows carry the newest status
 /// (a late, older report does not win), the station row names the gateway while connected.
 async fn connector_status_reaches_the_store(stack: Arc<Stack>) -> anyhow::Result<()> {
-    use domain::ids::{OrganizationId, RateId};
-    use store::{NewChargeStation, NewConnector, NewOrganization};
     let now = chrono::Utc::now();
-    let org = OrganizationId::from_unique(&random_body())?;
-    stack
-        .store
-        .create_organization(
-            NewOrganization {
-                id: org.clone(),
-                name: "ops".into(),
-                settings: Default::default(),
-            },
-            now,
-        )
-        .await?;
-    let rate = RateId::from_unique(&random_body())?;
-    stack
-        .store
-        .create_rate(&org, &rate, "energy", &support::energy_rate(), now)
-        .await?;
-    stack
-        .store
-        .create_charge_station(
-            &org,
-            NewChargeStation {
-                id: "CP4".into(),
-                name: "four".into(),
-                auth_key: support::KEY.into(),
-            },
-            now,
-        )
-        .await?;
-    for n in [1, 2] {
-        stack
-            .store
-            .create_connector(
-                &org,
-                NewConnector {
-                    id: format!("con_{}", random_body()),
-                    charge_station_id: "CP4".into(),
-                    connector_number: n,
-                    rate_id: rate.clone(),
-                },
-                now,
-            )
-            .await?;
-    }
+    support::store_station(&stack.store, "CP4", &[1, 2]).await?;
     let statuses = || async {
         let rows = stack.store.connectors_of("CP4").await?;
         Ok::<_, anyhow::Error>(rows.into_iter().map(|c| c.status).collect::<Vec<_>>())

@@ -9,16 +9,18 @@
     reason = "a panic in a test is a failed test"
 )]
 
+mod support;
+
 use std::collections::HashSet;
 
 use chrono::{DateTime, Utc};
-use domain::ids::{ChargeStationId, OrganizationId, RateId};
+use domain::ids::ChargeStationId;
 use ocpp::StoreRegistry;
 use ocpp::registry::{
     ConnectorInfo, NewTransaction, PendingStart, Registry, StationLocation, TransactionStop,
 };
 use sea_orm::{ConnectionTrait, Statement};
-use store::{NewChargeStation, NewConnector, NewOrganization, Store};
+use store::Store;
 
 fn unique() -> String {
     format!("{:016x}", rand::random::<u64>())
@@ -290,52 +292,9 @@ async fn connector_statuses_keep_the_newest_and_reach_the_stores_rows() {
     for (backend, url) in databases().await {
         let (r, store) = gateway(&url).await;
         // CP9 is one of the store's stations (two connectors); CP1 is only in a stations file.
-        let now = Utc::now();
-        let org = OrganizationId::from_unique(&unique()).unwrap();
-        store
-            .create_organization(
-                NewOrganization {
-                    id: org.clone(),
-                    name: "ops".into(),
-                    settings: Default::default(),
-                },
-                now,
-            )
+        support::store_station(&store, "CP9", &[1, 2])
             .await
             .unwrap();
-        let rate = RateId::from_unique(&unique()).unwrap();
-        let energy = domain::rate::Rate::new(domain::money::Currency::USD, Vec::new());
-        store
-            .create_rate(&org, &rate, "free", &energy, now)
-            .await
-            .unwrap();
-        store
-            .create_charge_station(
-                &org,
-                NewChargeStation {
-                    id: "CP9".into(),
-                    name: "nine".into(),
-                    auth_key: "k".into(),
-                },
-                now,
-            )
-            .await
-            .unwrap();
-        for n in [1, 2] {
-            store
-                .create_connector(
-                    &org,
-                    NewConnector {
-                        id: format!("con_{}", unique()),
-                        charge_station_id: "CP9".into(),
-                        connector_number: n,
-                        rate_id: rate.clone(),
-                    },
-                    now,
-                )
-                .await
-                .unwrap();
-        }
         let info = |n: u32, status: &str, when: &str| ConnectorInfo {
             connector_id: n,
             status: status.into(),
@@ -393,5 +352,56 @@ async fn connector_statuses_keep_the_newest_and_reach_the_stores_rows() {
         let row = store.charge_station("CP9").await.unwrap().unwrap();
         assert_eq!(row.gateway_queue, None, "{backend}");
         assert!(row.last_seen_at.is_some());
+    }
+}
+
+#[tokio::test]
+async fn a_gateway_that_stops_renewing_its_lease_leaves_its_stations_offline() {
+    for (backend, url) in databases().await {
+        let (r, store) = gateway(&url).await;
+        support::store_station(&store, "CP7", &[1]).await.unwrap();
+        support::store_station(&store, "CP8", &[1]).await.unwrap();
+        r.station_connected(&station("CP7"), &location("a"), "a-7")
+            .await
+            .unwrap();
+        r.station_connected(&station("CP8"), &location("b"), "b-8")
+            .await
+            .unwrap();
+        let now = Utc::now();
+        let lease = chrono::Duration::from_std(store::GATEWAY_LEASE).unwrap();
+        let after_lease = now + lease + chrono::Duration::seconds(1);
+        let cp7 = store.charge_station("CP7").await.unwrap().unwrap();
+        assert!(cp7.is_online(now), "{backend}: just connected");
+        assert!(
+            !cp7.is_online(after_lease),
+            "{backend}: an unrenewed lease runs out although no disconnect was recorded"
+        );
+        // Gateway a is alive and renews; gateway b was killed and does not.
+        let renewed = store
+            .renew_gateway_lease(&location("a").task_queue, now + lease / 2)
+            .await
+            .unwrap();
+        assert_eq!(
+            renewed, 1,
+            "{backend}: one statement renews exactly a's stations"
+        );
+        let cp7 = store.charge_station("CP7").await.unwrap().unwrap();
+        let cp8 = store.charge_station("CP8").await.unwrap().unwrap();
+        assert!(cp7.is_online(after_lease), "{backend}");
+        assert!(!cp8.is_online(after_lease), "{backend}");
+        // Through the registry, as the gateway's renewal task calls it.
+        r.renew_lease(&location("b")).await.unwrap();
+        let cp8 = store.charge_station("CP8").await.unwrap().unwrap();
+        assert!(
+            cp8.last_seen_at
+                .is_some_and(|t| t >= now - chrono::Duration::seconds(1)),
+            "{backend}"
+        );
+        // A disconnected station is offline whatever its lease.
+        r.station_disconnected(&station("CP7"), "a-7")
+            .await
+            .unwrap();
+        let cp7 = store.charge_station("CP7").await.unwrap().unwrap();
+        assert!(!cp7.is_online(Utc::now()), "{backend}");
     }
 }

@@ -24,7 +24,7 @@ pub use admin::{
 };
 pub use outbox::{DueDelivery, EventLogEntry};
 pub use sessions::{SessionFilter, SessionPage};
-pub use stations::NewOcppTransaction;
+pub use stations::{GATEWAY_LEASE, NewOcppTransaction};
 
 use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbErr};
 use sea_orm_migration::MigratorTrait;

@@ -24,6 +24,11 @@ use crate::entities::{
 };
 use crate::{Store, StoreError};
 
+/// How long a gateway's word that it holds a station lasts. Gateways renew it for every station
+/// they hold at a third of this ([`Store::renew_gateway_lease`]); a station whose gateway missed
+/// three renewals counts as offline even though no disconnect was recorded.
+pub const GATEWAY_LEASE: std::time::Duration = std::time::Duration::from_secs(90);
+
 /// Times are kept to the millisecond on every backend, so a repeated message's timestamp
 /// compares equal to the stored one whatever the database's precision.
 fn ms(at: DateTime<Utc>) -> DateTime<Utc> {
@@ -116,6 +121,24 @@ impl Store {
         }
         txn.commit().await?;
         Ok(())
+    }
+
+    /// Gateway queue `task_queue` is alive and still holds its stations: renews their lease
+    /// (one statement, whatever the number of stations).
+    pub async fn renew_gateway_lease(
+        &self,
+        task_queue: &str,
+        now: DateTime<Utc>,
+    ) -> Result<u64, StoreError> {
+        let renewed = charge_station::Entity::update_many()
+            .col_expr(
+                charge_station::Column::LastSeenAt,
+                Expr::value(Some(ms(now))),
+            )
+            .filter(charge_station::Column::GatewayQueue.eq(task_queue))
+            .exec(&self.db)
+            .await?;
+        Ok(renewed.rows_affected)
     }
 
     /// Gateway `instance_id` (re)started: every station it held is offline until it reconnects.

@@ -101,6 +101,18 @@ pub async fn start() -> anyhow::Result<Stack> {
         stripe_webhooks::WebhookState::new(client.clone(), WEBHOOK_SECRET),
     ));
     tokio::spawn(api::serve_app(listener, app, std::future::pending()));
+    // The stand-in gateway renews its lease like a real one, so long runs (the benchmark) keep
+    // their stations online.
+    let leases = store.clone();
+    tokio::spawn(async move {
+        let queue = workflows::queues::gateway(STAND_IN_GATEWAY);
+        loop {
+            tokio::time::sleep(store::GATEWAY_LEASE / 3).await;
+            if let Err(e) = leases.renew_gateway_lease(&queue, Utc::now()).await {
+                eprintln!("renewing the stand-in gateway's lease failed: {e}");
+            }
+        }
+    });
     Ok(Stack {
         server,
         client,

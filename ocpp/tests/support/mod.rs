@@ -167,6 +167,59 @@ where
 }
 
 /// 0.30 USD per kWh.
+/// Creates `id` as one of the store's charge stations (key [`KEY`]), in an organization of its
+/// own, with `connectors` on [`energy_rate`].
+pub async fn store_station(
+    store: &store::Store,
+    id: &str,
+    connectors: &[i32],
+) -> anyhow::Result<()> {
+    use domain::ids::{OrganizationId, RateId};
+    use store::{NewChargeStation, NewConnector, NewOrganization};
+    let now = chrono::Utc::now();
+    let org = OrganizationId::from_unique(&random_body())?;
+    store
+        .create_organization(
+            NewOrganization {
+                id: org.clone(),
+                name: "ops".into(),
+                settings: Default::default(),
+            },
+            now,
+        )
+        .await?;
+    let rate = RateId::from_unique(&random_body())?;
+    store
+        .create_rate(&org, &rate, "energy", &energy_rate(), now)
+        .await?;
+    store
+        .create_charge_station(
+            &org,
+            NewChargeStation {
+                id: id.into(),
+                name: id.into(),
+                auth_key: KEY.into(),
+            },
+            now,
+        )
+        .await?;
+    for &n in connectors {
+        store
+            .create_connector(
+                &org,
+                NewConnector {
+                    id: format!("con_{}", random_body()),
+                    charge_station_id: id.into(),
+                    connector_number: n,
+                    rate_id: rate.clone(),
+                },
+                now,
+            )
+            .await?;
+    }
+    Ok(())
+}
+
 pub fn energy_rate() -> domain::rate::Rate {
     rate(vec![component(Dimension::Energy, "0.30", None)])
 }

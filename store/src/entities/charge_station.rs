@@ -17,7 +17,8 @@ pub struct Model {
     /// Task queue of the gateway holding the connection; `None` when offline. Kept by the
     /// station registry (`station_connections` is the source).
     pub gateway_queue: Option<String>,
-    /// When the station last connected or disconnected.
+    /// When the station last connected or disconnected, or its gateway last renewed its lease
+    /// (see [`crate::stations::GATEWAY_LEASE`]).
     pub last_seen_at: Option<DateTimeUtc>,
     pub created_at: DateTimeUtc,
 }
@@ -26,3 +27,16 @@ pub struct Model {
 pub enum Relation {}
 
 impl ActiveModelBehavior for ActiveModel {}
+
+impl Model {
+    /// Whether the station is connected to a gateway that is alive at `now`: a gateway killed
+    /// outright never says its stations went away, so its lease running out says it instead.
+    pub fn is_online(&self, now: chrono::DateTime<chrono::Utc>) -> bool {
+        self.gateway_queue.is_some()
+            && self.last_seen_at.is_some_and(|seen| {
+                now.signed_duration_since(seen)
+                    .to_std()
+                    .map_or(true, |age| age <= crate::stations::GATEWAY_LEASE)
+            })
+    }
+}
