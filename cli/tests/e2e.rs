@@ -16,7 +16,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, ensure};
-use chargelink_tests::processes::{self, ProcessStack};
+use chargelink_tests::fixtures::HAPPY_PATH_EVENTS;
+use chargelink_tests::grpc_client::{self, Watcher, auth};
+use chargelink_tests::processes::{self, Org, ProcessStack, Receiver, Station};
+use grpc::pb;
 use libtest_mimic::{Arguments, Failed, Trial};
 use serde_json::{Value, json};
 
@@ -37,22 +40,24 @@ fn intent(session: &Value) -> anyhow::Result<String> {
 const ENERGY_AND_TIME: &str =
     r#"[{"type":"ENERGY","price":"0.30"},{"type":"TIME","price":"1.20"}]"#;
 
-async fn happy_path_over_rest_with_a_browser_payment(stack: &ProcessStack) -> anyhow::Result<()> {
+/// The happy paths' tenant: an energy + time rate, a 22 kW simulated station with two
+/// connectors, and a webhook receiver named `hooks`.
+async fn happy_path_tenant(
+    stack: &ProcessStack,
+    hooks: &str,
+) -> anyhow::Result<(Org, Station, Receiver)> {
     let org = stack
         .org(json!({}), serde_json::from_str(ENERGY_AND_TIME)?)
         .await?;
     let station = stack.station(&org, 2).await?;
     stack.sim(&station, &["--power-w", "22000"]).await?;
-    let hooks = stack.receiver(&org, "hooks-happy").await?;
-    let created = stack
-        .create_session(&org, &station.connectors[0], json!({}))
-        .await?;
-    let sid = id(&created);
-    ensure!(created["payment"]["authorized_amount"] == 1800, "{created}");
-    let url = created["payment"]["url"]
-        .as_str()
-        .context("payment url")?
-        .to_owned();
+    let hooks = stack.receiver(&org, hooks).await?;
+    Ok((org, station, hooks))
+}
+
+/// Pays session `sid`'s hosted page `url` with a test card in headless chromium and checks the
+/// browser ends up on chargelink's success page.
+async fn pay_in_a_real_browser(url: String, sid: &str) -> anyhow::Result<()> {
     let seen =
         tokio::task::spawn_blocking(move || processes::pay_in_browser(&url, "4242 4242 4242 4242"))
             .await??;
@@ -62,6 +67,36 @@ async fn happy_path_over_rest_with_a_browser_payment(stack: &ProcessStack) -> an
             .is_some_and(|u| u.contains(&format!("/payments/{sid}/success"))),
         "the browser is back on chargelink: {seen}"
     );
+    Ok(())
+}
+
+/// The sandbox saw exactly one money movement for `intent`: a capture of `cost` (no cancel).
+async fn captured_once(stack: &ProcessStack, intent: &str, cost: i64) -> anyhow::Result<()> {
+    let (captures, cancels) = stack.money_moves(intent).await?;
+    ensure!(
+        captures.len() == 1 && cancels == 0,
+        "one capture, no cancel: {captures:?} {cancels}"
+    );
+    ensure!(
+        captures[0]["params"]["amount_to_capture"] == cost.to_string().as_str(),
+        "capture amount (the final cost {cost}): {}",
+        captures[0]
+    );
+    Ok(())
+}
+
+async fn happy_path_over_rest_with_a_browser_payment(stack: &ProcessStack) -> anyhow::Result<()> {
+    let (org, station, hooks) = happy_path_tenant(stack, "hooks-happy").await?;
+    let created = stack
+        .create_session(&org, &station.connectors[0], json!({}))
+        .await?;
+    let sid = id(&created);
+    ensure!(created["payment"]["authorized_amount"] == 1800, "{created}");
+    let url = created["payment"]["url"]
+        .as_str()
+        .context("payment url")?
+        .to_owned();
+    pay_in_a_real_browser(url, &sid).await?;
     let started = stack
         .wait_session(&org, &sid, Duration::from_secs(30), "charging", |s| {
             s["status"] == "started" && s["cost"]["details"]["energy_wh"].as_i64() > Some(0)
@@ -103,33 +138,173 @@ async fn happy_path_over_rest_with_a_browser_payment(stack: &ProcessStack) -> an
         cost > 0 && ended["payment"]["captured_amount"] == cost,
         "captured the final cost: {ended}"
     );
-    let (captures, cancels) = stack.money_moves(&intent(&ended)?).await?;
+    captured_once(stack, &intent(&ended)?, cost).await?;
+    stack
+        .assert_webhooks(&org, &hooks, &sid, &HAPPY_PATH_EVENTS)
+        .await
+}
+
+/// Polls gRPC `Get` until `done` holds (at most `timeout`); the last session.
+async fn wait_grpc(
+    client: &mut grpc_client::SessionClient,
+    org: &Org,
+    sid: &str,
+    timeout: Duration,
+    what: &str,
+    done: impl Fn(&pb::Session) -> bool,
+) -> anyhow::Result<pb::Session> {
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        let get = pb::GetRequest { id: sid.to_owned() };
+        let s = client.get(auth(&org.key, get)).await?.into_inner();
+        if done(&s) {
+            return Ok(s);
+        }
+        ensure!(
+            std::time::Instant::now() < deadline,
+            "session {sid}: {what} not reached in {timeout:?}; last: {s:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+fn amount(money: Option<&pb::Money>) -> Option<i64> {
+    money.map(|m| m.amount)
+}
+
+async fn happy_path_over_grpc_with_a_browser_payment(stack: &ProcessStack) -> anyhow::Result<()> {
+    const WAIT: Duration = Duration::from_secs(60);
+    let (org, station, hooks) = happy_path_tenant(stack, "hooks-happy-grpc").await?;
+    let mut c = grpc_client::connect(&stack.api).await?;
+    let create = pb::CreateRequest {
+        user: org.user.clone(),
+        connector: station.connectors[0].clone(),
+        idempotency_key: "e2e-grpc-happy-path".into(),
+        ..Default::default()
+    };
+    let first = c.create(auth(&org.key, create.clone())).await?.into_inner();
+    let session = first.session.context("Create answered no session")?;
+    let sid = session.id.clone();
     ensure!(
-        captures.len() == 1 && cancels == 0,
-        "one capture: {captures:?}"
+        first.created && sid.starts_with("ses_"),
+        "created: {session:?}"
+    );
+    // Watched from right after creation: what was recorded so far, then the rest live.
+    let watch = pb::WatchRequest {
+        id: sid.clone(),
+        ..Default::default()
+    };
+    let mut watcher = Watcher::spawn(c.watch(auth(&org.key, watch)).await?.into_inner());
+    // A retry with the same idempotency key answers with the same session.
+    let retried = c.create(auth(&org.key, create)).await?.into_inner();
+    ensure!(
+        !retried.created && retried.session.as_ref() == Some(&session),
+        "the retry returns the first session: {retried:?}"
+    );
+    let payment = session.payment.clone().context("payment")?;
+    ensure!(
+        session.status() == pb::SessionStatus::Created
+            && payment.status() == pb::PaymentStatus::Created
+            && payment.authorized
+                == Some(pb::Money {
+                    amount: 1800,
+                    currency: "usd".into()
+                }),
+        "a hold of the organization's minimum: {session:?}"
+    );
+    pay_in_a_real_browser(payment.url.clone(), &sid).await?;
+    // Charging for long enough that something is owed.
+    let charging = wait_grpc(&mut c, &org, &sid, WAIT, "charging", |s| {
+        s.status() == pb::SessionStatus::Started
+            && s.cost
+                .as_ref()
+                .is_some_and(|c| c.energy_wh > 0 && amount(c.amount.as_ref()) > Some(0))
+    })
+    .await?;
+    ensure!(
+        charging
+            .payment
+            .as_ref()
+            .is_some_and(|p| p.status() == pb::PaymentStatus::Authorized),
+        "{charging:?}"
+    );
+    watcher.until("session.started", WAIT).await?;
+    let r = || auth(&org.key, pb::SessionRef { id: sid.clone() });
+    let paused = c.pause(r()).await?.into_inner();
+    ensure!(paused.status() == pb::SessionStatus::Paused, "{paused:?}");
+    watcher.until("session.paused", WAIT).await?;
+    let resumed = c.resume(r()).await?.into_inner();
+    ensure!(
+        resumed.status() == pb::SessionStatus::Started,
+        "{resumed:?}"
+    );
+    watcher.until("session.resumed", WAIT).await?;
+    let stopping = c.stop(r()).await?.into_inner();
+    ensure!(
+        stopping.status() == pb::SessionStatus::Started,
+        "still started until the station confirms the stop: {stopping:?}"
+    );
+
+    // The server ends the stream by itself once the payment is captured.
+    let events = watcher.end(WAIT).await?;
+    let types: Vec<&str> = events.iter().map(|e| e.r#type.as_str()).collect();
+    ensure!(types == HAPPY_PATH_EVENTS, "watched {types:?}");
+    for (e, seq) in events.iter().zip(1..) {
+        ensure!(
+            e.seq == seq && e.session.as_ref().is_some_and(|s| s.id == sid),
+            "event {seq} of {sid}: {e:?}"
+        );
+    }
+    let ended = c
+        .get(auth(&org.key, pb::GetRequest { id: sid.clone() }))
+        .await?
+        .into_inner();
+    let cost = ended
+        .cost
+        .as_ref()
+        .and_then(|c| amount(c.amount.as_ref()))
+        .context("the final cost")?;
+    let paid = ended.payment.as_ref().context("payment")?;
+    ensure!(
+        ended.status() == pb::SessionStatus::Ended
+            && ended.end_reason() == pb::EndReason::StoppedByApi
+            && paid.status() == pb::PaymentStatus::Captured
+            && cost > 0
+            && amount(paid.captured.as_ref()) == Some(cost),
+        "ended by the API, the final cost captured: {ended:?}"
     );
     ensure!(
-        captures[0]["params"]["amount_to_capture"] == cost.to_string().as_str(),
-        "capture amount: {}",
-        captures[0]
+        events.last().and_then(|e| e.session.as_ref()) == Some(&ended),
+        "the last watched event carries the final session: {:?}",
+        events.last()
+    );
+    captured_once(stack, &paid.stripe_intent_id, cost).await?;
+    let listed = c
+        .list(auth(&org.key, pb::ListRequest::default()))
+        .await?
+        .into_inner();
+    ensure!(
+        listed
+            .sessions
+            .iter()
+            .any(|s| s.id == sid && s.status() == pb::SessionStatus::Ended),
+        "List has the session: {listed:?}"
     );
     stack
-        .assert_webhooks(
-            &org,
-            &hooks,
-            &sid,
-            &[
-                "session.created",
-                "session.payment.created",
-                "session.payment.authorized",
-                "session.started",
-                "session.paused",
-                "session.resumed",
-                "session.ended",
-                "session.payment.captured",
-            ],
-        )
-        .await
+        .assert_webhooks(&org, &hooks, &sid, &HAPPY_PATH_EVENTS)
+        .await?;
+    // The same events, by id, through both channels.
+    let delivered: Vec<String> = stack
+        .received(&hooks, &sid)
+        .iter()
+        .filter_map(|e| e["event_id"].as_str().map(str::to_owned))
+        .collect();
+    let watched: Vec<String> = events.iter().map(|e| e.id.clone()).collect();
+    ensure!(
+        delivered == watched,
+        "webhooks {delivered:?}, Watch {watched:?}"
+    );
+    Ok(())
 }
 
 async fn auto_stop_before_the_hold_is_passed(stack: &ProcessStack) -> anyhow::Result<()> {
@@ -159,13 +334,7 @@ async fn auto_stop_before_the_hold_is_passed(stack: &ProcessStack) -> anyhow::Re
         cost > 0 && cost <= 100 && ended["payment"]["captured_amount"] == cost,
         "captured the final cost, never above the hold: {ended}"
     );
-    let (captures, cancels) = stack.money_moves(&intent(&ended)?).await?;
-    ensure!(captures.len() == 1 && cancels == 0, "{captures:?}");
-    ensure!(
-        captures[0]["params"]["amount_to_capture"] == cost.to_string().as_str(),
-        "{}",
-        captures[0]
-    );
+    captured_once(stack, &intent(&ended)?, cost).await?;
     // The rest of the hold is released: nothing is left capturable on the intent.
     let pi: Value = stack
         .http
@@ -255,8 +424,7 @@ async fn parking_time_refuses_stop_and_unplug_ends_it(stack: &ProcessStack) -> a
         "parking billed at 1 cent a second: {ended}"
     );
     ensure!(ended["payment"]["captured_amount"] == cost, "{ended}");
-    let (captures, cancels) = stack.money_moves(&intent(&ended)?).await?;
-    ensure!(captures.len() == 1 && cancels == 0, "{captures:?}");
+    captured_once(stack, &intent(&ended)?, cost).await?;
     stack
         .assert_webhooks(
             &org,
@@ -522,6 +690,9 @@ fn main() -> std::process::ExitCode {
     let trials = vec![
         trial("happy_path_over_rest_with_a_browser_payment", |s| {
             Box::pin(happy_path_over_rest_with_a_browser_payment(s))
+        }),
+        trial("happy_path_over_grpc_with_a_browser_payment", |s| {
+            Box::pin(happy_path_over_grpc_with_a_browser_payment(s))
         }),
         trial("auto_stop_before_the_hold_is_passed", |s| {
             Box::pin(auto_stop_before_the_hold_is_passed(s))

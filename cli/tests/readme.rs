@@ -20,6 +20,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail, ensure};
+use chargelink_tests::fixtures::HAPPY_PATH_EVENTS;
 use chargelink_tests::processes::{self, Org, ProcessStack};
 use serde_json::Value;
 
@@ -170,17 +171,6 @@ fn printed_events(lines: &[String], session: &str) -> Vec<String> {
         .collect()
 }
 
-const EVENTS: [&str; 8] = [
-    "session.created",
-    "session.payment.created",
-    "session.payment.authorized",
-    "session.started",
-    "session.paused",
-    "session.resumed",
-    "session.ended",
-    "session.payment.captured",
-];
-
 async fn the_walkthrough_runs_as_written(stack: &ProcessStack) -> anyhow::Result<()> {
     let blocks = walkthrough_blocks()?;
     ensure!(blocks.len() == 4, "4 marked blocks, found {}", blocks.len());
@@ -282,7 +272,9 @@ async fn the_walkthrough_runs_as_written(stack: &ProcessStack) -> anyhow::Result
         .await?;
     // The reader sees the receiver print the last events.
     let deadline = Instant::now() + Duration::from_secs(20);
-    while printed_events(&shell.lines(), &sid).len() < EVENTS.len() && Instant::now() < deadline {
+    while printed_events(&shell.lines(), &sid).len() < HAPPY_PATH_EVENTS.len()
+        && Instant::now() < deadline
+    {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 
@@ -314,10 +306,10 @@ async fn the_walkthrough_runs_as_written(stack: &ProcessStack) -> anyhow::Result
         .collect();
     logged.sort();
     let logged: Vec<&str> = logged.iter().map(|(_, t)| t.as_str()).collect();
-    ensure!(logged == EVENTS, "/events lists {logged:?}");
+    ensure!(logged == HAPPY_PATH_EVENTS, "/events lists {logged:?}");
     let printed = printed_events(&shell.lines(), &sid);
     ensure!(
-        printed == EVENTS,
+        printed == HAPPY_PATH_EVENTS,
         "the receiver printed {printed:?}; all output: {:#?}",
         shell.lines()
     );

@@ -12,6 +12,19 @@ use domain::session::SessionTarget;
 use rand::Rng;
 use workflows::SessionInput;
 
+/// Every event of a session paid, charged, paused, resumed, stopped and captured, in order
+/// (the webhook types).
+pub const HAPPY_PATH_EVENTS: [&str; 8] = [
+    "session.created",
+    "session.payment.created",
+    "session.payment.authorized",
+    "session.started",
+    "session.paused",
+    "session.resumed",
+    "session.ended",
+    "session.payment.captured",
+];
+
 /// A random id body (hex), like the API mints.
 pub fn random_body() -> String {
     let n: u128 = rand::rng().random();

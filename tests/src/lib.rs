@@ -6,6 +6,8 @@
 //! - [`recording`]: activity implementations that record every call to a journal file and play
 //!   a configurable station / payment provider.
 //! - [`fixtures`]: session inputs, rates and fast timings.
+//! - [`grpc_client`]: the gRPC `SessionService` from tests (API key metadata, `Watch` read in a
+//!   task).
 //! - [`processes`]: the stack as real `chargelink` processes (kill, restart, logs), seeded
 //!   through the admin REST API.
 //! - [`stack`]: the stack for end-to-end tests (dev server, store, worker with the real payment
@@ -13,6 +15,7 @@
 
 pub mod devserver;
 pub mod fixtures;
+pub mod grpc_client;
 pub mod processes;
 pub mod recording;
 pub mod stack;

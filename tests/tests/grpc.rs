@@ -15,7 +15,8 @@ use std::time::Duration;
 
 use anyhow::{Context, bail, ensure};
 use chargelink_tests::devserver::{DevServer, connect};
-use chargelink_tests::fixtures::random_body;
+use chargelink_tests::fixtures::{HAPPY_PATH_EVENTS, random_body};
+use chargelink_tests::grpc_client::auth;
 use chargelink_tests::recording::{Behaviour, Recorder, read_journal};
 use chrono::Utc;
 use grpc::pb;
@@ -49,14 +50,6 @@ struct Tenant {
     user: String,
     connectors: Vec<String>,
     parking_connector: String,
-}
-
-/// `msg` with the API key as `authorization: Bearer …` metadata.
-fn auth<T>(key: &str, msg: T) -> Request<T> {
-    let mut r = Request::new(msg);
-    r.metadata_mut()
-        .insert("authorization", format!("Bearer {key}").parse().unwrap());
-    r
 }
 
 /// Checks a refusal: the gRPC code, the stable code first in the message and in
@@ -690,20 +683,7 @@ async fn watch_follows_a_session_to_its_end(s: &Stack) -> anyhow::Result<()> {
 
     let events = watching.await??;
     let types: Vec<&str> = events.iter().map(|e| e.r#type.as_str()).collect();
-    ensure!(
-        types
-            == [
-                "session.created",
-                "session.payment.created",
-                "session.payment.authorized",
-                "session.started",
-                "session.paused",
-                "session.resumed",
-                "session.ended",
-                "session.payment.captured",
-            ],
-        "{types:?}"
-    );
+    ensure!(types == HAPPY_PATH_EVENTS, "{types:?}");
     for (i, e) in events.iter().enumerate() {
         let seq = u32::try_from(i + 1)?;
         ensure!(e.seq == seq, "in order: {e:?}");
