@@ -12,19 +12,14 @@
 )]
 
 use std::path::Path;
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, ensure};
 use chargelink_tests::fixtures::HAPPY_PATH_EVENTS;
 use chargelink_tests::grpc_client::{self, Watcher, auth};
-use chargelink_tests::processes::{self, Org, ProcessStack, Receiver, Station};
+use chargelink_tests::processes::{self, Org, ProcessStack, Receiver, Scenario, Station};
 use grpc::pb;
-use libtest_mimic::{Arguments, Failed, Trial};
 use serde_json::{Value, json};
-
-type Scenario =
-    fn(&ProcessStack) -> std::pin::Pin<Box<dyn Future<Output = anyhow::Result<()>> + '_>>;
 
 fn id(session: &Value) -> String {
     session["_id"].as_str().unwrap_or_default().to_owned()
@@ -58,9 +53,10 @@ async fn happy_path_tenant(
 /// Pays session `sid`'s hosted page `url` with a test card in headless chromium and checks the
 /// browser ends up on chargelink's success page.
 async fn pay_in_a_real_browser(url: String, sid: &str) -> anyhow::Result<()> {
-    let seen =
-        tokio::task::spawn_blocking(move || processes::pay_in_browser(&url, "4242 4242 4242 4242"))
-            .await??;
+    let seen = tokio::task::spawn_blocking(move || {
+        chargelink_tests::browser::pay_in_browser(&url, "4242 4242 4242 4242")
+    })
+    .await??;
     ensure!(
         seen["url"]
             .as_str()
@@ -657,66 +653,34 @@ async fn webhooks_arrive_after_the_receiver_was_down(stack: &ProcessStack) -> an
 }
 
 fn main() -> std::process::ExitCode {
-    let args = Arguments::from_args();
-    let tokio = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("tokio: {e}");
-            return std::process::ExitCode::FAILURE;
-        }
-    };
-    let bin = Path::new(env!("CARGO_BIN_EXE_chargelink"));
-    let stack = match tokio.block_on(ProcessStack::start(bin, &[])) {
-        Ok(s) => Arc::new(s),
-        Err(e) => {
-            eprintln!("could not start the process stack: {e:#}");
-            return std::process::ExitCode::FAILURE;
-        }
-    };
-    let handle = tokio.handle().clone();
-    let trial = |name: &'static str, f: Scenario| {
-        let stack = stack.clone();
-        let handle = handle.clone();
-        Trial::test(name, move || {
-            handle.block_on(f(&stack)).map_err(|e| {
-                stack.diagnose();
-                Failed::from(format!("{e:#}"))
-            })
-        })
-    };
-    let trials = vec![
-        trial("happy_path_over_rest_with_a_browser_payment", |s| {
+    let scenarios: Vec<(&'static str, Scenario)> = vec![
+        ("happy_path_over_rest_with_a_browser_payment", |s| {
             Box::pin(happy_path_over_rest_with_a_browser_payment(s))
         }),
-        trial("happy_path_over_grpc_with_a_browser_payment", |s| {
+        ("happy_path_over_grpc_with_a_browser_payment", |s| {
             Box::pin(happy_path_over_grpc_with_a_browser_payment(s))
         }),
-        trial("auto_stop_before_the_hold_is_passed", |s| {
+        ("auto_stop_before_the_hold_is_passed", |s| {
             Box::pin(auto_stop_before_the_hold_is_passed(s))
         }),
-        trial("parking_time_refuses_stop_and_unplug_ends_it", |s| {
+        ("parking_time_refuses_stop_and_unplug_ends_it", |s| {
             Box::pin(parking_time_refuses_stop_and_unplug_ends_it(s))
         }),
-        trial("an_unpaid_session_expires", |s| {
+        ("an_unpaid_session_expires", |s| {
             Box::pin(an_unpaid_session_expires(s))
         }),
-        trial("the_driver_cancels_on_the_payment_page", |s| {
+        ("the_driver_cancels_on_the_payment_page", |s| {
             Box::pin(the_driver_cancels_on_the_payment_page(s))
         }),
-        trial("the_station_refuses_to_start", |s| {
+        ("the_station_refuses_to_start", |s| {
             Box::pin(the_station_refuses_to_start(s))
         }),
-        trial("the_car_is_never_plugged_in", |s| {
+        ("the_car_is_never_plugged_in", |s| {
             Box::pin(the_car_is_never_plugged_in(s))
         }),
-        trial("webhooks_arrive_after_the_receiver_was_down", |s| {
+        ("webhooks_arrive_after_the_receiver_was_down", |s| {
             Box::pin(webhooks_arrive_after_the_receiver_was_down(s))
         }),
     ];
-    let conclusion = libtest_mimic::run(&args, trials);
-    drop(stack);
-    conclusion.exit_code()
+    processes::run_scenarios(Path::new(env!("CARGO_BIN_EXE_chargelink")), &[], scenarios)
 }

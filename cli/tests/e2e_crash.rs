@@ -11,12 +11,10 @@
 )]
 
 use std::path::Path;
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, ensure};
-use chargelink_tests::processes::{Org, ProcessStack};
-use libtest_mimic::{Arguments, Failed, Trial};
+use chargelink_tests::processes::{self, Org, ProcessStack};
 use serde_json::{Value, json};
 
 const PAID_SESSION: [&str; 6] = [
@@ -176,44 +174,13 @@ async fn sessions_survive_sigkill_of_worker_and_gateway(
 }
 
 fn main() -> std::process::ExitCode {
-    let args = Arguments::from_args();
-    let tokio = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("tokio: {e}");
-            return std::process::ExitCode::FAILURE;
-        }
-    };
-    let bin = Path::new(env!("CARGO_BIN_EXE_chargelink"));
     // A station reconnects to a restarted gateway with backoff (up to ~13 s here): RemoteStop
     // attempts get 5 x 5 s, so a hold-limit stop is not given up while the station is away.
-    let stack = match tokio.block_on(ProcessStack::start(
-        bin,
+    processes::run_scenarios(
+        Path::new(env!("CARGO_BIN_EXE_chargelink")),
         &[("CHARGELINK_STOP_CONFIRM_TIMEOUT", "5")],
-    )) {
-        Ok(s) => Arc::new(s),
-        Err(e) => {
-            eprintln!("could not start the process stack: {e:#}");
-            return std::process::ExitCode::FAILURE;
-        }
-    };
-    let handle = tokio.handle().clone();
-    let s = stack.clone();
-    let trials = vec![Trial::test(
-        "sessions_survive_sigkill_of_worker_and_gateway",
-        move || {
-            handle
-                .block_on(sessions_survive_sigkill_of_worker_and_gateway(&s))
-                .map_err(|e| {
-                    s.diagnose();
-                    Failed::from(format!("{e:#}"))
-                })
-        },
-    )];
-    let conclusion = libtest_mimic::run(&args, trials);
-    drop(stack);
-    conclusion.exit_code()
+        vec![("sessions_survive_sigkill_of_worker_and_gateway", |s| {
+            Box::pin(sessions_survive_sigkill_of_worker_and_gateway(s))
+        })],
+    )
 }

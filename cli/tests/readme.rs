@@ -227,9 +227,10 @@ async fn the_walkthrough_runs_as_written(stack: &ProcessStack) -> anyhow::Result
         Some(url.as_str()) == created["payment"]["url"].as_str(),
         "{url} vs {created}"
     );
-    let seen =
-        tokio::task::spawn_blocking(move || processes::pay_in_browser(&url, "4242 4242 4242 4242"))
-            .await??;
+    let seen = tokio::task::spawn_blocking(move || {
+        chargelink_tests::browser::pay_in_browser(&url, "4242 4242 4242 4242")
+    })
+    .await??;
     ensure!(
         seen["amount"].as_str().is_some_and(|a| a.contains("18.00")),
         "the page shows the demo hold: {seen}"
@@ -323,39 +324,11 @@ async fn the_walkthrough_runs_as_written(stack: &ProcessStack) -> anyhow::Result
 }
 
 fn main() -> std::process::ExitCode {
-    let args = libtest_mimic::Arguments::from_args();
-    let tokio = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("tokio: {e}");
-            return std::process::ExitCode::FAILURE;
-        }
-    };
-    let bin = Path::new(env!("CARGO_BIN_EXE_chargelink"));
-    let stack = match tokio.block_on(ProcessStack::start(bin, &[])) {
-        Ok(s) => Arc::new(s),
-        Err(e) => {
-            eprintln!("could not start the process stack: {e:#}");
-            return std::process::ExitCode::FAILURE;
-        }
-    };
-    let handle = tokio.handle().clone();
-    let s = stack.clone();
-    let trials = vec![libtest_mimic::Trial::test(
-        "the_walkthrough_runs_as_written",
-        move || {
-            handle
-                .block_on(the_walkthrough_runs_as_written(&s))
-                .map_err(|e| {
-                    s.diagnose();
-                    libtest_mimic::Failed::from(format!("{e:#}"))
-                })
-        },
-    )];
-    let conclusion = libtest_mimic::run(&args, trials);
-    drop(stack);
-    conclusion.exit_code()
+    processes::run_scenarios(
+        Path::new(env!("CARGO_BIN_EXE_chargelink")),
+        &[],
+        vec![("the_walkthrough_runs_as_written", |s| {
+            Box::pin(the_walkthrough_runs_as_written(s))
+        })],
+    )
 }

@@ -988,15 +988,8 @@ async fn python_ocpp_charge_point_interoperates(stack: Arc<Stack>) -> anyhow::Re
 
 fn main() -> std::process::ExitCode {
     let args = Arguments::from_args();
-    let tokio = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("tokio runtime: {e}");
-            return std::process::ExitCode::FAILURE;
-        }
+    let Some(tokio) = chargelink_tests::harness::runtime() else {
+        return std::process::ExitCode::FAILURE;
     };
     if std::env::var_os("TEST_LOG").is_some() {
         let _ = tracing_subscriber::fmt()

@@ -2,10 +2,12 @@
 //! implementations for workflow tests, and session fixtures.
 //!
 //! # Layout
+//! - [`browser`]: pays on a hosted payment page in a real headless chromium.
 //! - [`devserver`]: starts `temporal server start-dev` from `.tools/bin` (or `$TEMPORAL_CLI`).
 //! - [`recording`]: activity implementations that record every call to a journal file and play
 //!   a configurable station / payment provider.
 //! - [`fixtures`]: session inputs, rates and fast timings.
+//! - [`harness`]: the tokio runtime, recording worker and trial runner of each test binary.
 //! - [`grpc_client`]: the gRPC `SessionService` from tests (API key metadata, `Watch` read in a
 //!   task).
 //! - [`processes`]: the stack as real `chargelink` processes (kill, restart, logs), seeded
@@ -13,9 +15,11 @@
 //! - [`stack`]: the stack for end-to-end tests (dev server, store, worker with the real payment
 //!   and store activities, API with the Stripe webhook receiver, Stripe sandbox).
 
+pub mod browser;
 pub mod devserver;
 pub mod fixtures;
 pub mod grpc_client;
+pub mod harness;
 pub mod processes;
 pub mod recording;
 pub mod stack;

@@ -752,29 +752,45 @@ impl ProcessStack {
     }
 }
 
-/// Runs `tests/browser/pay.mjs` (headless chromium via playwright-core); its JSON answer.
-pub fn pay_in_browser(url: &str, card: &str) -> anyhow::Result<Value> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("browser");
-    ensure!(
-        dir.join("node_modules/playwright-core").exists(),
-        "playwright-core is not installed: run scripts/test (or `npm ci --prefix tests/browser`)"
-    );
-    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
-    ensure!(
-        Path::new(&chromium).exists(),
-        "{chromium} not found: run scripts/test (it installs Debian's chromium)"
-    );
-    let out = Command::new("node")
-        .arg(dir.join("pay.mjs"))
-        .args([url, card])
-        .env("CHROMIUM", &chromium)
-        .output()?;
-    ensure!(
-        out.status.success(),
-        "browser script failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    Ok(serde_json::from_slice(&out.stdout)?)
+/// A scenario on the shared process stack.
+pub type Scenario =
+    fn(&ProcessStack) -> std::pin::Pin<Box<dyn Future<Output = anyhow::Result<()>> + '_>>;
+
+/// The `main` of an end-to-end test binary: starts one process stack of `bin` (with `extra_env`
+/// for the chargelink processes), runs each named scenario on it as a trial (a failing one
+/// prints the processes' log tails and keeps the logs), then stops the stack.
+pub fn run_scenarios(
+    bin: &Path,
+    extra_env: &[(&str, &str)],
+    scenarios: Vec<(&'static str, Scenario)>,
+) -> std::process::ExitCode {
+    let args = libtest_mimic::Arguments::from_args();
+    let Some(tokio) = crate::harness::runtime() else {
+        return std::process::ExitCode::FAILURE;
+    };
+    let stack = match tokio.block_on(ProcessStack::start(bin, extra_env)) {
+        Ok(s) => std::sync::Arc::new(s),
+        Err(e) => {
+            eprintln!("could not start the process stack: {e:#}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let trials = scenarios
+        .into_iter()
+        .map(|(name, scenario)| {
+            let stack = stack.clone();
+            let handle = tokio.handle().clone();
+            libtest_mimic::Trial::test(name, move || {
+                handle.block_on(scenario(&stack)).map_err(|e| {
+                    stack.diagnose();
+                    libtest_mimic::Failed::from(format!("{e:#}"))
+                })
+            })
+        })
+        .collect();
+    let conclusion = libtest_mimic::run(&args, trials);
+    drop(stack);
+    conclusion.exit_code()
 }
 
 impl Drop for ProcessStack {

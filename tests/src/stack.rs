@@ -13,14 +13,12 @@ use domain::money::Currency;
 use domain::rate::{Dimension, Rate};
 use store::{NewChargeStation, NewConnector, NewOrganization, OrganizationSettings, Store};
 use temporalio_client::Client;
-use temporalio_sdk::{Worker, WorkerOptions};
+use temporalio_sdk::Worker;
 use url::Url;
-use workflows::SessionWorkflow;
 use workflows::client::SessionClient;
 
 use crate::devserver::{DevServer, connect};
 use crate::fixtures::{component, random_body};
-use crate::recording::{Behaviour, Recorder};
 
 /// The webhook secret the sandbox signs with and the receiver checks.
 pub const WEBHOOK_SECRET: &str = "whsec_chargelink_tests";
@@ -72,18 +70,9 @@ pub async fn start() -> anyhow::Result<Stack> {
             public_base_url: Url::parse(&api)?,
             request_timeout: Duration::from_secs(10),
         })?;
-    let options = WorkerOptions::new(queue.clone())
-        .register_workflow::<SessionWorkflow>()?
-        // Registered last, the real payment and store activities replace the recorder's.
-        .register_activities(Recorder::new(
-            journal.clone(),
-            Behaviour::default(),
-            queue.clone(),
-        ))
-        .register_activities(activities::store::StoreActivities::new(store.clone()))
-        .register_activities(payments)
-        .graceful_shutdown_period(Duration::from_secs(2))
-        .build();
+    // Registered last, the real payment and store activities replace the recorder's.
+    let mut options = crate::harness::recording_worker_options(&queue, &journal, &store)?;
+    options.register_activities(payments);
     let runtime = temporalio_sdk::Runtime::from_current_tokio(Default::default())?;
     let worker = Worker::new(&runtime, client.clone(), options)?;
 

@@ -628,15 +628,8 @@ async fn rates_stations_and_endpoints_are_validated(s: &Stack) -> anyhow::Result
 
 fn main() -> std::process::ExitCode {
     let args = Arguments::from_args();
-    let tokio = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("tokio: {e}");
-            return std::process::ExitCode::FAILURE;
-        }
+    let Some(tokio) = chargelink_tests::harness::runtime() else {
+        return std::process::ExitCode::FAILURE;
     };
     let result = tokio.block_on(async move {
         let server = DevServer::start().await?;

@@ -9,13 +9,12 @@ use std::time::Duration;
 use anyhow::{Context, bail, ensure};
 use chargelink_tests::devserver::{DevServer, connect};
 use chargelink_tests::fixtures::random_body;
-use chargelink_tests::recording::{Behaviour, Recorder};
+use chargelink_tests::harness;
 use domain::events::SessionEvent;
 use libtest_mimic::{Arguments, Failed, Trial};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use temporalio_sdk::{Worker, WorkerOptions};
-use workflows::SessionWorkflow;
+use temporalio_sdk::Worker;
 use workflows::client::SessionClient;
 use workflows::messages::PaymentAuthorized;
 
@@ -760,15 +759,8 @@ async fn receive(
 
 fn main() -> std::process::ExitCode {
     let args = Arguments::from_args();
-    let tokio = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("tokio: {e}");
-            return std::process::ExitCode::FAILURE;
-        }
+    let Some(tokio) = chargelink_tests::harness::runtime() else {
+        return std::process::ExitCode::FAILURE;
     };
     let result = tokio.block_on(async move {
         let server = DevServer::start().await?;
@@ -777,17 +769,10 @@ fn main() -> std::process::ExitCode {
         let store = store::Store::open(&format!("sqlite://{}?mode=rwc", db.display())).await?;
         let queue = format!("api-{}", random_body());
         let journal = std::env::temp_dir().join(format!("{queue}.jsonl"));
-        let options = WorkerOptions::new(queue.clone())
-            .register_workflow::<SessionWorkflow>()?
-            // Recording stand-ins for Stripe and the stations; the real store activity,
-            // registered after them, replaces their record_session.
-            .register_activities(Recorder::new(journal, Behaviour::default(), queue.clone()))
-            .register_activities(activities::store::StoreActivities::new(store.clone()))
-            .graceful_shutdown_period(Duration::from_secs(2))
-            .build();
+        // Recording stand-ins for Stripe and the stations; the real store activity.
+        let options = harness::recording_worker_options(&queue, &journal, &store)?;
         let runtime = temporalio_sdk::Runtime::from_current_tokio(Default::default())?;
-        let mut worker = Worker::new(&runtime, client.clone(), options)?;
-        let shutdown = worker.shutdown_handle();
+        let worker = Worker::new(&runtime, client.clone(), options)?;
 
         let hooks = Arc::new(Mutex::new(Vec::new()));
         let app = axum::Router::new()
@@ -843,19 +828,9 @@ fn main() -> std::process::ExitCode {
             trial!(webhooks_arrive_signed_with_the_session),
             trial!(openapi_docs_and_return_pages),
         ];
-        // The worker's future is !Send, so it runs here; the tests run on blocking threads
-        // and enter the runtime through its handle.
-        let tests = tokio::task::spawn_blocking(move || libtest_mimic::run(&args, trials));
-        let (worker_result, conclusion) = tokio::join!(worker.run(), async {
-            let conclusion = tests.await;
-            shutdown();
-            conclusion
-        });
-        if let Err(e) = worker_result {
-            eprintln!("worker: {e}");
-        }
+        let conclusion = harness::run_next_to_worker(args, trials, worker).await;
         drop(server);
-        Ok::<_, anyhow::Error>(conclusion?)
+        conclusion
     });
     match result {
         Ok(conclusion) => conclusion.exit_code(),

@@ -17,17 +17,17 @@ use anyhow::{Context, bail, ensure};
 use chargelink_tests::devserver::{DevServer, connect};
 use chargelink_tests::fixtures::{HAPPY_PATH_EVENTS, random_body};
 use chargelink_tests::grpc_client::auth;
-use chargelink_tests::recording::{Behaviour, Recorder, read_journal};
+use chargelink_tests::harness;
+use chargelink_tests::recording::read_journal;
 use chrono::Utc;
 use grpc::pb;
 use grpc::pb::session_service_client::SessionServiceClient;
 use libtest_mimic::{Arguments, Failed, Trial};
 use serde_json::{Value, json};
-use temporalio_sdk::{Worker, WorkerOptions};
+use temporalio_sdk::Worker;
 use tokio_stream::StreamExt;
 use tonic::transport::Channel;
 use tonic::{Code, Request, Status};
-use workflows::SessionWorkflow;
 use workflows::client::SessionClient;
 use workflows::messages::{ChargingStarted, ChargingStopped, PaymentAuthorized};
 
@@ -178,6 +178,19 @@ impl Stack {
         }
         bail!("{activity} was never called for {session}")
     }
+}
+
+/// Creates a session on `connector` over gRPC; the session it answers with.
+async fn created(
+    c: &mut SessionServiceClient<Channel>,
+    t: &Tenant,
+    connector: &str,
+) -> anyhow::Result<pb::Session> {
+    c.create(auth(&t.key, create(t, connector)))
+        .await?
+        .into_inner()
+        .session
+        .context("session")
 }
 
 fn create(t: &Tenant, connector: &str) -> pb::CreateRequest {
@@ -527,12 +540,7 @@ async fn create_is_idempotent(s: &Stack) -> anyhow::Result<()> {
 async fn refused_commands(s: &Stack) -> anyhow::Result<()> {
     let t = s.tenant().await?;
     let mut c = s.client();
-    let session = c
-        .create(auth(&t.key, create(&t, &t.connectors[0])))
-        .await?
-        .into_inner()
-        .session
-        .context("session")?;
+    let session = created(&mut c, &t, &t.connectors[0]).await?;
     let busy = c
         .create(auth(&t.key, create(&t, &t.connectors[0])))
         .await
@@ -560,12 +568,7 @@ async fn refused_commands(s: &Stack) -> anyhow::Result<()> {
         "session_not_paused",
         None,
     )?;
-    let parked = c
-        .create(auth(&t.key, create(&t, &t.parking_connector)))
-        .await?
-        .into_inner()
-        .session
-        .context("session")?;
+    let parked = created(&mut c, &t, &t.parking_connector).await?;
     let stop = c
         .stop(auth(&t.key, pb::SessionRef { id: parked.id }))
         .await
@@ -599,12 +602,7 @@ async fn drain(
 async fn watch_follows_a_session_to_its_end(s: &Stack) -> anyhow::Result<()> {
     let t = s.tenant().await?;
     let mut c = s.client();
-    let session = c
-        .create(auth(&t.key, create(&t, &t.connectors[0])))
-        .await?
-        .into_inner()
-        .session
-        .context("session")?;
+    let session = created(&mut c, &t, &t.connectors[0]).await?;
     let id: domain::ids::SessionId = session.id.parse()?;
     // Watch from the start, while the session runs: the recorded events first, then live ones.
     let stream = c
@@ -757,12 +755,7 @@ async fn watch_follows_a_session_to_its_end(s: &Stack) -> anyhow::Result<()> {
 async fn watch_ends_when_a_driver_cancels(s: &Stack) -> anyhow::Result<()> {
     let t = s.tenant().await?;
     let mut c = s.client();
-    let session = c
-        .create(auth(&t.key, create(&t, &t.connectors[1])))
-        .await?
-        .into_inner()
-        .session
-        .context("session")?;
+    let session = created(&mut c, &t, &t.connectors[1]).await?;
     let stream = c
         .watch(auth(
             &t.key,
@@ -837,15 +830,8 @@ async fn reflection_lists_the_service(s: &Stack) -> anyhow::Result<()> {
 
 fn main() -> std::process::ExitCode {
     let args = Arguments::from_args();
-    let tokio = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("tokio: {e}");
-            return std::process::ExitCode::FAILURE;
-        }
+    let Some(tokio) = chargelink_tests::harness::runtime() else {
+        return std::process::ExitCode::FAILURE;
     };
     let result = tokio.block_on(async move {
         let server = DevServer::start().await?;
@@ -854,21 +840,10 @@ fn main() -> std::process::ExitCode {
         let store = store::Store::open(&format!("sqlite://{}?mode=rwc", db.display())).await?;
         let queue = format!("grpc-{}", random_body());
         let journal = std::env::temp_dir().join(format!("{queue}.jsonl"));
-        let options = WorkerOptions::new(queue.clone())
-            .register_workflow::<SessionWorkflow>()?
-            // Recording stand-ins for Stripe and the stations; the real store activity,
-            // registered after them, replaces their record_session.
-            .register_activities(Recorder::new(
-                journal.clone(),
-                Behaviour::default(),
-                queue.clone(),
-            ))
-            .register_activities(activities::store::StoreActivities::new(store.clone()))
-            .graceful_shutdown_period(Duration::from_secs(2))
-            .build();
+        // Recording stand-ins for Stripe and the stations; the real store activity.
+        let options = harness::recording_worker_options(&queue, &journal, &store)?;
         let runtime = temporalio_sdk::Runtime::from_current_tokio(Default::default())?;
-        let mut worker = Worker::new(&runtime, client.clone(), options)?;
-        let shutdown = worker.shutdown_handle();
+        let worker = Worker::new(&runtime, client.clone(), options)?;
 
         let sessions = SessionClient::new(client, queue);
         let state = api::AppState {
@@ -912,19 +887,9 @@ fn main() -> std::process::ExitCode {
             trial!(watch_ends_when_a_driver_cancels),
             trial!(reflection_lists_the_service),
         ];
-        // The worker's future is !Send, so it runs here; the tests run on blocking threads
-        // and enter the runtime through its handle.
-        let tests = tokio::task::spawn_blocking(move || libtest_mimic::run(&args, trials));
-        let (worker_result, conclusion) = tokio::join!(worker.run(), async {
-            let conclusion = tests.await;
-            shutdown();
-            conclusion
-        });
-        if let Err(e) = worker_result {
-            eprintln!("worker: {e}");
-        }
+        let conclusion = harness::run_next_to_worker(args, trials, worker).await;
         drop(server);
-        Ok::<_, anyhow::Error>(conclusion?)
+        conclusion
     });
     match result {
         Ok(conclusion) => conclusion.exit_code(),

@@ -3,12 +3,11 @@
 //! authorized through the signed webhook; with the decline card the page says why and the
 //! session stays unpaid. The real payment activities, webhook receiver, store and workflow run.
 
-use std::path::Path;
-use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail, ensure};
+use chargelink_tests::browser::pay_in_browser;
 use chargelink_tests::stack::{self, Tenant};
 use libtest_mimic::{Arguments, Failed, Trial};
 use serde_json::{Value, json};
@@ -22,31 +21,6 @@ struct Env {
     api: String,
     http: reqwest::Client,
     store: store::Store,
-}
-
-/// Runs the browser script; its JSON answer.
-fn pay_in_browser(url: &str, card: &str) -> anyhow::Result<Value> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("browser");
-    ensure!(
-        dir.join("node_modules/playwright-core").exists(),
-        "playwright-core is not installed: run scripts/test (or `npm ci --prefix tests/browser`)"
-    );
-    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
-    ensure!(
-        Path::new(&chromium).exists(),
-        "{chromium} not found: run scripts/test (it installs Debian's chromium)"
-    );
-    let out = Command::new("node")
-        .arg(dir.join("pay.mjs"))
-        .args([url, card])
-        .env("CHROMIUM", &chromium)
-        .output()?;
-    ensure!(
-        out.status.success(),
-        "browser script failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    Ok(serde_json::from_slice(&out.stdout)?)
 }
 
 impl Env {
@@ -133,27 +107,19 @@ async fn the_decline_card_leaves_the_session_unpaid(env: &Env) -> anyhow::Result
 
 fn main() -> std::process::ExitCode {
     let args = Arguments::from_args();
-    let tokio = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("tokio: {e}");
-            return std::process::ExitCode::FAILURE;
-        }
+    let Some(tokio) = chargelink_tests::harness::runtime() else {
+        return std::process::ExitCode::FAILURE;
     };
     let result = tokio.block_on(async move {
         let stack::Stack {
             server,
             store,
             api,
-            mut worker,
+            worker,
             runtime,
             sandbox,
             ..
         } = stack::start().await?;
-        let shutdown = worker.shutdown_handle();
         let env = Arc::new(Env {
             handle: tokio::runtime::Handle::current(),
             api,
@@ -176,17 +142,9 @@ fn main() -> std::process::ExitCode {
                 Box::pin(the_decline_card_leaves_the_session_unpaid(e))
             }),
         ];
-        let tests = tokio::task::spawn_blocking(move || libtest_mimic::run(&args, trials));
-        let (worker_result, conclusion) = tokio::join!(worker.run(), async {
-            let c = tests.await;
-            shutdown();
-            c
-        });
-        if let Err(e) = worker_result {
-            eprintln!("worker: {e}");
-        }
+        let conclusion = chargelink_tests::harness::run_next_to_worker(args, trials, worker).await;
         drop((sandbox, runtime, server));
-        Ok::<_, anyhow::Error>(conclusion?)
+        conclusion
     });
     match result {
         Ok(conclusion) => conclusion.exit_code(),

@@ -754,15 +754,8 @@ fn worker_killed_mid_session(env: &Env) -> Result<(), Failed> {
 
 fn main() -> std::process::ExitCode {
     let args = Arguments::from_args();
-    let tokio = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("tokio runtime: {e}");
-            return std::process::ExitCode::FAILURE;
-        }
+    let Some(tokio) = chargelink_tests::harness::runtime() else {
+        return std::process::ExitCode::FAILURE;
     };
     let started = tokio.block_on(async {
         let server = DevServer::start().await?;
