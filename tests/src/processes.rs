@@ -730,7 +730,17 @@ impl ProcessStack {
             got.iter().all(|e| e["signature"] == "verified"),
             "unverified: {got:?}"
         );
-        let log = self.events(org, session).await?;
+        // The receiver prints an event before it answers; the dispatcher records the delivery
+        // only once the answer is back. Wait for the records, up to the same deadline.
+        let delivered = |log: &[Value]| {
+            log.iter()
+                .all(|e| e["deliveries"][0]["status"] == "delivered")
+        };
+        let mut log = self.events(org, session).await?;
+        while !delivered(&log) && std::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            log = self.events(org, session).await?;
+        }
         let logged: Vec<&str> = log
             .iter()
             .filter_map(|e| e["event"]["_id"].as_str())
