@@ -238,6 +238,11 @@ pub struct ConnectorBody {
     pub connector_id: i32,
     /// The rate it charges (`rat_…`).
     pub rate: String,
+    /// The most power it delivers, W (1 W to 1 MW). Auto-stop assumes it between meter
+    /// readings so a hold is never passed; without it the deployment's
+    /// `CHARGELINK_DEFAULT_MAX_POWER` applies.
+    #[serde(default)]
+    pub max_power_w: Option<i64>,
 }
 
 /// `POST /charge-stations` body.
@@ -274,6 +279,12 @@ pub async fn create_charge_station(
             return Err(ApiError::invalid(
                 &format!("connectors[{i}].connector_id"),
                 "connector numbers start at 1",
+            ));
+        }
+        if c.max_power_w.is_some_and(|w| !(1..=1_000_000).contains(&w)) {
+            return Err(ApiError::invalid(
+                &format!("connectors[{i}].max_power_w"),
+                "max_power_w is in watts, between 1 and 1000000",
             ));
         }
         let rate: RateId = c
@@ -314,11 +325,12 @@ pub async fn create_charge_station(
                     charge_station_id: req.id.clone(),
                     connector_number: c.connector_id,
                     rate_id,
+                    max_power_w: c.max_power_w,
                 },
                 now,
             )
             .await?;
-        connectors.push(json!({ "_id": row.id, "connector_id": row.connector_number, "rate": row.rate_id, "status": row.status }));
+        connectors.push(json!({ "_id": row.id, "connector_id": row.connector_number, "rate": row.rate_id, "status": row.status, "max_power_w": row.max_power_w }));
     }
     Ok((
         StatusCode::CREATED,
@@ -342,7 +354,7 @@ pub async fn list_charge_stations(
             .connectors_of(&s.id)
             .await?
             .into_iter()
-            .map(|c| json!({ "_id": c.id, "connector_id": c.connector_number, "rate": c.rate_id, "status": c.status }))
+            .map(|c| json!({ "_id": c.id, "connector_id": c.connector_number, "rate": c.rate_id, "status": c.status, "max_power_w": c.max_power_w }))
             .collect();
         out.push(json!({ "_id": s.id, "name": s.name, "online": s.is_online(Utc::now()), "last_seen_at": s.last_seen_at, "connectors": connectors }));
     }

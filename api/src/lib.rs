@@ -31,6 +31,9 @@ pub struct ApiConfig {
     pub admin_token: Option<String>,
     /// Session durations; payment expiry and start window come from the organization.
     pub timings: SessionTimings,
+    /// The most power a connector without its own `max_power_w` is assumed to deliver, W
+    /// (the stop deadline's worst case); `None` assumes only what the station reports.
+    pub default_max_power_w: Option<i64>,
 }
 
 /// What every handler shares.

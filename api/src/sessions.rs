@@ -280,6 +280,7 @@ pub async fn create_session(
         authorized_amount: Money::new(amount, currency),
         target,
         timings,
+        max_power_w: connector.max_power_w.or(state.config.default_max_power_w),
     };
     let span = tracing::info_span!("create_session", session_id = %session_id);
     let session = {

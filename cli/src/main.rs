@@ -108,6 +108,10 @@ struct TimingArgs {
     /// RemoteStop attempts before a session is ended on its last meter values.
     #[arg(long, env = "CHARGELINK_STOP_ATTEMPTS", default_value_t = 5)]
     stop_attempts: u32,
+    /// How long a connector may stay Faulted or Unavailable during a transaction before the
+    /// session is ended on the meter values from before the fault.
+    #[arg(long, env = "CHARGELINK_FAULT_GRACE", default_value = "300", value_parser = seconds)]
+    fault_grace: Duration,
 }
 
 impl TimingArgs {
@@ -120,6 +124,7 @@ impl TimingArgs {
             start_retry_max: self.start_retry_max,
             stop_confirm_timeout: self.stop_confirm_timeout,
             stop_attempts: self.stop_attempts,
+            fault_grace: self.fault_grace,
             // Set per session from the organization (or the request).
             ..Default::default()
         }
@@ -169,6 +174,11 @@ enum Commands {
         task_queue: String,
         #[command(flatten)]
         timings: TimingArgs,
+        /// The most power a connector without its own `max_power_w` is assumed to deliver, W:
+        /// auto-stop assumes it between meter readings so no hold is passed (350 kW, the most
+        /// a CCS connector delivers, by default; 0 assumes only what stations report).
+        #[arg(long, env = "CHARGELINK_DEFAULT_MAX_POWER", default_value_t = 350_000)]
+        default_max_power: i64,
     },
     /// Run an OCPP 1.6J gateway (WebSocket CSMS + the worker for charger commands).
     Gateway {
@@ -371,6 +381,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             stripe_webhook_secret,
             task_queue,
             timings,
+            default_max_power,
         } => {
             let store = store::Store::open(&database.database_url).await?;
             let client = worker::connect(&temporal.settings(), Duration::from_secs(60)).await?;
@@ -380,6 +391,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 config: api::ApiConfig {
                     admin_token,
                     timings: timings.timings(),
+                    default_max_power_w: (default_max_power > 0).then_some(default_max_power),
                 },
             };
             // gRPC (`chargelink.v1.SessionService` + reflection) shares the port: its paths never

@@ -26,6 +26,15 @@ pub struct SessionTimings {
     pub stop_confirm_timeout: Duration,
     /// RemoteStop attempts before the session is ended on its last meter values.
     pub stop_attempts: u32,
+    /// How long a connector may stay Faulted or Unavailable during a transaction before the
+    /// session is ended on the meter values from before the fault. Absent in sessions created
+    /// before it existed: the default applies.
+    #[serde(default = "default_fault_grace")]
+    pub fault_grace: Duration,
+}
+
+fn default_fault_grace() -> Duration {
+    Duration::from_secs(5 * 60)
 }
 
 impl Default for SessionTimings {
@@ -40,6 +49,7 @@ impl Default for SessionTimings {
             stop_latency: Duration::from_secs(30),
             stop_confirm_timeout: Duration::from_secs(120),
             stop_attempts: 5,
+            fault_grace: default_fault_grace(),
         }
     }
 }

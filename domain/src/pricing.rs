@@ -288,17 +288,132 @@ impl LiveCost {
         at: DateTime<Utc>,
         ahead: chrono::Duration,
     ) -> Result<Money, PricingError> {
-        let now = self.cost_at(at)?.amount;
-        let pricer = self
-            .pricer
-            .as_ref()
-            .map_err(|e| PricingError::Rate(e.clone()))?;
-        let until = at.max(self.head.at) + ahead.max(chrono::Duration::zero());
         let power = self
             .head
             .projection_power_w
             .unwrap_or(Decimal::ZERO)
             .max(Decimal::ZERO);
+        let until = at.max(self.head.at) + ahead.max(chrono::Duration::zero());
+        self.projected_with_power(at, until, power)
+    }
+
+    /// The final cost when the station reports the stop at `at` with the register at
+    /// `meter_stop_wh`.
+    pub fn finish(
+        &mut self,
+        at: DateTime<Utc>,
+        meter_stop_wh: i64,
+    ) -> Result<CostSummary, PricingError> {
+        self.record_meter(MeterSample::new(at, meter_stop_wh, None));
+        self.cost_at(at)
+    }
+
+    /// When the latest sample was measured (`None` before the first one).
+    pub fn last_sample_at(&self) -> Option<DateTime<Utc>> {
+        self.samples.last_key_value().map(|(at, _)| *at)
+    }
+
+    /// The energy register as last measured at or before `at`, Wh (the start's before any).
+    pub fn register_until(&self, at: DateTime<Utc>) -> i64 {
+        self.samples
+            .range(..=at)
+            .next_back()
+            .map_or(self.meter_start_wh, |(_, s)| s.energy_wh)
+    }
+
+    /// When the latest sample at or before `until` was measured.
+    pub fn last_sample_until(&self, until: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        self.samples.range(..=until).next_back().map(|(at, _)| *at)
+    }
+
+    /// The power the latest sample reported, else the average over its interval, W.
+    pub fn projection_power_w(&self) -> Option<i64> {
+        self.head
+            .projection_power_w
+            .and_then(|w| i64::try_from(w.trunc()).ok())
+    }
+
+    /// Ends the transaction at `at` on what was measured up to then: samples and transitions
+    /// after `at` are dropped, and the register stays at the last sample at or before `at`.
+    /// For a transaction the station lost (a reboot, a long fault, a stop it never confirmed):
+    /// nothing after the evidence is billed. The final cost at `at`.
+    pub fn close(&mut self, at: DateTime<Utc>) -> Result<CostSummary, PricingError> {
+        let at = at.max(self.started_at);
+        let later: Vec<DateTime<Utc>> = self
+            .samples
+            .range((Bound::Excluded(at), Bound::Unbounded))
+            .map(|(t, _)| *t)
+            .collect();
+        let rewound = !later.is_empty()
+            || self
+                .transitions
+                .range((Bound::Excluded(at), Bound::Unbounded))
+                .next()
+                .is_some();
+        for t in later {
+            self.samples.remove(&t);
+        }
+        self.transitions.retain(|t, _| *t <= at);
+        if rewound {
+            self.rewind(at);
+        }
+        let register = self.register_until(at);
+        self.finish(at, register)
+    }
+
+    /// The latest instant, from `at` on, at which a stop can still be sent so that the cost,
+    /// with energy flowing at `power_w` from the latest sample until `latency` after the stop,
+    /// stays at or below `limit`. `at` itself when even a stop now could pass it; `None` when no
+    /// stop is needed within `horizon` (nothing would reach the limit). Pure: a binary search on
+    /// the projection, to the millisecond.
+    pub fn stop_deadline(
+        &self,
+        at: DateTime<Utc>,
+        limit: Money,
+        power_w: i64,
+        latency: chrono::Duration,
+        horizon: chrono::Duration,
+    ) -> Result<Option<DateTime<Utc>>, PricingError> {
+        let power = Decimal::from(power_w.max(0));
+        let latency = latency.max(chrono::Duration::zero());
+        let exceeds = |stop_at: DateTime<Utc>| -> Result<bool, PricingError> {
+            let cost = self.projected_with_power(at, stop_at + latency, power)?;
+            Ok(cost.checked_cmp(&limit)?.is_gt())
+        };
+        if exceeds(at)? {
+            return Ok(Some(at));
+        }
+        let last = at + horizon.max(chrono::Duration::zero());
+        if !exceeds(last)? {
+            return Ok(None);
+        }
+        // exceeds(lo) is false, exceeds(hi) is true.
+        let (mut lo, mut hi) = (at, last);
+        while hi - lo > chrono::Duration::milliseconds(1) {
+            let mid = lo + (hi - lo) / 2;
+            if exceeds(mid)? {
+                hi = mid;
+            } else {
+                lo = mid;
+            }
+        }
+        Ok(Some(lo))
+    }
+
+    /// The cost at `until` (not before `at`) with energy flowing at `power` W while charging,
+    /// from the latest sample on; never below the cost at `at`.
+    fn projected_with_power(
+        &self,
+        at: DateTime<Utc>,
+        until: DateTime<Utc>,
+        power: Decimal,
+    ) -> Result<Money, PricingError> {
+        let now = self.cost_at(at)?.amount;
+        let pricer = self
+            .pricer
+            .as_ref()
+            .map_err(|e| PricingError::Rate(e.clone()))?;
+        let until = until.max(at).max(self.head.at);
         let mut acc = self.head.acc.clone();
         self.advance(
             pricer,
@@ -317,17 +432,6 @@ impl LiveCost {
         } else {
             now
         })
-    }
-
-    /// The final cost when the station reports the stop at `at` with the register at
-    /// `meter_stop_wh`.
-    pub fn finish(
-        &mut self,
-        at: DateTime<Utc>,
-        meter_stop_wh: i64,
-    ) -> Result<CostSummary, PricingError> {
-        self.record_meter(MeterSample::new(at, meter_stop_wh, None));
-        self.cost_at(at)
     }
 
     /// Whether the state is charging at `at` (transitions at `at` included).

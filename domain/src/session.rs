@@ -165,6 +165,60 @@ pub enum EndReason {
     PaymentExpired,
     /// The station did not start within the start window.
     StartFailed,
+    /// The station lost the transaction (it rebooted, or answered a stop with "no such
+    /// transaction"); ended on the last meter values it sent.
+    StationReset,
+    /// The connector stayed Faulted or Unavailable past the fault grace; ended on the meter
+    /// values from before the fault.
+    StationFault,
+}
+
+impl EndReason {
+    /// The reason as the API writes it.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::StoppedByApi => "stopped_by_api",
+            Self::HoldLimit => "hold_limit",
+            Self::Unplugged => "unplugged",
+            Self::Station => "station",
+            Self::StationUnresponsive => "station_unresponsive",
+            Self::DriverCanceled => "driver_canceled",
+            Self::PaymentExpired => "payment_expired",
+            Self::StartFailed => "start_failed",
+            Self::StationReset => "station_reset",
+            Self::StationFault => "station_fault",
+        }
+    }
+}
+
+/// What the station answered to the last stop chargelink sent for a session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StationAnswer {
+    /// The station will stop; `session.ended` follows its StopTransaction.
+    Accepted,
+    /// The station refused; the stop is sent again, and the session ends on its last meter
+    /// values if the station never confirms.
+    Rejected,
+    /// The station has no such transaction (it rebooted): the session ends on its last meter
+    /// values, unless the station's own StopTransaction arrives first.
+    NoTransaction,
+    /// The station could not be reached; handled like `rejected`.
+    Unreachable,
+}
+
+/// A stop chargelink asked for: why, when, how often, and the station's latest answer. Shown
+/// on the session from the first stop until the end, so a client sees what a stop led to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StopState {
+    /// Why the session is being stopped (the end reason it gets if the station confirms).
+    pub reason: EndReason,
+    /// When the first stop was sent.
+    pub requested_at: DateTime<Utc>,
+    /// RemoteStopTransaction attempts so far.
+    pub attempts: u32,
+    /// The station's answer to the latest attempt.
+    pub station_answer: StationAnswer,
 }
 
 /// A charging session with its payment, as the API returns it.
@@ -196,6 +250,9 @@ pub struct Session {
     /// Why it ended or was cancelled.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub end_reason: Option<EndReason>,
+    /// The stop chargelink sent, once it sent one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop: Option<StopState>,
     /// When charging started, per the station.
     #[serde(default, rename = "startedAt", skip_serializing_if = "Option::is_none")]
     pub started_at: Option<DateTime<Utc>>,

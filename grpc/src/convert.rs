@@ -69,6 +69,8 @@ fn end_reason(r: EndReason) -> pb::EndReason {
         EndReason::DriverCanceled => pb::EndReason::DriverCanceled,
         EndReason::PaymentExpired => pb::EndReason::PaymentExpired,
         EndReason::StartFailed => pb::EndReason::StartFailed,
+        EndReason::StationReset => pb::EndReason::StationReset,
+        EndReason::StationFault => pb::EndReason::StationFault,
     }
 }
 

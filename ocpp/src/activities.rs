@@ -16,18 +16,20 @@ use temporalio_sdk::ApplicationFailure;
 use temporalio_sdk::activities::{ActivityContext, ActivityError};
 use tracing::{Instrument, info, info_span, warn};
 use workflows::contracts::{
-    ChargeStationLocation, CommandReply, LocateChargeStationInput, RemoteStartInput, TransactionRef,
+    ChargeStationLocation, CloseTransactionInput, CommandReply, LocateChargeStationInput,
+    RemoteStartInput, TransactionRef,
 };
 use workflows::options::failure_types;
 
 use crate::connection::{CallFailed, StationHandle};
 use crate::frame::ErrorCode;
-use crate::registry::{Connections, PendingStart, Registry, RegistryError};
+use crate::registry::{Connections, PendingStart, Registry, RegistryError, TransactionStop};
 use crate::v16;
 use crate::v16::clear_charging_profile::{ClearChargingProfileRequest, ClearChargingProfileStatus};
 use crate::v16::remote_start_transaction::{RemoteStartStopStatus, RemoteStartTransactionRequest};
 use crate::v16::remote_stop_transaction::RemoteStopTransactionRequest;
 use crate::v16::set_charging_profile::{ChargingProfileStatus, pause, pause_profile_id};
+use crate::v16::trigger_message::{MessageTrigger, TriggerMessageRequest, TriggerMessageStatus};
 use crate::v16::types::IdToken;
 
 fn offline(station: &ChargeStationId) -> ActivityError {
@@ -166,7 +168,10 @@ impl GatewayActivities {
                 self.disarm(input.id_tag.as_str()).await;
             }
             info!(accepted, "RemoteStartTransaction answered");
-            Ok(CommandReply { accepted })
+            Ok(CommandReply {
+                accepted,
+                no_transaction: false,
+            })
         }
         .instrument(span)
         .await
@@ -189,8 +194,14 @@ impl GatewayActivities {
                 Ok(r) => r.status == RemoteStartStopStatus::Accepted,
                 Err(e) => call_failed(&input.charge_station, e).map(|()| false)?,
             };
-            info!(accepted, "RemoteStopTransaction answered");
-            Ok(CommandReply { accepted })
+            // OCPP 1.6 gives no reason for a Rejected stop; the connector's own report tells a
+            // station that lost the transaction (free since the start) from one that refuses.
+            let no_transaction = !accepted && self.lost_transaction(&input).await;
+            info!(accepted, no_transaction, "RemoteStopTransaction answered");
+            Ok(CommandReply {
+                accepted,
+                no_transaction,
+            })
         }
         .instrument(span)
         .await
@@ -215,7 +226,39 @@ impl GatewayActivities {
                 Err(e) => call_failed(&input.charge_station, e).map(|()| false)?,
             };
             info!(accepted, "SetChargingProfile (pause) answered");
-            Ok(CommandReply { accepted })
+            Ok(CommandReply {
+                accepted,
+                no_transaction: false,
+            })
+        }
+        .instrument(span)
+        .await
+    }
+
+    /// TriggerMessage MeterValues for the transaction's connector.
+    #[activity(definition = workflows::contracts::RequestMeterValues)]
+    pub async fn request_meter_values(
+        self: Arc<Self>,
+        _ctx: ActivityContext,
+        input: TransactionRef,
+    ) -> Result<CommandReply, ActivityError> {
+        let span = command_span("request_meter_values", &input);
+        async {
+            let handle = self.station(&input.charge_station).await?;
+            let request = TriggerMessageRequest {
+                requested_message: MessageTrigger::MeterValues,
+                connector_id: Some(input.connector_id),
+            };
+            let accepted = match handle.call::<v16::TriggerMessage>(&request).await {
+                Ok(r) => r.status == TriggerMessageStatus::Accepted,
+                Err(e) => call_failed(&input.charge_station, e).map(|()| false)?,
+            };
+            info!(accepted, "TriggerMessage (MeterValues) answered");
+            Ok(if accepted {
+                CommandReply::accepted()
+            } else {
+                CommandReply::rejected()
+            })
         }
         .instrument(span)
         .await
@@ -245,7 +288,10 @@ impl GatewayActivities {
                 Err(e) => call_failed(&input.charge_station, e).map(|()| false)?,
             };
             info!(accepted, "ClearChargingProfile (resume) answered");
-            Ok(CommandReply { accepted })
+            Ok(CommandReply {
+                accepted,
+                no_transaction: false,
+            })
         }
         .instrument(span)
         .await
@@ -253,6 +299,25 @@ impl GatewayActivities {
 }
 
 impl GatewayActivities {
+    /// Whether the station reported the transaction's connector free (Available or Preparing)
+    /// since the transaction started and never sent its StopTransaction: it no longer has it.
+    async fn lost_transaction(&self, tx: &TransactionRef) -> bool {
+        let Ok(Some(recorded)) = self.registry.transaction(tx.transaction_id).await else {
+            return false;
+        };
+        if recorded.stop.is_some() {
+            return false;
+        }
+        let Ok(connectors) = self.registry.connectors(&tx.charge_station).await else {
+            return false;
+        };
+        connectors.iter().any(|c| {
+            c.connector_id == tx.connector_id
+                && matches!(c.status.as_str(), "Available" | "Preparing")
+                && c.at >= recorded.started_at
+        })
+    }
+
     async fn disarm(&self, id_tag: &str) {
         if let Err(e) = self
             .registry
@@ -299,5 +364,29 @@ impl StationLocator {
         Ok(ChargeStationLocation {
             task_queue: found.map(|l| l.task_queue),
         })
+    }
+
+    /// Records the stop of a transaction the station never closed (first stop wins: a
+    /// StopTransaction recorded before this one stands).
+    #[activity(definition = workflows::contracts::CloseTransaction)]
+    pub async fn close_transaction(
+        self: Arc<Self>,
+        _ctx: ActivityContext,
+        input: CloseTransactionInput,
+    ) -> Result<(), ActivityError> {
+        let tx = &input.transaction;
+        let stop = TransactionStop {
+            meter_stop: input.meter_stop_wh,
+            at: input.at,
+            reason: Some(input.reason.clone()),
+        };
+        let stopped = self
+            .registry
+            .stop_transaction(tx.transaction_id, stop)
+            .await
+            .map_err(registry_failed)?;
+        let first = stopped.is_some_and(|(_, first)| first);
+        info!(session_id = %tx.session_id, charge_point_id = %tx.charge_station, transaction_id = tx.transaction_id, reason = %input.reason, first, "transaction closed by chargelink");
+        Ok(())
     }
 }

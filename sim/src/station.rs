@@ -107,8 +107,14 @@ struct Tx {
 struct Connector {
     id: u32,
     status: ChargePointStatus,
-    energy_wh: i64,
+    /// The energy register in mWh: power is integrated over real time, so a reading or a
+    /// stop at any instant reports what flowed until then.
+    energy_mwh: i64,
+    /// Since when `energy_mwh` is current.
+    integrated_at: Instant,
     paused: bool,
+    /// Faulted (no energy) until this instant.
+    faulted_until: Option<Instant>,
     tx: Option<Tx>,
     /// A RemoteStart being prepared (authorize, then start).
     starting: Option<String>,
@@ -120,6 +126,20 @@ impl Connector {
             (Some(_), ChargePointStatus::Charging, false) => nominal,
             _ => 0,
         }
+    }
+
+    /// Brings the register up to now at the current power (call before anything that changes
+    /// the power: status, pause, the transaction).
+    fn integrate(&mut self, nominal: i64) {
+        let now = Instant::now();
+        let ms = i64::try_from(now.duration_since(self.integrated_at).as_millis()).unwrap_or(0);
+        self.energy_mwh += self.power(nominal).saturating_mul(ms) / 3_600;
+        self.integrated_at = now;
+    }
+
+    /// The register in Wh.
+    fn energy_wh(&self) -> i64 {
+        self.energy_mwh / 1_000
     }
 }
 
@@ -187,8 +207,10 @@ impl Station {
             .map(|id| Connector {
                 id,
                 status: ChargePointStatus::Available,
-                energy_wh: spec.meter_start_wh,
+                energy_mwh: spec.meter_start_wh * 1_000,
+                integrated_at: Instant::now(),
                 paused: false,
+                faulted_until: None,
                 tx: None,
                 starting: None,
             })
@@ -446,7 +468,9 @@ impl Station {
     }
 
     fn status(&mut self, connector: u32, status: ChargePointStatus) {
+        let nominal = self.spec.power_w;
         if let Some(c) = self.connector_mut(connector) {
+            c.integrate(nominal);
             c.status = status;
         }
         let request = StatusNotificationRequest {
@@ -650,7 +674,7 @@ impl Station {
         let Some(c) = self.connector_mut(connector) else {
             return;
         };
-        let meter_start = c.energy_wh;
+        let meter_start = c.energy_wh();
         c.starting = None;
         c.tx = Some(Tx {
             id: None,
@@ -698,14 +722,17 @@ impl Station {
     }
 
     fn stop_transaction(&mut self, connector: u32, reason: &str) {
+        let nominal = self.spec.power_w;
         let Some(c) = self.connector_mut(connector) else {
             return;
         };
+        c.integrate(nominal);
         let Some(tx) = c.tx.take() else {
             return;
         };
         c.paused = false;
-        let meter_stop = c.energy_wh;
+        c.faulted_until = None;
+        let meter_stop = c.energy_wh();
         let Some(transaction_id) = tx.id else {
             warn!(station = %self.spec.id, "stopping a transaction that never got an id");
             return;
@@ -781,7 +808,9 @@ impl Station {
             .first()
             .map_or(f64::MAX, |p| p.limit);
         let pause = limit <= 0.0;
+        let nominal = self.spec.power_w;
         if let Some(c) = self.connector_mut(r.connector_id) {
+            c.integrate(nominal);
             c.paused = pause;
         }
         let status = if pause {
@@ -807,8 +836,10 @@ impl Station {
                 status: ClearChargingProfileStatus::Unknown,
             };
         }
+        let nominal = self.spec.power_w;
         for connector in paused {
             if let Some(c) = self.connector_mut(connector) {
+                c.integrate(nominal);
                 c.paused = false;
             }
             self.status(connector, ChargePointStatus::Charging);
@@ -853,7 +884,7 @@ impl Station {
                     .map(|c| c.id)
                     .collect();
                 for c in connectors {
-                    self.meter_values(c, false);
+                    self.meter_values(c);
                 }
                 TriggerMessageStatus::Accepted
             }
@@ -885,24 +916,21 @@ impl Station {
             .map(|c| c.id)
             .collect();
         for id in ids {
-            self.meter_values(id, true);
+            self.meter_values(id);
         }
     }
 
-    /// Queues MeterValues of `connector`; `advance` first adds one interval of energy at the
-    /// current power (deterministic: tests can compute the register from the number of samples).
-    fn meter_values(&mut self, connector: u32, advance: bool) {
+    /// Queues MeterValues of `connector`: the register as of now (power integrated over time)
+    /// and the power at this instant.
+    fn meter_values(&mut self, connector: u32) {
         let nominal = self.spec.power_w;
-        let interval_ms = i64::try_from(self.meter_interval.as_millis()).unwrap_or(i64::MAX);
         let Some(c) = self.connector_mut(connector) else {
             return;
         };
+        c.integrate(nominal);
         let power = c.power(nominal);
-        if advance {
-            c.energy_wh += power.saturating_mul(interval_ms) / 3_600_000;
-        }
         let transaction_id = c.tx.as_ref().and_then(|t| t.id);
-        let energy = c.energy_wh;
+        let energy = c.energy_wh();
         let request = MeterValuesRequest {
             connector_id: connector,
             transaction_id,
@@ -926,7 +954,7 @@ impl Station {
                 id: c.id,
                 status: c.status,
                 transaction_id: c.tx.as_ref().and_then(|t| t.id),
-                energy_wh: c.energy_wh,
+                energy_wh: c.energy_wh(),
                 paused: c.paused,
             })
             .collect();

@@ -85,6 +85,8 @@ pub struct NewConnector {
     pub connector_number: i32,
     /// The rate it charges.
     pub rate_id: RateId,
+    /// The most power it delivers, W.
+    pub max_power_w: Option<i64>,
 }
 
 /// A new webhook endpoint.
@@ -327,6 +329,7 @@ impl Store {
             connector_number: Set(new.connector_number),
             rate_id: Set(new.rate_id.to_string()),
             status: Set("Unavailable".to_owned()),
+            max_power_w: Set(new.max_power_w),
             updated_at: Set(now),
         }
         .insert(&self.db)

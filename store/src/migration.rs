@@ -15,7 +15,11 @@ pub struct Migrator;
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(Initial), Box::new(StationRegistry)]
+        vec![
+            Box::new(Initial),
+            Box::new(StationRegistry),
+            Box::new(ConnectorMaxPower),
+        ]
     }
 }
 
@@ -250,6 +254,38 @@ impl MigrationTrait for StationRegistry {
         )
         .await?;
         Ok(())
+    }
+}
+
+/// `connectors.max_power_w`: the most power a connector delivers (W), set by the operator; the
+/// worst case the session's stop deadline assumes. `Initial` builds `connectors` from the
+/// entity, so a database created after this column existed already has it.
+struct ConnectorMaxPower;
+
+impl MigrationName for ConnectorMaxPower {
+    fn name(&self) -> &str {
+        "m20261203_000003_connector_max_power"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for ConnectorMaxPower {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        if manager.has_column("connectors", "max_power_w").await? {
+            return Ok(());
+        }
+        manager
+            .alter_table(
+                Table::alter()
+                    .table(connector::Entity)
+                    .add_column(
+                        ColumnDef::new(connector::Column::MaxPowerW)
+                            .big_integer()
+                            .null(),
+                    )
+                    .to_owned(),
+            )
+            .await
     }
 }
 

@@ -97,6 +97,7 @@ fn session(id: &SessionId, status: SessionStatus, at: DateTime<Utc>) -> Session 
         kind: PAYMENT_LINK.into(),
         payment: None,
         end_reason: None,
+        stop: None,
         started_at: None,
         ended_at: None,
         created_at: t(0),
@@ -313,6 +314,7 @@ async fn stations_connectors_and_rates_are_scoped_to_their_organization() {
             charge_station_id: station.clone(),
             connector_number: 1,
             rate_id: rate_id.clone(),
+            max_power_w: Some(22_000),
         };
         store
             .create_connector(&org, connector.clone(), t(0))

@@ -176,6 +176,7 @@ fn main() -> anyhow::Result<()> {
                         charge_station_id: station.clone(),
                         connector_number: i32::try_from(n + 1)?,
                         rate_id: rate_id.clone(),
+                        max_power_w: None,
                     },
                     now,
                 )

@@ -43,6 +43,7 @@ pub fn fast_timings() -> SessionTimings {
         stop_latency: Duration::from_secs(1),
         stop_confirm_timeout: Duration::from_secs(2),
         stop_attempts: 2,
+        fault_grace: Duration::from_secs(3),
     }
 }
 
@@ -83,5 +84,6 @@ pub fn session_input(
         authorized_amount: Money::new(hold, Currency::USD),
         target: SessionTarget::default(),
         timings,
+        max_power_w: None,
     })
 }

@@ -13,8 +13,9 @@ use temporalio_macros::activities;
 use temporalio_sdk::activities::{ActivityContext, ActivityError};
 use workflows::contracts::{
     CancelPaymentInput, CapturePaymentInput, CapturePaymentOutput, ChargeStationLocation,
-    CommandReply, CreatePaymentInput, CreatePaymentOutput, LocateChargeStationInput, PaymentRef,
-    ProviderPaymentState, RecordSessionInput, RemoteStartInput, TransactionRef,
+    CloseTransactionInput, CommandReply, CreatePaymentInput, CreatePaymentOutput,
+    LocateChargeStationInput, PaymentRef, ProviderPaymentState, RecordSessionInput,
+    RemoteStartInput, TransactionRef,
 };
 
 /// How the simulated provider and station behave.
@@ -25,6 +26,10 @@ pub struct Behaviour {
     pub refuse_start: bool,
     /// The provider reports the hold as placed when polled (a lost webhook).
     pub authorized_on_poll: Option<Money>,
+    /// The station refuses RemoteStop.
+    pub refuse_stop: bool,
+    /// The station refuses RemoteStop because it has no such transaction (it rebooted).
+    pub stop_finds_no_transaction: bool,
 }
 
 /// One recorded activity call.
@@ -97,7 +102,7 @@ impl Recorder {
 }
 
 fn accepted() -> CommandReply {
-    CommandReply { accepted: true }
+    CommandReply::accepted()
 }
 
 #[activities]
@@ -211,8 +216,10 @@ impl Recorder {
         input: RemoteStartInput,
     ) -> Result<CommandReply, ActivityError> {
         self.append("remote_start", input.session_id.as_str(), json!(input))?;
-        Ok(CommandReply {
-            accepted: !self.behaviour.refuse_start,
+        Ok(if self.behaviour.refuse_start {
+            CommandReply::rejected()
+        } else {
+            accepted()
         })
     }
 
@@ -223,7 +230,13 @@ impl Recorder {
         input: TransactionRef,
     ) -> Result<CommandReply, ActivityError> {
         self.append("remote_stop", input.session_id.as_str(), json!(input))?;
-        Ok(accepted())
+        Ok(if self.behaviour.stop_finds_no_transaction {
+            CommandReply::no_transaction()
+        } else if self.behaviour.refuse_stop {
+            CommandReply::rejected()
+        } else {
+            accepted()
+        })
     }
 
     #[activity(definition = workflows::contracts::PauseCharging)]
@@ -234,6 +247,34 @@ impl Recorder {
     ) -> Result<CommandReply, ActivityError> {
         self.append("pause_charging", input.session_id.as_str(), json!(input))?;
         Ok(accepted())
+    }
+
+    #[activity(definition = workflows::contracts::RequestMeterValues)]
+    pub async fn request_meter_values(
+        self: Arc<Self>,
+        _ctx: ActivityContext,
+        input: TransactionRef,
+    ) -> Result<CommandReply, ActivityError> {
+        self.append(
+            "request_meter_values",
+            input.session_id.as_str(),
+            json!(input),
+        )?;
+        Ok(accepted())
+    }
+
+    #[activity(definition = workflows::contracts::CloseTransaction)]
+    pub async fn close_transaction(
+        self: Arc<Self>,
+        _ctx: ActivityContext,
+        input: CloseTransactionInput,
+    ) -> Result<(), ActivityError> {
+        self.append(
+            "close_transaction",
+            input.transaction.session_id.as_str(),
+            json!(input),
+        )?;
+        Ok(())
     }
 
     #[activity(definition = workflows::contracts::ResumeCharging)]

@@ -81,6 +81,7 @@ pub async fn start() -> anyhow::Result<Stack> {
         store: store.clone(),
         sessions: sessions.clone(),
         config: api::ApiConfig {
+            default_max_power_w: None,
             admin_token: None,
             timings: Default::default(),
         },
@@ -203,6 +204,7 @@ pub async fn tenant(store: &Store) -> anyhow::Result<Tenant> {
                 charge_station_id: station.clone(),
                 connector_number: 1,
                 rate_id,
+                max_power_w: None,
             },
             now,
         )

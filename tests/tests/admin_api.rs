@@ -644,6 +644,7 @@ fn main() -> std::process::ExitCode {
                 config: api::ApiConfig {
                     admin_token,
                     timings: Default::default(),
+                    default_max_power_w: None,
                 },
             };
             async move {

@@ -796,6 +796,7 @@ fn main() -> std::process::ExitCode {
             config: api::ApiConfig {
                 admin_token: Some(ADMIN_TOKEN.into()),
                 timings: Default::default(),
+                default_max_power_w: None,
             },
         };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;

@@ -852,6 +852,7 @@ fn main() -> std::process::ExitCode {
             config: api::ApiConfig {
                 admin_token: Some(ADMIN_TOKEN.into()),
                 timings: Default::default(),
+                default_max_power_w: None,
             },
         };
         // As `chargelink api` serves it: REST and gRPC on one port.

@@ -6,6 +6,7 @@
 //! Every input carries the session id (for logs and idempotency); every money-moving input carries
 //! an idempotency key derived from the session id and the step, so a retry never moves money twice.
 
+use chrono::{DateTime, Utc};
 use domain::events::SessionEvent;
 use domain::ids::{ChargeStationId, IdTag, OrganizationId, PaymentId, SessionId};
 use domain::money::Money;
@@ -233,6 +234,36 @@ pub struct TransactionRef {
 pub struct CommandReply {
     /// `Accepted` (true) or `Rejected` / `NotSupported` (false).
     pub accepted: bool,
+    /// Not accepted because the station has no such transaction: it reports the connector
+    /// free (it rebooted, or lost the transaction). Absent in replies recorded before it existed.
+    #[serde(default)]
+    pub no_transaction: bool,
+}
+
+impl CommandReply {
+    /// The station accepted.
+    pub fn accepted() -> Self {
+        Self {
+            accepted: true,
+            no_transaction: false,
+        }
+    }
+
+    /// The station refused (or does not support the command).
+    pub fn rejected() -> Self {
+        Self {
+            accepted: false,
+            no_transaction: false,
+        }
+    }
+
+    /// The station refused: it has no such transaction.
+    pub fn no_transaction() -> Self {
+        Self {
+            accepted: false,
+            no_transaction: true,
+        }
+    }
 }
 
 contract!(
@@ -250,6 +281,31 @@ contract!(
 contract!(
     /// OCPP ClearChargingProfile of the pause profile: energy flows again.
     ResumeCharging, names::RESUME_CHARGING, TransactionRef => CommandReply
+);
+/// Close a transaction the station never closed itself.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CloseTransactionInput {
+    /// The transaction.
+    pub transaction: TransactionRef,
+    /// Energy register it ends on (the last reading), Wh.
+    pub meter_stop_wh: i64,
+    /// When it ends (station time of the last reading, or the fault's start).
+    pub at: DateTime<Utc>,
+    /// Why, as recorded with the stop (`chargelink:station_reset`, ...).
+    pub reason: String,
+}
+
+contract!(
+    /// Records the end of a transaction the station lost or never confirmed, so the registry
+    /// no longer routes the connector's reports to the session; a StopTransaction the station
+    /// sends later counts as a repeat. Runs on the sessions worker.
+    CloseTransaction, names::CLOSE_TRANSACTION, CloseTransactionInput => ()
+);
+
+contract!(
+    /// OCPP TriggerMessage MeterValues for the transaction's connector: a fresh reading, asked
+    /// for when the stop decision is near and the next periodic one would come too late.
+    RequestMeterValues, names::REQUEST_METER_VALUES, TransactionRef => CommandReply
 );
 
 #[cfg(test)]

@@ -27,6 +27,14 @@ pub const REMOTE_STOP: &str = "remote_stop";
 pub const PAUSE_CHARGING: &str = "pause_charging";
 /// OCPP ClearChargingProfile of the pause profile.
 pub const RESUME_CHARGING: &str = "resume_charging";
+/// Record the end of a transaction the station never closed (registry, sessions worker).
+pub const CLOSE_TRANSACTION: &str = "close_transaction";
+/// OCPP TriggerMessage MeterValues (a fresh reading before a stop decision).
+pub const REQUEST_METER_VALUES: &str = "request_meter_values";
+
+/// Patch: the charging loop with stop deadlines, station resets, faults and fresh readings
+/// (sessions that started charging before it replay the old loop, `session::legacy`).
+pub const PATCH_CHARGE_V2: &str = "charge-v2";
 
 /// Signal: the card hold is placed.
 pub const SIGNAL_PAYMENT_AUTHORIZED: &str = "payment_authorized";

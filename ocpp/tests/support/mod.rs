@@ -212,6 +212,7 @@ pub async fn store_station(
                     charge_station_id: id.into(),
                     connector_number: n,
                     rate_id: rate.clone(),
+                    max_power_w: None,
                 },
                 now,
             )

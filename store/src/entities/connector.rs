@@ -16,6 +16,8 @@ pub struct Model {
     pub rate_id: String,
     /// Last OCPP ChargePointStatus (`Available`, `Charging`, ...).
     pub status: String,
+    /// The most power it delivers, W (operator setting; `None` = the deployment's default).
+    pub max_power_w: Option<i64>,
     pub updated_at: DateTimeUtc,
 }
 

@@ -1,0 +1,437 @@
+//! Step 4: charging. The main loop runs queued commands, keeps the cost current, and decides
+//! what comes next from the state alone ([`SessionWorkflow::next_step`]): wait, ask for a fresh
+//! reading, stop, or end the session.
+//!
+//! The stop deadline: the latest instant a RemoteStop can be sent so that the cost, with
+//! energy flowing at the worst-case power (the connector's maximum, or the latest reading if
+//! higher) from the latest reading until the stop latency after the stop, stays within the
+//! hold. One timer waits for it and is only replaced when the deadline moves earlier, so a
+//! meter value costs its signal and one workflow task in history, no timer churn. When the
+//! next periodic reading would come after the deadline, a fresh one is asked for
+//! (TriggerMessage) a little before it, which moves the deadline later when the real power is
+//! below the worst case.
+
+use super::*;
+
+/// The furthest ahead the stop deadline is searched; with none within it the loop looks again
+/// when it passes.
+const DEADLINE_HORIZON: Duration = Duration::from_secs(6 * 3600);
+
+/// Queues a command for the main loop and waits for its answer.
+pub(super) async fn run_command(
+    ctx: &WorkflowContext<SessionWorkflow>,
+    command: Command,
+) -> Result<Session, CommandError> {
+    let id = ctx.state_mut(|s| {
+        s.next_command += 1;
+        s.commands.push_back((s.next_command, command));
+        s.wake += 1;
+        s.next_command
+    });
+    if ctx
+        .wait_condition(move |s| s.replies.contains_key(&id))
+        .await
+        .is_err()
+    {
+        return Err(CommandError::new(
+            CommandErrorCode::SessionFinished,
+            "the session was cancelled",
+        ));
+    }
+    ctx.state_mut(|s| s.replies.remove(&id)).unwrap_or_else(|| {
+        Err(CommandError::new(
+            CommandErrorCode::SessionFinished,
+            "the session finished before the command ran",
+        ))
+    })
+}
+
+/// Runs one queued pause / resume / stop and answers it.
+pub(super) async fn handle_command(
+    ctx: &WorkflowContext<SessionWorkflow>,
+    input: &SessionInput,
+    id: u64,
+    command: Command,
+) -> WorkflowResult<()> {
+    // Re-check: the state may have moved since the validator accepted the update.
+    let precheck = ctx.state(|s| match command {
+        Command::Pause => s.check_charging("pause"),
+        Command::Resume if s.session.status != SessionStatus::Paused => Err(CommandError::new(
+            CommandErrorCode::NotPaused,
+            "the session is not paused",
+        )),
+        _ => s.check_not_finished(),
+    });
+    let result = match (precheck, command) {
+        (Err(e), _) => Err(e),
+        (Ok(()), Command::Stop) => {
+            // A stop is chargelink's to finish once asked: refused or unanswered stops are sent
+            // again, and the session ends on its last meter values if the station never
+            // confirms. `session.stop` says what the station answered.
+            if ctx.state(|s| s.stop_request.is_none()) {
+                begin_stop(ctx, input, EndReason::StoppedByApi, "remote stop (API)").await;
+            }
+            Ok(ctx.state(|s| s.session.clone()))
+        }
+        (Ok(()), Command::Pause) => {
+            match station_command(ctx, input, command, "pause (TxProfile limit 0)".into()).await {
+                Ok(()) => {
+                    let at = now(ctx);
+                    ctx.state_mut(|s| s.live.iter_mut().for_each(|l| l.set_charging(at, false)));
+                    set_status(ctx, SessionStatus::Paused);
+                    record(ctx, &[EventType::SessionPaused]).await?;
+                    Ok(ctx.state(|s| s.session.clone()))
+                }
+                Err(e) => Err(e),
+            }
+        }
+        (Ok(()), Command::Resume) => {
+            match station_command(ctx, input, command, "resume (clear pause profile)".into()).await
+            {
+                Ok(()) => {
+                    let at = now(ctx);
+                    ctx.state_mut(|s| s.live.iter_mut().for_each(|l| l.set_charging(at, true)));
+                    set_status(ctx, SessionStatus::Started);
+                    record(ctx, &[EventType::SessionResumed]).await?;
+                    Ok(ctx.state(|s| s.session.clone()))
+                }
+                Err(e) => Err(e),
+            }
+        }
+    };
+    ctx.state_mut(|s| s.replies.insert(id, result));
+    Ok(())
+}
+
+/// Prices from the start of the transaction, `session.started`.
+async fn begin_charging(
+    ctx: &WorkflowContext<SessionWorkflow>,
+    input: &SessionInput,
+    started: ChargingStarted,
+) -> WorkflowResult<()> {
+    ctx.state_mut(|s| {
+        let mut live = LiveCost::start(
+            input.rate.clone(),
+            started.timestamp,
+            started.meter_start_wh,
+        );
+        s.early_samples
+            .drain(..)
+            .for_each(|sample| live.record_meter(sample));
+        s.live = Some(live);
+        s.session.started_at = Some(started.timestamp);
+    });
+    set_status(ctx, SessionStatus::Started);
+    record(ctx, &[EventType::SessionStarted]).await
+}
+
+/// What the charging loop does next.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Next {
+    /// The charging phase is over.
+    End(Ending),
+    /// Send the first stop, for this reason.
+    Stop(EndReason),
+    /// Send the stop again.
+    Resend,
+    /// Ask the station for a fresh meter reading.
+    Refresh,
+    /// Nothing to do until `until`, unless a signal or command arrives.
+    Wait {
+        until: DateTime<Utc>,
+        summary: &'static str,
+    },
+}
+
+/// A timer the loop keeps across iterations.
+type Alarm<'a> =
+    std::pin::Pin<Box<dyn CancellableFuture<Output = temporalio_sdk::TimerResult> + 'a>>;
+
+/// Step 4: charging until the station reports the stop, or until the session must end without
+/// it (the station lost the transaction, a long fault, a stop never confirmed).
+pub(super) async fn charge(
+    ctx: &WorkflowContext<SessionWorkflow>,
+    input: &SessionInput,
+    started: ChargingStarted,
+) -> WorkflowResult<Ending> {
+    let v2 = ctx.patched(names::PATCH_CHARGE_V2);
+    begin_charging(ctx, input, started).await?;
+    if !v2 {
+        return legacy::charge_v1(ctx, input).await;
+    }
+    let at = now(ctx);
+    ctx.state_mut(|s| {
+        s.v2 = true;
+        s.last_reading_seen = Some(at);
+    });
+    // The pending wake-up: when it fires, and the timer.
+    let mut alarm: Option<(DateTime<Utc>, Alarm<'_>)> = None;
+    loop {
+        while let Some((id, command)) = ctx.state_mut(|s| s.commands.pop_front()) {
+            handle_command(ctx, input, id, command).await?;
+        }
+        let at = now(ctx);
+        refresh_cost(ctx, at)?;
+        let next = ctx
+            .state(|s| s.next_step(at))
+            .map_err(|e| ApplicationFailure::new(format!("pricing failed: {e}")))?;
+        match next {
+            Next::End(ending) => {
+                if let Some((_, timer)) = alarm.as_mut() {
+                    timer.as_ref().get_ref().cancel();
+                }
+                if ending.reason == EndReason::StationFault {
+                    // The station may still hold the transaction: stop it, so energy does not
+                    // flow unpaid once the fault clears.
+                    let _ = station_command(
+                        ctx,
+                        input,
+                        Command::Stop,
+                        "remote stop (long fault)".into(),
+                    )
+                    .await;
+                }
+                if let Some(at) = ending.closed_at {
+                    close_transaction(ctx, at, ending.reason).await?;
+                }
+                return Ok(ending);
+            }
+            Next::Stop(reason) => {
+                begin_stop(ctx, input, reason, "remote stop (hold limit)").await;
+            }
+            Next::Resend => resend_stop(ctx, input).await,
+            Next::Refresh => request_reading(ctx, input).await,
+            Next::Wait { until, summary } => {
+                let replace = alarm.as_ref().is_none_or(|(fires, _)| *fires > until);
+                if replace {
+                    if let Some((_, old)) = alarm.as_mut() {
+                        old.as_ref().get_ref().cancel();
+                    }
+                    let wait = (until - at)
+                        .to_std()
+                        .unwrap_or(Duration::ZERO)
+                        .max(Duration::from_millis(1));
+                    let timer = ctx.timer(
+                        TimerOptions::builder(wait)
+                            .summary(summary.to_owned())
+                            .build(),
+                    );
+                    alarm = Some((until, Box::pin(timer)));
+                }
+                let seen = ctx.state(|s| s.wake);
+                let woken = ctx.wait_condition(move |s| s.wake != seen);
+                futures::pin_mut!(woken);
+                let mut fired = false;
+                if let Some((_, timer)) = alarm.as_mut() {
+                    temporalio_sdk::workflows::select! {
+                        result = woken => result?,
+                        _ = timer.as_mut() => fired = true,
+                    }
+                }
+                if fired {
+                    alarm = None;
+                }
+            }
+        }
+    }
+}
+
+/// Records in the registry that the transaction ended at `at` on its last reading, so the
+/// connector's later reports no longer reach this session.
+async fn close_transaction(
+    ctx: &WorkflowContext<SessionWorkflow>,
+    at: DateTime<Utc>,
+    reason: EndReason,
+) -> WorkflowResult<()> {
+    let Some((transaction, meter_stop_wh)) = ctx.state(|s| {
+        let register = s.live.as_ref().map_or(0, |l| l.register_until(at));
+        s.transaction().map(|tx| (tx, register))
+    }) else {
+        return Ok(());
+    };
+    ctx.execute_activity(
+        contracts::CloseTransaction,
+        CloseTransactionInput {
+            transaction,
+            meter_stop_wh,
+            at,
+            reason: format!("chargelink:{}", reason.as_str()),
+        },
+        options::store(format!("close transaction ({})", reason.as_str())),
+    )
+    .await
+    .map_err(|e| activity_failed("close_transaction", e))
+}
+
+impl SessionWorkflow {
+    /// The charging loop's next step, from the state at `at` (pure, so it replays the same).
+    pub(super) fn next_step(&self, at: DateTime<Utc>) -> Result<Next, PricingError> {
+        let t = &self.input.timings;
+        if let Some(stopped) = &self.stopped {
+            return Ok(Next::End(self.station_ending(stopped)));
+        }
+        if let Some(lost) = self.lost {
+            let due = lost.noticed_at + to_chrono(t.stop_confirm_timeout);
+            if at >= due {
+                return Ok(Next::End(Ending {
+                    reason: EndReason::StationReset,
+                    closed_at: Some(self.close_point(lost.reported_at)),
+                }));
+            }
+            return Ok(Next::Wait {
+                until: due,
+                summary: "await StopTransaction after the station lost the transaction",
+            });
+        }
+        let fault_due = self
+            .fault
+            .map(|f| (f.since, f.noticed_at + to_chrono(t.fault_grace)));
+        if let Some((since, due)) = fault_due
+            && at >= due
+        {
+            let start = self.started.as_ref().map_or(since, |s| s.timestamp);
+            return Ok(Next::End(Ending {
+                reason: EndReason::StationFault,
+                closed_at: Some(since.max(start)),
+            }));
+        }
+        let next = match self.stop_request {
+            Some(request) => {
+                let due = request.last_sent + to_chrono(t.stop_confirm_timeout);
+                if at < due {
+                    Next::Wait {
+                        until: due,
+                        summary: "await StopTransaction",
+                    }
+                } else if request.attempts < t.stop_attempts {
+                    Next::Resend
+                } else {
+                    // Never confirmed: end on the last meter values rather than keep the hold
+                    // (and the driver's money) waiting forever.
+                    Next::End(Ending {
+                        reason: EndReason::StationUnresponsive,
+                        closed_at: Some(self.close_point(None)),
+                    })
+                }
+            }
+            None => self.hold_step(at)?,
+        };
+        Ok(match (next, fault_due) {
+            (Next::Wait { until, .. }, Some((_, due))) if due < until => Next::Wait {
+                until: due,
+                summary: "fault grace",
+            },
+            (next, _) => next,
+        })
+    }
+
+    /// Before any stop: wait for the stop deadline, ask for a fresh reading before it, or stop.
+    fn hold_step(&self, at: DateTime<Utc>) -> Result<Next, PricingError> {
+        let t = &self.input.timings;
+        let horizon = at + to_chrono(DEADLINE_HORIZON);
+        let Some(live) = &self.live else {
+            return Ok(Next::Wait {
+                until: at + to_chrono(t.meter_interval),
+                summary: "cost check",
+            });
+        };
+        let limit = self.capturable.unwrap_or(self.input.authorized_amount);
+        let power = self
+            .input
+            .max_power_w
+            .unwrap_or(0)
+            .max(live.projection_power_w().unwrap_or(0));
+        let deadline = live.stop_deadline(
+            at,
+            limit,
+            power,
+            to_chrono(t.stop_latency),
+            to_chrono(DEADLINE_HORIZON),
+        )?;
+        let Some(deadline) = deadline else {
+            return Ok(Next::Wait {
+                until: horizon,
+                summary: "cost check",
+            });
+        };
+        if deadline <= at {
+            return Ok(Next::Stop(EndReason::HoldLimit));
+        }
+        let lead = reading_lead(t);
+        let read_at = deadline - lead;
+        let seen = self.last_reading_seen.unwrap_or(at);
+        let periodic_too_late = seen + to_chrono(t.meter_interval) > read_at;
+        let asked_since = self.last_refresh.is_some_and(|r| r >= seen);
+        if periodic_too_late && !asked_since {
+            if at < read_at {
+                return Ok(Next::Wait {
+                    until: read_at,
+                    summary: "fresh reading before the stop deadline",
+                });
+            }
+            if at - seen >= lead {
+                return Ok(Next::Refresh);
+            }
+        }
+        Ok(Next::Wait {
+            until: deadline,
+            summary: "stop deadline",
+        })
+    }
+
+    /// Why the station's StopTransaction ended the session.
+    fn station_ending(&self, stopped: &ChargingStopped) -> Ending {
+        let reason = stopped.reason.as_deref();
+        let reason = match (reason, self.stop_request) {
+            (Some("Reboot" | "PowerLoss" | "HardReset" | "SoftReset"), _) => {
+                EndReason::StationReset
+            }
+            (_, Some(request)) => request.reason,
+            (Some("EVDisconnected"), None) => EndReason::Unplugged,
+            _ if self.lost.is_some() => EndReason::StationReset,
+            _ => EndReason::Station,
+        };
+        Ending {
+            reason,
+            closed_at: None,
+        }
+    }
+
+    /// Where a transaction the station never closed ends: its last reading (at or before
+    /// `until` when given), never after a fault began, never before the start.
+    fn close_point(&self, until: Option<DateTime<Utc>>) -> DateTime<Utc> {
+        let start = self
+            .started
+            .as_ref()
+            .map_or(DateTime::<Utc>::UNIX_EPOCH, |s| s.timestamp);
+        let last = self.live.as_ref().and_then(|l| match until {
+            Some(until) => l.last_sample_until(until),
+            None => l.last_sample_at(),
+        });
+        let mut at = last.unwrap_or(start).max(start);
+        if let Some(fault) = self.fault {
+            at = at.min(fault.since.max(start));
+        }
+        at
+    }
+}
+
+/// How long before the stop deadline a fresh reading is asked for: half the stop latency,
+/// between half a second and five seconds (a TriggerMessage and its MeterValues round trip).
+fn reading_lead(t: &SessionTimings) -> chrono::Duration {
+    to_chrono((t.stop_latency / 2).clamp(Duration::from_millis(500), Duration::from_secs(5)))
+}
+
+/// Updates the session's cost view to `at`.
+pub(super) fn refresh_cost(
+    ctx: &WorkflowContext<SessionWorkflow>,
+    at: DateTime<Utc>,
+) -> WorkflowResult<()> {
+    let summary = ctx.state(|s| s.live.as_ref().map(|l| l.cost_at(at)));
+    if let Some(summary) = summary {
+        let summary =
+            summary.map_err(|e| ApplicationFailure::new(format!("pricing failed: {e}")))?;
+        ctx.state_mut(|s| s.session.cost = SessionCost::from_summary(&summary));
+    }
+    Ok(())
+}

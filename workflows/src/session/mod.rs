@@ -1,0 +1,641 @@
+//! `SessionWorkflow`: one payment-link session, from the payment page to the capture.
+//!
+//! The main loop owns every side effect. Signals only record facts in the state; updates
+//! (pause, resume, stop) are validated, queued as commands and answered by the main loop, so the
+//! order of activities is decided in one place and replays identically.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use domain::config::SessionTimings;
+use domain::events::{EventType, SessionEvent};
+use domain::ids::{
+    ChargeStationId, ConnectorRef, IdTag, OrganizationId, PaymentId, RateId, SessionId, UserId,
+};
+use domain::money::Money;
+use domain::pricing::{LiveCost, MeterSample, PricingError};
+use domain::rate::Rate;
+use domain::session::{
+    ANONYMOUS, EndReason, PAYMENT_LINK, Payment, PaymentStatus, Session, SessionCost,
+    SessionStatus, SessionTarget, StationAnswer, StopState, StripeRefs,
+};
+use serde::{Deserialize, Serialize};
+use temporalio_common::search_attributes::SearchAttributeKey;
+use temporalio_macros::{workflow, workflow_methods};
+use temporalio_sdk::{
+    ApplicationFailure, CancellableFuture, SyncWorkflowContext, TimerOptions, WorkflowContext,
+    WorkflowContextView, WorkflowResult, WorkflowTermination,
+};
+
+use crate::contracts::{
+    self, CancelPaymentInput, CapturePaymentInput, CloseTransactionInput, CreatePaymentInput,
+    LocateChargeStationInput, PaymentRef, ProviderPaymentState, RecordSessionInput,
+    RemoteStartInput, Step, TransactionRef, idempotency_key,
+};
+use crate::messages::{
+    ChargingStarted, ChargingStopped, CommandError, CommandErrorCode, ConnectorState,
+    ConnectorStatus, MeterValues, PaymentAuthorized, PaymentClosed, SessionOutcome, StartFailed,
+};
+use crate::{names, options};
+
+mod charging;
+mod legacy;
+mod payment;
+mod settle;
+mod start;
+mod steps;
+mod stop;
+
+use charging::{charge, refresh_cost, run_command};
+use payment::{create_and_await_payment, release_hold};
+use settle::settle;
+use start::{cancel_unstarted, start_charging};
+use steps::*;
+use stop::{begin_stop, request_reading, resend_stop};
+
+/// Everything a session needs, fixed when it is created.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionInput {
+    /// Session id (= workflow id).
+    pub session_id: SessionId,
+    /// Payment id.
+    pub payment_id: PaymentId,
+    /// Owner.
+    pub organization: OrganizationId,
+    /// The driver.
+    pub user: UserId,
+    /// The charge station.
+    pub charge_station: ChargeStationId,
+    /// The connector as the API names it.
+    pub connector: ConnectorRef,
+    /// The connector's OCPP number on its station.
+    pub connector_id: u32,
+    /// Id of the rate applied.
+    pub rate_id: RateId,
+    /// Snapshot of the rate: a rate edited mid-session does not change this session.
+    pub rate: Rate,
+    /// The hold to place.
+    pub authorized_amount: Money,
+    /// Targets the caller set.
+    pub target: SessionTarget,
+    /// Durations (payment expiry already resolved from the target and the organization).
+    pub timings: SessionTimings,
+    /// The most power the connector can deliver, W (the operator's setting, else the
+    /// deployment's default): the worst case the stop deadline assumes between readings.
+    /// Absent in sessions created before it existed.
+    #[serde(default)]
+    pub max_power_w: Option<i64>,
+}
+
+/// How a refused update crosses Temporal: the message is a [`CommandError`]'s display.
+pub type UpdateError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Search attribute: the charge station.
+pub const CHARGE_STATION: SearchAttributeKey<String> =
+    SearchAttributeKey::keyword(names::SA_CHARGE_STATION);
+/// Search attribute: the session status.
+pub const SESSION_STATUS: SearchAttributeKey<String> =
+    SearchAttributeKey::keyword(names::SA_SESSION_STATUS);
+/// Search attribute: the organization.
+pub const ORGANIZATION: SearchAttributeKey<String> =
+    SearchAttributeKey::keyword(names::SA_ORGANIZATION);
+
+/// Outcome of the payment page, as far as the driver and the provider told us.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum PaymentOutcome {
+    Authorized {
+        intent_id: String,
+        amount_capturable: Money,
+    },
+    Expired,
+    CanceledByDriver,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Command {
+    Pause,
+    Resume,
+    Stop,
+}
+
+/// A stop the workflow has asked the station for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct StopRequest {
+    reason: EndReason,
+    attempts: u32,
+    last_sent: DateTime<Utc>,
+}
+
+/// The station lost the transaction: it reported the connector free, or answered a stop with
+/// "no such transaction".
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct LostTransaction {
+    /// Workflow time it was noticed; the wait for the station's own StopTransaction runs from
+    /// here.
+    noticed_at: DateTime<Utc>,
+    /// Station time of the `Available` report (`None` when a stop answer revealed it).
+    reported_at: Option<DateTime<Utc>>,
+}
+
+/// The connector reported Faulted or Unavailable during the transaction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Fault {
+    /// Station time the fault began.
+    since: DateTime<Utc>,
+    /// Workflow time it was noticed; the fault grace runs from here.
+    noticed_at: DateTime<Utc>,
+}
+
+/// How the charging phase ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Ending {
+    /// The end reason the session gets.
+    reason: EndReason,
+    /// Set when no StopTransaction ends it: the transaction is closed here, on the meter
+    /// values measured up to then.
+    closed_at: Option<DateTime<Utc>>,
+}
+
+/// The session workflow's state.
+#[workflow]
+pub struct SessionWorkflow {
+    input: SessionInput,
+    session: Session,
+    events_emitted: u32,
+    creation_failed: Option<CommandError>,
+    /// The session with its payment page is persisted (the read model answers GET with it).
+    creation_recorded: bool,
+    payment_outcome: Option<PaymentOutcome>,
+    intent_id: Option<String>,
+    /// The hold that can really be captured (the provider may report less than asked).
+    capturable: Option<Money>,
+    started: Option<ChargingStarted>,
+    start_failures: u32,
+    start_window_closed: bool,
+    late_start: Option<ChargingStarted>,
+    /// Samples that arrived before the start signal.
+    early_samples: Vec<MeterSample>,
+    live: Option<LiveCost>,
+    stopped: Option<ChargingStopped>,
+    stop_request: Option<StopRequest>,
+    commands: VecDeque<(u64, Command)>,
+    replies: BTreeMap<u64, Result<Session, CommandError>>,
+    next_command: u64,
+    /// Bumped by every signal and command, so the main loop can wait for "anything new".
+    wake: u64,
+    /// The charging loop of `charge-v2` runs (decided when charging starts).
+    v2: bool,
+    /// The station lost the transaction (`charge-v2`).
+    lost: Option<LostTransaction>,
+    /// The connector is Faulted or Unavailable (`charge-v2`).
+    fault: Option<Fault>,
+    /// Workflow time the latest meter values arrived (`charge-v2`).
+    last_reading_seen: Option<DateTime<Utc>>,
+    /// Workflow time a fresh reading was last asked for (`charge-v2`).
+    last_refresh: Option<DateTime<Utc>>,
+}
+
+#[workflow_methods]
+impl SessionWorkflow {
+    #[init]
+    pub fn new(_ctx: &WorkflowContextView, input: SessionInput) -> Self {
+        // The view has no clock; `run` stamps the real creation time first thing.
+        let at = DateTime::<Utc>::UNIX_EPOCH;
+        let session = Session {
+            id: input.session_id.clone(),
+            user: input.user.clone(),
+            chargestation: input.charge_station.clone(),
+            connector: input.connector.clone(),
+            status: SessionStatus::Created,
+            rate: input.rate_id.clone(),
+            target: input.target.clone(),
+            cost: SessionCost::default(),
+            kind: PAYMENT_LINK.to_owned(),
+            payment: None,
+            end_reason: None,
+            stop: None,
+            started_at: None,
+            ended_at: None,
+            created_at: at,
+            updated_at: at,
+        };
+        Self {
+            input,
+            session,
+            events_emitted: 0,
+            creation_failed: None,
+            creation_recorded: false,
+            payment_outcome: None,
+            intent_id: None,
+            capturable: None,
+            started: None,
+            start_failures: 0,
+            start_window_closed: false,
+            late_start: None,
+            early_samples: Vec::new(),
+            live: None,
+            stopped: None,
+            stop_request: None,
+            commands: VecDeque::new(),
+            replies: BTreeMap::new(),
+            next_command: 0,
+            wake: 0,
+            v2: false,
+            lost: None,
+            fault: None,
+            last_reading_seen: None,
+            last_refresh: None,
+        }
+    }
+
+    /// Runs the session to its end.
+    #[run(name = "session")]
+    pub async fn run(ctx: &mut WorkflowContext<Self>) -> WorkflowResult<SessionOutcome> {
+        let input = ctx.state(|s| s.input.clone());
+        let at = now(ctx);
+        ctx.state_mut(|s| {
+            s.session.created_at = at;
+            s.session.updated_at = at;
+        });
+        ctx.upsert_search_attributes([
+            CHARGE_STATION.value_set(input.charge_station.to_string()),
+            ORGANIZATION.value_set(input.organization.to_string()),
+            SESSION_STATUS.value_set(SessionStatus::Created.as_str().to_owned()),
+        ]);
+
+        // 1. Create: persist, open the payment page, announce both.
+        record(ctx, &[]).await?;
+        let Some(authorization) = create_and_await_payment(ctx, &input).await? else {
+            return Ok(outcome(ctx, None));
+        };
+
+        // 2. Authorized: start within the start window.
+        let started = match start_charging(ctx, &input, &authorization).await? {
+            Some(started) => started,
+            None => return cancel_unstarted(ctx, &input, &authorization).await,
+        };
+
+        // 3. Charging until the station reports the stop (or the session ends without it).
+        let ending = charge(ctx, &input, started).await?;
+
+        // 4. End: final cost, capture or release.
+        settle(ctx, &input, &authorization, ending).await
+    }
+
+    /// The session as the API shows it.
+    #[query(name = "session")]
+    pub fn session(&self, _ctx: &WorkflowContextView) -> Session {
+        self.session.clone()
+    }
+
+    /// Waits until the payment page exists and returns the session with it. Used with
+    /// update-with-start so `POST /sessions` can answer synchronously.
+    #[update(name = "created")]
+    pub async fn created(
+        ctx: &mut WorkflowContext<Self>,
+        _input: (),
+    ) -> Result<Session, UpdateError> {
+        let ready = ctx.wait_condition(|s| s.creation_recorded || s.creation_failed.is_some());
+        if ready.await.is_err() {
+            return Err(CommandError::new(
+                CommandErrorCode::SessionFinished,
+                "the session was cancelled",
+            )
+            .into());
+        }
+        ctx.state(|s| match &s.creation_failed {
+            Some(e) => Err(e.clone().into()),
+            None => Ok(s.session.clone()),
+        })
+    }
+
+    #[update_validator(pause)]
+    fn validate_pause(
+        &self,
+        _ctx: &WorkflowContextView,
+        _input: &(),
+    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        self.check_charging("pause").map_err(Into::into)
+    }
+
+    /// Pauses charging (TxProfile limit 0); `session.paused`.
+    #[update(name = "pause")]
+    pub async fn pause(
+        ctx: &mut WorkflowContext<Self>,
+        _input: (),
+    ) -> Result<Session, UpdateError> {
+        run_command(ctx, Command::Pause).await.map_err(Into::into)
+    }
+
+    #[update_validator(resume)]
+    fn validate_resume(
+        &self,
+        _ctx: &WorkflowContextView,
+        _input: &(),
+    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        self.check_not_finished()?;
+        if self.session.status != SessionStatus::Paused {
+            return Err(CommandError::new(
+                CommandErrorCode::NotPaused,
+                format!(
+                    "the session is {}, not paused; only a paused session can be resumed",
+                    self.session.status.as_str()
+                ),
+            )
+            .into());
+        }
+        Ok(())
+    }
+
+    /// Resumes charging (clears the pause profile); `session.resumed`.
+    #[update(name = "resume")]
+    pub async fn resume(
+        ctx: &mut WorkflowContext<Self>,
+        _input: (),
+    ) -> Result<Session, UpdateError> {
+        run_command(ctx, Command::Resume).await.map_err(Into::into)
+    }
+
+    #[update_validator(stop)]
+    fn validate_stop(
+        &self,
+        _ctx: &WorkflowContextView,
+        _input: &(),
+    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        self.check_not_finished()?;
+        if self.input.rate.has_parking_time() {
+            return Err(CommandError::new(
+                CommandErrorCode::StopNotAllowed,
+                "the session's rate bills PARKING_TIME, so it cannot be stopped through the API; \
+                 it ends when the driver unplugs (or before the hold would be exceeded)",
+            )
+            .into());
+        }
+        if !matches!(
+            self.session.status,
+            SessionStatus::Started | SessionStatus::Paused
+        ) {
+            return Err(CommandError::new(
+                CommandErrorCode::NotCharging,
+                format!(
+                    "the session is {}; only a started or paused session can be stopped",
+                    self.session.status.as_str()
+                ),
+            )
+            .into());
+        }
+        Ok(())
+    }
+
+    /// Asks the station to stop. The session ends when the station confirms (`session.ended`).
+    #[update(name = "stop")]
+    pub async fn stop(ctx: &mut WorkflowContext<Self>, _input: ()) -> Result<Session, UpdateError> {
+        run_command(ctx, Command::Stop).await.map_err(Into::into)
+    }
+
+    /// The card hold is placed.
+    #[signal(name = "payment_authorized")]
+    pub fn payment_authorized(
+        &mut self,
+        _ctx: &mut SyncWorkflowContext<Self>,
+        signal: PaymentAuthorized,
+    ) {
+        self.payment_answered(PaymentOutcome::Authorized {
+            intent_id: signal.intent_id,
+            amount_capturable: signal.amount_capturable,
+        });
+    }
+
+    /// The provider expired the payment page.
+    #[signal(name = "payment_expired")]
+    pub fn payment_expired(
+        &mut self,
+        _ctx: &mut SyncWorkflowContext<Self>,
+        _signal: PaymentClosed,
+    ) {
+        self.payment_answered(PaymentOutcome::Expired);
+    }
+
+    /// The driver cancelled on the payment page.
+    #[signal(name = "payment_canceled")]
+    pub fn payment_canceled(
+        &mut self,
+        _ctx: &mut SyncWorkflowContext<Self>,
+        _signal: PaymentClosed,
+    ) {
+        self.payment_answered(PaymentOutcome::CanceledByDriver);
+    }
+
+    /// StartTransaction for this session's id tag.
+    #[signal(name = "charging_started")]
+    pub fn charging_started(
+        &mut self,
+        _ctx: &mut SyncWorkflowContext<Self>,
+        signal: ChargingStarted,
+    ) {
+        if self.start_window_closed {
+            self.late_start.get_or_insert(signal);
+        } else if self.started.is_none() {
+            self.started = Some(signal);
+        }
+        self.wake += 1;
+    }
+
+    /// The station gave up on a start.
+    #[signal(name = "start_failed")]
+    pub fn start_failed(&mut self, _ctx: &mut SyncWorkflowContext<Self>, _signal: StartFailed) {
+        self.start_failures += 1;
+        self.wake += 1;
+    }
+
+    /// Meter values of the transaction.
+    #[signal(name = "meter_values")]
+    pub fn meter_values(&mut self, ctx: &mut SyncWorkflowContext<Self>, signal: MeterValues) {
+        if self
+            .started
+            .as_ref()
+            .is_some_and(|s| s.transaction_id != signal.transaction_id)
+        {
+            return;
+        }
+        if self.v2 {
+            self.last_reading_seen = Some(now_of(ctx.workflow_time()));
+            // Readings measured after the station reported the connector free: it still runs
+            // the transaction after all.
+            if let Some(reported) = self.lost.and_then(|l| l.reported_at)
+                && signal.samples.iter().any(|s| s.timestamp > reported)
+            {
+                self.lost = None;
+            }
+        }
+        match self.live.as_mut() {
+            Some(live) => signal
+                .samples
+                .into_iter()
+                .for_each(|s| live.record_meter(s)),
+            None => self.early_samples.extend(signal.samples),
+        }
+        self.wake += 1;
+    }
+
+    /// The connector's status changed; tells charging from not charging (EV full, suspended).
+    #[signal(name = "connector_status")]
+    pub fn connector_status(
+        &mut self,
+        ctx: &mut SyncWorkflowContext<Self>,
+        signal: ConnectorStatus,
+    ) {
+        if self.v2 {
+            self.transaction_health(now_of(ctx.workflow_time()), &signal);
+        }
+        if self.session.status != SessionStatus::Started {
+            // While paused, energy is held at zero by us; the pause owns the charging state.
+            return;
+        }
+        if let Some(live) = self.live.as_mut() {
+            match signal.status {
+                ConnectorState::Charging => live.set_charging(signal.timestamp, true),
+                ConnectorState::SuspendedEV | ConnectorState::SuspendedEvse => {
+                    live.set_charging(signal.timestamp, false)
+                }
+                _ => {}
+            }
+        }
+        self.wake += 1;
+    }
+
+    /// StopTransaction of the session's transaction.
+    #[signal(name = "charging_stopped")]
+    pub fn charging_stopped(
+        &mut self,
+        _ctx: &mut SyncWorkflowContext<Self>,
+        signal: ChargingStopped,
+    ) {
+        let ours = self
+            .started
+            .as_ref()
+            .is_none_or(|s| s.transaction_id == signal.transaction_id);
+        if ours && self.stopped.is_none() {
+            self.stopped = Some(signal);
+        }
+        self.wake += 1;
+    }
+}
+
+impl SessionWorkflow {
+    /// What a connector status says about the running transaction (`charge-v2`): `Available`
+    /// after the start means the station lost it (a reboot); Faulted / Unavailable start a
+    /// fault, a charging state ends it.
+    fn transaction_health(&mut self, at: DateTime<Utc>, signal: &ConnectorStatus) {
+        let Some(started) = &self.started else {
+            return;
+        };
+        let running = self.stopped.is_none()
+            && matches!(
+                self.session.status,
+                SessionStatus::Started | SessionStatus::Paused
+            );
+        // A status from before the start (queued offline, or the plug-in) says nothing.
+        if !running || signal.timestamp < started.timestamp {
+            return;
+        }
+        match signal.status {
+            ConnectorState::Available => {
+                self.lost.get_or_insert(LostTransaction {
+                    noticed_at: at,
+                    reported_at: Some(signal.timestamp),
+                });
+            }
+            ConnectorState::Faulted | ConnectorState::Unavailable => {
+                self.fault.get_or_insert(Fault {
+                    since: signal.timestamp,
+                    noticed_at: at,
+                });
+                if self.session.status == SessionStatus::Started
+                    && let Some(live) = self.live.as_mut()
+                {
+                    live.set_charging(signal.timestamp, false);
+                }
+            }
+            ConnectorState::Charging
+            | ConnectorState::SuspendedEV
+            | ConnectorState::SuspendedEvse => {
+                self.fault = None;
+            }
+            _ => {}
+        }
+    }
+
+    /// The first answer about the payment page wins; later ones (duplicate or crossing
+    /// webhooks) change nothing.
+    fn payment_answered(&mut self, outcome: PaymentOutcome) {
+        self.payment_outcome.get_or_insert(outcome);
+        self.wake += 1;
+    }
+
+    fn check_not_finished(&self) -> Result<(), CommandError> {
+        if self.session.status.is_final() || self.stopped.is_some() {
+            return Err(CommandError::new(
+                CommandErrorCode::SessionFinished,
+                format!(
+                    "the session is {} and accepts no more commands",
+                    self.session.status.as_str()
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    fn check_charging(&self, verb: &str) -> Result<(), CommandError> {
+        self.check_not_finished()?;
+        if self.session.status != SessionStatus::Started || self.stop_request.is_some() {
+            let state = if self.stop_request.is_some() {
+                "stopping"
+            } else {
+                self.session.status.as_str()
+            };
+            return Err(CommandError::new(
+                CommandErrorCode::NotCharging,
+                format!("the session is {state}; only a charging session can {verb}"),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Appends `kinds` as events of the current session state and returns them.
+    fn take_events(&mut self, kinds: &[EventType], at: DateTime<Utc>) -> Vec<SessionEvent> {
+        self.session.updated_at = at;
+        kinds
+            .iter()
+            .map(|&kind| {
+                self.events_emitted += 1;
+                SessionEvent {
+                    id: SessionEvent::id_for(&self.session.id, self.events_emitted),
+                    kind,
+                    seq: self.events_emitted,
+                    created_at: at,
+                    data: self.session.clone(),
+                }
+            })
+            .collect()
+    }
+
+    fn set_payment_status(&mut self, status: PaymentStatus, at: DateTime<Utc>) {
+        if let Some(p) = self.session.payment.as_mut() {
+            p.status = status;
+            p.updated_at = at;
+            p.stripe.intent_id = self.intent_id.clone().or(p.stripe.intent_id.take());
+        }
+    }
+
+    fn transaction(&self) -> Option<TransactionRef> {
+        let started = self.started.as_ref()?;
+        Some(TransactionRef {
+            session_id: self.input.session_id.clone(),
+            charge_station: self.input.charge_station.clone(),
+            connector_id: self.input.connector_id,
+            transaction_id: started.transaction_id,
+        })
+    }
+}

@@ -1,0 +1,168 @@
+//! Helpers every phase uses: persisting the session, status, waiting, the workflow clock, finding the station and sending it a command.
+
+use super::*;
+
+pub(super) fn now_of(time: Option<std::time::SystemTime>) -> DateTime<Utc> {
+    time.map(DateTime::<Utc>::from)
+        .unwrap_or(DateTime::<Utc>::UNIX_EPOCH)
+}
+
+pub(super) fn now(ctx: &WorkflowContext<SessionWorkflow>) -> DateTime<Utc> {
+    now_of(ctx.workflow_time())
+}
+
+pub(super) fn to_chrono(d: Duration) -> chrono::Duration {
+    chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
+}
+
+pub(super) fn activity_failed(what: &str, e: impl std::fmt::Display) -> WorkflowTermination {
+    ApplicationFailure::new(format!("{what} failed: {e}")).into()
+}
+
+#[derive(Debug, Clone)]
+pub(super) struct Authorization {
+    pub(super) intent_id: String,
+    pub(super) capturable: Money,
+}
+
+/// Persists the current session with `kinds` events (possibly none).
+pub(super) async fn record(
+    ctx: &WorkflowContext<SessionWorkflow>,
+    kinds: &[EventType],
+) -> WorkflowResult<()> {
+    let at = now(ctx);
+    let (organization, session, events) = ctx.state_mut(|s| {
+        let events = s.take_events(kinds, at);
+        (s.input.organization.clone(), s.session.clone(), events)
+    });
+    let summary = if kinds.is_empty() {
+        format!("save session ({})", session.status.as_str())
+    } else {
+        kinds
+            .iter()
+            .map(EventType::as_str)
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    ctx.execute_activity(
+        contracts::RecordSession,
+        RecordSessionInput {
+            organization,
+            session,
+            events,
+        },
+        options::store(summary),
+    )
+    .await
+    .map_err(|e| activity_failed("record_session", e))
+}
+
+/// Moves the session to `status` (and its search attribute).
+pub(super) fn set_status(ctx: &WorkflowContext<SessionWorkflow>, status: SessionStatus) {
+    ctx.state_mut(|s| s.session.status = status);
+    ctx.upsert_search_attributes([SESSION_STATUS.value_set(status.as_str().to_owned())]);
+}
+
+/// Waits until `condition` holds or `timeout` passes; `true` if the condition held.
+/// The timer is cancelled when the condition wins, so the history says what happened.
+pub(super) async fn wait_until(
+    ctx: &WorkflowContext<SessionWorkflow>,
+    condition: impl FnMut(&SessionWorkflow) -> bool,
+    timeout: Duration,
+    summary: &str,
+) -> WorkflowResult<bool> {
+    let mut condition = condition;
+    if ctx.state(&mut condition) {
+        return Ok(true);
+    }
+    if timeout.is_zero() {
+        return Ok(false);
+    }
+    let timer = ctx.timer(
+        TimerOptions::builder(timeout)
+            .summary(summary.to_owned())
+            .build(),
+    );
+    let met = ctx.wait_condition(condition);
+    futures::pin_mut!(timer, met);
+    temporalio_sdk::workflows::select! {
+        result = met => {
+            timer.cancel();
+            result?;
+            Ok(true)
+        }
+        _ = timer => Ok(false),
+    }
+}
+
+pub(super) fn outcome(
+    ctx: &WorkflowContext<SessionWorkflow>,
+    captured: Option<Money>,
+) -> SessionOutcome {
+    ctx.state(|s| SessionOutcome {
+        status: s.session.status,
+        end_reason: s.session.end_reason,
+        captured,
+    })
+}
+
+/// Finds the gateway queue of the station; `None` when it is offline or the lookup failed.
+pub(super) async fn locate(
+    ctx: &WorkflowContext<SessionWorkflow>,
+    input: &SessionInput,
+) -> Option<String> {
+    let found = ctx
+        .execute_activity(
+            contracts::LocateChargeStation,
+            LocateChargeStationInput {
+                session_id: input.session_id.clone(),
+                charge_station: input.charge_station.clone(),
+            },
+            options::locate(format!("locate {}", input.charge_station)),
+        )
+        .await;
+    found.ok().and_then(|l| l.task_queue)
+}
+
+/// Sends `command` to the station on its gateway's queue.
+pub(super) async fn station_command(
+    ctx: &WorkflowContext<SessionWorkflow>,
+    input: &SessionInput,
+    command: Command,
+    summary: String,
+) -> Result<(), CommandError> {
+    let unavailable = || {
+        CommandError::new(
+            CommandErrorCode::StationUnavailable,
+            format!(
+                "charge station {} is not reachable; try again in a moment",
+                input.charge_station
+            ),
+        )
+    };
+    let tx = ctx.state(|s| s.transaction()).ok_or_else(unavailable)?;
+    let queue = locate(ctx, input).await.ok_or_else(unavailable)?;
+    let opts = options::charger_command(queue, summary, 3);
+    let reply = match command {
+        Command::Pause => {
+            ctx.execute_activity(contracts::PauseCharging, tx, opts)
+                .await
+        }
+        Command::Resume => {
+            ctx.execute_activity(contracts::ResumeCharging, tx, opts)
+                .await
+        }
+        Command::Stop => ctx.execute_activity(contracts::RemoteStop, tx, opts).await,
+    };
+    match reply {
+        Ok(r) if r.accepted => Ok(()),
+        Ok(_) => Err(CommandError::new(
+            CommandErrorCode::StationRejected,
+            format!(
+                "charge station {} rejected the command",
+                input.charge_station
+            ),
+        )),
+        Err(_) => Err(unavailable()),
+    }
+}
