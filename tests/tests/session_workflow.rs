@@ -21,7 +21,7 @@ use chrono::Utc;
 use domain::money::{Currency, Money};
 use domain::pricing::MeterSample;
 use domain::rate::Dimension;
-use domain::session::{EndReason, PaymentStatus, Session, SessionStatus};
+use domain::session::{EndReason, PaymentStatus, Session, SessionStatus, StationAnswer};
 use futures::StreamExt;
 use libtest_mimic::{Arguments, Failed, Trial};
 use temporalio_client::{Client, WorkflowGetResultOptions, WorkflowListOptions};
@@ -136,7 +136,7 @@ impl Scenario {
             .client
             .get_workflow_handle::<SessionWorkflow>(input.session_id.to_string());
         let json = handle.fetch_history(Default::default()).to_json().await?;
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../workflows/tests/histories");
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../workflows/tests/histories/v2");
         std::fs::create_dir_all(&dir)?;
         std::fs::write(dir.join(format!("session-{}.json", self.name)), json)?;
         Ok(())
@@ -193,6 +193,38 @@ impl Scenario {
                     samples,
                 },
             )
+            .await?)
+    }
+
+    async fn meter_at(
+        &self,
+        input: &SessionInput,
+        at: chrono::DateTime<Utc>,
+        energy_wh: i64,
+        power_w: i64,
+    ) -> anyhow::Result<()> {
+        let samples = vec![MeterSample::new(at, energy_wh, Some(power_w))];
+        Ok(self
+            .sessions
+            .meter_values(
+                &input.session_id,
+                MeterValues {
+                    transaction_id: 7,
+                    samples,
+                },
+            )
+            .await?)
+    }
+
+    async fn status(
+        &self,
+        input: &SessionInput,
+        status: ConnectorState,
+        timestamp: chrono::DateTime<Utc>,
+    ) -> anyhow::Result<()> {
+        Ok(self
+            .sessions
+            .connector_status(&input.session_id, ConnectorStatus { status, timestamp })
             .await?)
     }
 
@@ -689,6 +721,269 @@ async fn nothing_owed_cancels_the_hold(sc: Arc<Scenario>) -> anyhow::Result<()> 
     Ok(())
 }
 
+/// ENERGY 0.30/kWh + TIME 6.00/h: time billed after the station lost the transaction would
+/// show in the capture.
+fn energy_and_time_rate() -> domain::rate::Rate {
+    rate(vec![
+        component(Dimension::Energy, "0.30", None),
+        component(Dimension::Time, "6.00", None),
+    ])
+}
+
+/// A session that started 10 minutes ago and read 5 kWh at minute 5: 1.50 + 0.50 = 2.00 if it
+/// ends on that reading.
+async fn charged_for_five_minutes(
+    sc: &Scenario,
+    station: &str,
+) -> anyhow::Result<(SessionInput, chrono::DateTime<Utc>)> {
+    let input = session_input(station, energy_and_time_rate(), 1800, fast_timings())?;
+    let t0 = Utc::now() - chrono::Duration::minutes(10);
+    sc.charging(&input, 0, t0).await?;
+    sc.meter_at(&input, t0 + chrono::Duration::minutes(5), 5_000, 60_000)
+        .await?;
+    Ok((input, t0))
+}
+
+async fn station_reset_ends_on_the_last_meter_value(sc: Arc<Scenario>) -> anyhow::Result<()> {
+    let (input, t0) = charged_for_five_minutes(&sc, "CP-RESET").await?;
+    // The station rebooted: it reports the connector free, and no StopTransaction follows.
+    sc.status(
+        &input,
+        ConnectorState::Available,
+        t0 + chrono::Duration::minutes(9),
+    )
+    .await?;
+    let outcome = sc.outcome(&input).await?;
+    ensure!(
+        outcome.end_reason == Some(EndReason::StationReset),
+        "{outcome:?}"
+    );
+    ensure!(
+        outcome.captured == Some(Money::new(200, Currency::USD)),
+        "billed up to the last reading only (5 kWh, 5 min): {outcome:?}"
+    );
+    ensure!(sc.calls("capture_payment").len() == 1);
+    let closed = sc.calls("close_transaction");
+    ensure!(
+        closed.len() == 1
+            && closed[0].detail["meter_stop_wh"] == 5_000
+            && closed[0].detail["reason"] == "chargelink:station_reset",
+        "the registry's transaction is closed on the last reading: {closed:?}"
+    );
+    ensure!(sc.calls("remote_stop").is_empty(), "nothing to stop");
+    let saved = sc.last_saved()?;
+    ensure!(
+        saved.ended_at == Some(t0 + chrono::Duration::minutes(5)),
+        "{:?}",
+        saved.ended_at
+    );
+    ensure!(sc.events() == PAID_SESSION, "{:?}", sc.events());
+    Ok(())
+}
+
+async fn late_stop_transaction_after_a_reset_wins(sc: Arc<Scenario>) -> anyhow::Result<()> {
+    let (input, t0) = charged_for_five_minutes(&sc, "CP-LATE").await?;
+    sc.status(
+        &input,
+        ConnectorState::Available,
+        t0 + chrono::Duration::minutes(9),
+    )
+    .await?;
+    // The queued StopTransaction arrives after the reboot, within the wait for it.
+    let stopped = ChargingStopped {
+        transaction_id: 7,
+        meter_stop_wh: 5_200,
+        timestamp: t0 + chrono::Duration::minutes(6),
+        reason: Some("PowerLoss".into()),
+    };
+    sc.sessions
+        .charging_stopped(&input.session_id, stopped.clone())
+        .await?;
+    // A repeat of it changes nothing.
+    sc.sessions
+        .charging_stopped(&input.session_id, stopped)
+        .await?;
+    let outcome = sc.outcome(&input).await?;
+    // 5.2 kWh * 0.30 + 6 min * 6.00/h = 1.56 + 0.60
+    ensure!(
+        outcome.end_reason == Some(EndReason::StationReset)
+            && outcome.captured == Some(Money::new(216, Currency::USD)),
+        "the station's own stop wins: {outcome:?}"
+    );
+    ensure!(sc.calls("capture_payment").len() == 1, "captured once");
+    ensure!(
+        sc.calls("close_transaction").is_empty(),
+        "the station closed it"
+    );
+    Ok(())
+}
+
+async fn stop_that_finds_no_transaction_ends_the_session(sc: Arc<Scenario>) -> anyhow::Result<()> {
+    let (input, _) = charged_for_five_minutes(&sc, "CP-NOTX").await?;
+    let answered = sc.sessions.stop(&input.session_id).await?;
+    let stop = answered
+        .stop
+        .context("the answer says what the stop led to")?;
+    ensure!(
+        stop.station_answer == StationAnswer::NoTransaction
+            && stop.reason == EndReason::StoppedByApi,
+        "{stop:?}"
+    );
+    let outcome = sc.outcome(&input).await?;
+    ensure!(
+        outcome.end_reason == Some(EndReason::StationReset)
+            && outcome.captured == Some(Money::new(200, Currency::USD)),
+        "{outcome:?}"
+    );
+    ensure!(
+        sc.calls("remote_stop").len() == 1,
+        "no retry: nothing to stop"
+    );
+    Ok(())
+}
+
+async fn refused_stop_is_retried_then_ends_on_the_last_meter_values(
+    sc: Arc<Scenario>,
+) -> anyhow::Result<()> {
+    let (input, _) = charged_for_five_minutes(&sc, "CP-REFUSE").await?;
+    let answered = sc.sessions.stop(&input.session_id).await?;
+    let stop = answered.stop.context("stop state")?;
+    ensure!(
+        stop.station_answer == StationAnswer::Rejected && stop.attempts == 1,
+        "{stop:?}"
+    );
+    ensure!(answered.status == SessionStatus::Started);
+    let outcome = sc.outcome(&input).await?;
+    ensure!(
+        outcome.end_reason == Some(EndReason::StationUnresponsive)
+            && outcome.captured == Some(Money::new(200, Currency::USD)),
+        "{outcome:?}"
+    );
+    let attempts = sc.calls("remote_stop").len();
+    ensure!(attempts == 2, "stop_attempts = 2, sent {attempts}");
+    let saved = sc.last_saved()?;
+    ensure!(
+        saved.stop.as_ref().is_some_and(|s| s.attempts == 2),
+        "{:?}",
+        saved.stop
+    );
+    Ok(())
+}
+
+async fn short_fault_does_not_end_the_session(sc: Arc<Scenario>) -> anyhow::Result<()> {
+    let (input, t0) = charged_for_five_minutes(&sc, "CP-BLIP").await?;
+    sc.status(
+        &input,
+        ConnectorState::Faulted,
+        t0 + chrono::Duration::minutes(6),
+    )
+    .await?;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    sc.status(
+        &input,
+        ConnectorState::Charging,
+        t0 + chrono::Duration::minutes(7),
+    )
+    .await?;
+    // Past the fault grace (3 s): the fault was over in time, nothing happens.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    ensure!(
+        sc.sessions.session(&input.session_id).await?.status == SessionStatus::Started,
+        "a short fault is not the end"
+    );
+    ensure!(sc.calls("remote_stop").is_empty());
+    sc.station_stops(&input, 6_000, "EVDisconnected").await?;
+    let outcome = sc.outcome(&input).await?;
+    ensure!(
+        outcome.end_reason == Some(EndReason::Unplugged),
+        "{outcome:?}"
+    );
+    Ok(())
+}
+
+async fn long_unavailability_ends_the_session(sc: Arc<Scenario>) -> anyhow::Result<()> {
+    let (input, t0) = charged_for_five_minutes(&sc, "CP-FAULT").await?;
+    sc.status(
+        &input,
+        ConnectorState::Unavailable,
+        t0 + chrono::Duration::minutes(8),
+    )
+    .await?;
+    let outcome = sc.outcome(&input).await?;
+    // 5 kWh * 0.30 + 8 min * 6.00/h: nothing after the fault began.
+    ensure!(
+        outcome.end_reason == Some(EndReason::StationFault)
+            && outcome.captured == Some(Money::new(230, Currency::USD)),
+        "{outcome:?}"
+    );
+    ensure!(
+        sc.calls("remote_stop").len() == 1,
+        "the station is told to stop, in case it still holds the transaction"
+    );
+    ensure!(sc.calls("close_transaction").len() == 1);
+    Ok(())
+}
+
+async fn long_fault_ends_the_session(sc: Arc<Scenario>) -> anyhow::Result<()> {
+    let (input, t0) = charged_for_five_minutes(&sc, "CP-FAULTED").await?;
+    sc.status(
+        &input,
+        ConnectorState::Faulted,
+        t0 + chrono::Duration::minutes(8),
+    )
+    .await?;
+    let outcome = sc.outcome(&input).await?;
+    ensure!(
+        outcome.end_reason == Some(EndReason::StationFault)
+            && outcome.captured == Some(Money::new(230, Currency::USD)),
+        "{outcome:?}"
+    );
+    Ok(())
+}
+
+/// 100.00 USD/kWh, a 5.00 USD hold: 50 Wh, which a 22 kW connector delivers in 8.2 s.
+fn hold_for_eight_seconds(meter_interval: Duration) -> anyhow::Result<SessionInput> {
+    let mut timings = fast_timings();
+    timings.meter_interval = meter_interval;
+    let mut input = session_input(
+        "CP-DEADLINE",
+        rate(vec![component(Dimension::Energy, "100.00", None)]),
+        500,
+        timings,
+    )?;
+    input.max_power_w = Some(22_000);
+    Ok(input)
+}
+
+async fn stop_deadline_comes_from_the_connectors_power(sc: Arc<Scenario>) -> anyhow::Result<()> {
+    // A 300 s meter interval: no reading comes before the hold would be used up.
+    let input = hold_for_eight_seconds(Duration::from_secs(300))?;
+    let started = std::time::Instant::now();
+    sc.charging(&input, 0, Utc::now()).await?;
+    // Before the deadline (8.2 s less the 1 s stop latency), a fresh reading is asked for.
+    sc.await_calls("request_meter_values", 1).await?;
+    ensure!(
+        sc.calls("remote_stop").is_empty(),
+        "the reading is asked for before the stop"
+    );
+    let stop = sc.await_calls("remote_stop", 1).await?;
+    let elapsed = started.elapsed();
+    ensure!(
+        elapsed < Duration::from_millis(8_200),
+        "stopped {elapsed:?} after the start; at 22 kW the hold is used up at 8.2 s"
+    );
+    ensure!(stop.len() == 1);
+    // The station stops at once, having delivered 22 kW for ~7 s.
+    sc.station_stops(&input, 45, "Remote").await?;
+    let outcome = sc.outcome(&input).await?;
+    ensure!(
+        outcome.end_reason == Some(EndReason::HoldLimit)
+            && outcome.captured == Some(Money::new(450, Currency::USD)),
+        "{outcome:?}"
+    );
+    Ok(())
+}
+
 fn spawn_worker(server: &Url, sc: &Scenario) -> anyhow::Result<Child> {
     let mut child = Command::new(env!("CARGO_BIN_EXE_test-worker"))
         .args(["--address", server.as_str(), "--task-queue", &sc.task_queue])
@@ -816,6 +1111,26 @@ fn main() -> std::process::ExitCode {
         trial!(stop_refused_on_a_parking_time_rate),
         trial!(auto_stop_before_the_hold_is_exceeded),
         trial!(nothing_owed_cancels_the_hold),
+        trial!(station_reset_ends_on_the_last_meter_value),
+        trial!(late_stop_transaction_after_a_reset_wins),
+        trial!(
+            stop_that_finds_no_transaction_ends_the_session,
+            Behaviour {
+                stop_finds_no_transaction: true,
+                ..Behaviour::default()
+            }
+        ),
+        trial!(
+            refused_stop_is_retried_then_ends_on_the_last_meter_values,
+            Behaviour {
+                refuse_stop: true,
+                ..Behaviour::default()
+            }
+        ),
+        trial!(short_fault_does_not_end_the_session),
+        trial!(long_unavailability_ends_the_session),
+        trial!(long_fault_ends_the_session),
+        trial!(stop_deadline_comes_from_the_connectors_power),
         {
             let env = env.clone();
             Trial::test("worker_killed_mid_session", move || {

@@ -1,8 +1,8 @@
 //! Replays the committed histories of real session runs against the current workflow code. A
 //! change that would break a running session (a different command sequence) fails here.
 //! Histories are recorded by `CHARGELINK_RECORD_HISTORIES=1 cargo test -p chargelink-tests
-//! --test session_workflow`; record new ones when a new workflow shape ships (behind
-//! `ctx.patched`), and keep the old ones.
+//! --test session_workflow` (into `histories/v2`); record new ones when a new workflow shape
+//! ships (behind `ctx.patched`), and keep the old ones (`histories/v1`: before `charge-v2`).
 
 use std::path::Path;
 
@@ -13,18 +13,29 @@ use workflows::SessionWorkflow;
 #[tokio::test]
 async fn recorded_sessions_replay_on_current_code() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/histories");
-    let mut files: Vec<_> = std::fs::read_dir(&dir)
-        .expect("tests/histories exists")
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "json"))
-        .collect();
-    files.sort();
-    // Every scenario of the session test suite has a recorded history.
+    let histories = |shape: &str| -> Vec<std::path::PathBuf> {
+        let mut files: Vec<_> = std::fs::read_dir(dir.join(shape))
+            .expect("tests/histories/<shape> exists")
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "json"))
+            .collect();
+        files.sort();
+        files
+    };
+    // v1: sessions recorded before `charge-v2` (they replay the frozen loop); v2: every
+    // scenario of the session test suite on the current shape.
+    let (v1, v2) = (histories("v1"), histories("v2"));
     assert!(
-        files.len() >= 12,
-        "expected at least 12 recorded histories, found {}",
-        files.len()
+        v1.len() >= 12,
+        "expected 12 v1 histories, found {}",
+        v1.len()
     );
+    assert!(
+        v2.len() >= 20,
+        "expected 20 v2 histories, found {}",
+        v2.len()
+    );
+    let files: Vec<_> = v1.into_iter().chain(v2).collect();
 
     let replayer = WorkflowReplayer::new(
         WorkflowReplayerOptions::new()

@@ -154,16 +154,14 @@ pub(super) async fn charge(
     input: &SessionInput,
     started: ChargingStarted,
 ) -> WorkflowResult<Ending> {
-    let v2 = ctx.patched(names::PATCH_CHARGE_V2);
-    begin_charging(ctx, input, started).await?;
-    if !v2 {
-        return legacy::charge_v1(ctx, input).await;
-    }
     let at = now(ctx);
     ctx.state_mut(|s| {
-        s.v2 = true;
-        s.last_reading_seen = Some(at);
+        s.last_reading_seen.get_or_insert(at);
     });
+    begin_charging(ctx, input, started).await?;
+    if !ctx.state(|s| s.v2) {
+        return legacy::charge_v1(ctx, input).await;
+    }
     // The pending wake-up: when it fires, and the timer.
     let mut alarm: Option<(DateTime<Utc>, Alarm<'_>)> = None;
     loop {

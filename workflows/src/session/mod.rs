@@ -184,7 +184,7 @@ pub struct SessionWorkflow {
     next_command: u64,
     /// Bumped by every signal and command, so the main loop can wait for "anything new".
     wake: u64,
-    /// The charging loop of `charge-v2` runs (decided when charging starts).
+    /// The session runs the `charge-v2` shape (decided first thing, for every handler).
     v2: bool,
     /// The station lost the transaction (`charge-v2`).
     lost: Option<LostTransaction>,
@@ -252,6 +252,9 @@ impl SessionWorkflow {
     /// Runs the session to its end.
     #[run(name = "session")]
     pub async fn run(ctx: &mut WorkflowContext<Self>) -> WorkflowResult<SessionOutcome> {
+        // Decided first, so every signal handler knows which shape this session runs.
+        let v2 = ctx.patched(names::PATCH_CHARGE_V2);
+        ctx.state_mut(|s| s.v2 = v2);
         let input = ctx.state(|s| s.input.clone());
         let at = now(ctx);
         ctx.state_mut(|s| {
@@ -531,11 +534,7 @@ impl SessionWorkflow {
         let Some(started) = &self.started else {
             return;
         };
-        let running = self.stopped.is_none()
-            && matches!(
-                self.session.status,
-                SessionStatus::Started | SessionStatus::Paused
-            );
+        let running = self.stopped.is_none() && !self.session.status.is_final();
         // A status from before the start (queued offline, or the plug-in) says nothing.
         if !running || signal.timestamp < started.timestamp {
             return;
