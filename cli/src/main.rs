@@ -237,6 +237,23 @@ enum Commands {
         /// The driver unplugs this many seconds after a transaction started.
         #[arg(long, value_parser = seconds)]
         unplug_after: Option<Duration>,
+        /// Lose power this many seconds after a transaction started: the station reboots and
+        /// forgets its transactions.
+        #[arg(long, value_parser = seconds)]
+        reboot_after: Option<Duration>,
+        /// On a reboot, send each lost transaction's StopTransaction (`PowerLoss`) after the
+        /// boot, from the offline queue.
+        #[arg(long)]
+        stop_queued_on_reboot: bool,
+        /// The connector faults this many seconds after a transaction started...
+        #[arg(long, value_parser = seconds, requires = "fault_for")]
+        fault_after: Option<Duration>,
+        /// ...for this many seconds.
+        #[arg(long, value_parser = seconds, requires = "fault_after")]
+        fault_for: Option<Duration>,
+        /// Accept RemoteStopTransaction and keep charging.
+        #[arg(long)]
+        ignore_remote_stop: bool,
     },
     /// Run the Stripe-compatible sandbox (hosted checkout page, signed webhooks).
     StripeSandbox {
@@ -457,6 +474,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             refuse_remote_start,
             never_plugged_in,
             unplug_after,
+            reboot_after,
+            stop_queued_on_reboot,
+            fault_after,
+            fault_for,
+            ignore_remote_stop,
         } => {
             let mut template = sim::StationSpec::new(url.clone(), "", key.clone());
             template.connectors = connectors;
@@ -465,6 +487,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             template.behaviour.refuse_remote_start = refuse_remote_start;
             template.behaviour.never_plugged_in = never_plugged_in;
             template.behaviour.unplug_after = unplug_after;
+            template.behaviour.reboot_after = reboot_after;
+            template.behaviour.stop_queued_on_reboot = stop_queued_on_reboot;
+            template.behaviour.fault = fault_after.zip(fault_for);
+            template.behaviour.ignore_remote_stop = ignore_remote_stop;
             let config = sim::SimConfig {
                 url,
                 stations,

@@ -40,6 +40,7 @@ use crate::v16::meter_values::{MeterValuesRequest, MeterValuesResponse, samples}
 use crate::v16::start_transaction::{StartTransactionRequest, StartTransactionResponse};
 use crate::v16::status_notification::{StatusNotificationRequest, StatusNotificationResponse};
 use crate::v16::stop_transaction::{StopTransactionRequest, StopTransactionResponse};
+use crate::v16::trigger_message::{MessageTrigger, TriggerMessageRequest};
 use crate::v16::types::{AuthorizationStatus, ChargePointStatus, IdTagInfo};
 use crate::v16::{self, Action};
 
@@ -538,6 +539,35 @@ impl Central {
             match station.call::<v16::ChangeConfiguration>(&request).await {
                 Ok(r) => info!(key, value, status = ?r.status, "configuration pushed"),
                 Err(e) => warn!(key, error = %e, "configuration not pushed"),
+            }
+        }
+        self.recheck_open_transactions(&station).await;
+    }
+
+    /// A station that boots may have lost its transactions (power loss, firmware crash): ask
+    /// for the status of every connector the registry still has a transaction on, so a
+    /// connector that comes back `Available` ends its session (the session workflow decides).
+    async fn recheck_open_transactions(&self, station: &StationHandle) {
+        let cp = station.station();
+        let Ok(connectors) = self.registry.connectors(cp).await else {
+            return;
+        };
+        for c in connectors.iter().filter(|c| c.connector_id > 0) {
+            let open = self.registry.open_transaction_on(cp, c.connector_id).await;
+            let Ok(Some(tx)) = open else {
+                continue;
+            };
+            let request = TriggerMessageRequest {
+                requested_message: MessageTrigger::StatusNotification,
+                connector_id: Some(c.connector_id),
+            };
+            match station.call::<v16::TriggerMessage>(&request).await {
+                Ok(r) => {
+                    info!(connector_id = c.connector_id, transaction_id = tx.id, status = ?r.status, "asked for the status of a connector with an open transaction")
+                }
+                Err(e) => {
+                    warn!(connector_id = c.connector_id, error = %e, "status of a connector with an open transaction not asked for")
+                }
             }
         }
     }

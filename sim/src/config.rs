@@ -18,6 +18,15 @@ pub struct Behaviour {
     pub drop_connection: Option<(Duration, Duration)>,
     /// Wait this long before answering the central system's CALLs.
     pub reply_delay: Duration,
+    /// Lose power this long after the transaction started (a reboot: transactions forgotten).
+    pub reboot_after: Option<Duration>,
+    /// On a reboot, keep each running transaction's StopTransaction (`PowerLoss`) in the
+    /// offline queue and send it after the boot, as OCPP 1.6 stations do.
+    pub stop_queued_on_reboot: bool,
+    /// The connector faults this long after the transaction started, for the second duration.
+    pub fault: Option<(Duration, Duration)>,
+    /// Accept RemoteStopTransaction and keep charging (a station that ignores the stop).
+    pub ignore_remote_stop: bool,
 }
 
 impl Default for Behaviour {
@@ -29,6 +38,10 @@ impl Default for Behaviour {
             unplug_after: None,
             drop_connection: None,
             reply_delay: Duration::ZERO,
+            reboot_after: None,
+            stop_queued_on_reboot: false,
+            fault: None,
+            ignore_remote_stop: false,
         }
     }
 }

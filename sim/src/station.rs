@@ -113,8 +113,6 @@ struct Connector {
     /// Since when `energy_mwh` is current.
     integrated_at: Instant,
     paused: bool,
-    /// Faulted (no energy) until this instant.
-    faulted_until: Option<Instant>,
     tx: Option<Tx>,
     /// A RemoteStart being prepared (authorize, then start).
     starting: Option<String>,
@@ -143,6 +141,19 @@ impl Connector {
     }
 }
 
+/// What a station does by itself, at a given instant.
+#[derive(Debug, Clone, Copy)]
+enum Scheduled {
+    /// The driver unplugs.
+    Unplug(u32),
+    /// The connector faults for this long.
+    FaultStart(u32, Duration),
+    /// The fault clears.
+    FaultEnd(u32),
+    /// Power loss: the station restarts with nothing in memory.
+    Reboot,
+}
+
 /// A CALL of ours that got no answer in this long is sent again (after a reconnect).
 const ANSWER_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -156,7 +167,8 @@ pub(crate) struct Station {
     meter_interval: Duration,
     heartbeat_interval: Duration,
     offline_until: Option<Instant>,
-    unplug_at: Vec<(Instant, u32)>,
+    /// Things the station does by itself at a given instant.
+    scheduled: Vec<(Instant, Scheduled)>,
     drop_at: Option<Instant>,
     state: watch::Sender<SimState>,
     internal_tx: mpsc::UnboundedSender<Internal>,
@@ -210,7 +222,6 @@ impl Station {
                 energy_mwh: spec.meter_start_wh * 1_000,
                 integrated_at: Instant::now(),
                 paused: false,
-                faulted_until: None,
                 tx: None,
                 starting: None,
             })
@@ -226,7 +237,7 @@ impl Station {
             next_id: 1,
             booted: false,
             offline_until: None,
-            unplug_at: Vec::new(),
+            scheduled: Vec::new(),
             drop_at: None,
             state,
             internal_tx,
@@ -277,7 +288,7 @@ impl Station {
                     .connectors
                     .iter()
                     .any(|c| c.tx.as_ref().is_some_and(|t| t.id.is_some()));
-            let next_unplug = self.unplug_at.iter().map(|(at, _)| *at).min();
+            let next_scheduled = self.scheduled.iter().map(|(at, _)| *at).min();
             let resend_at = self
                 .outstanding
                 .as_ref()
@@ -348,13 +359,30 @@ impl Station {
                     self.enqueue(v16::Heartbeat::NAME, json!({}), Purpose::Plain);
                 }
                 _ = tick_if(meter_on, &mut meter) => self.sample(),
-                () = sleep_until_opt(next_unplug) => {
+                () = sleep_until_opt(next_scheduled) => {
                     let due = Instant::now();
                     let (now_due, later): (Vec<_>, Vec<_>) =
-                        self.unplug_at.iter().partition(|(at, _)| *at <= due);
-                    self.unplug_at = later;
-                    for (_, connector) in now_due {
-                        self.unplug(connector);
+                        self.scheduled.drain(..).partition(|(at, _)| *at <= due);
+                    self.scheduled = later;
+                    for (_, what) in now_due {
+                        match what {
+                            Scheduled::Unplug(connector) => self.unplug(connector),
+                            Scheduled::FaultStart(connector, lasting) => {
+                                self.status(connector, ChargePointStatus::Faulted);
+                                self.scheduled
+                                    .push((Instant::now() + lasting, Scheduled::FaultEnd(connector)));
+                            }
+                            Scheduled::FaultEnd(connector) => {
+                                if self.connectors.iter().any(|c| c.id == connector && c.tx.is_some()) {
+                                    self.status(connector, ChargePointStatus::Charging);
+                                }
+                            }
+                            Scheduled::Reboot => {
+                                self.reboot();
+                                socket = None;
+                                reconnect_at = Some(Instant::now() + self.spec.reconnect_backoff);
+                            }
+                        }
                     }
                 }
                 () = sleep_until_opt(self.drop_at), if socket.is_some() => {
@@ -380,6 +408,46 @@ impl Station {
                 heartbeat = interval(self.heartbeat_interval);
             }
         }
+    }
+
+    /// A power loss: the connection drops, every transaction and queued message is forgotten
+    /// and the connectors come back Available after the next boot; with
+    /// `stop_queued_on_reboot`, each running transaction's StopTransaction (`PowerLoss`, the
+    /// register at the loss) survives in the offline queue and is sent after the boot.
+    fn reboot(&mut self) {
+        let nominal = self.spec.power_w;
+        let keep_stops = self.spec.behaviour.stop_queued_on_reboot;
+        let mut stops = Vec::new();
+        for c in &mut self.connectors {
+            c.integrate(nominal);
+            if let Some(tx) = c.tx.take()
+                && let (Some(transaction_id), true) = (tx.id, keep_stops)
+            {
+                let request = StopTransactionRequest {
+                    id_tag: Some(ci(&tx.id_tag)),
+                    meter_stop: i32::try_from(c.energy_wh()).unwrap_or(i32::MAX),
+                    timestamp: now(),
+                    transaction_id,
+                    reason: Some("PowerLoss".to_owned()),
+                    transaction_data: None,
+                };
+                stops.push(Queued {
+                    action: v16::StopTransaction::NAME,
+                    payload: to_value(&request),
+                    purpose: Purpose::Plain,
+                });
+            }
+            c.starting = None;
+            c.paused = false;
+            c.status = ChargePointStatus::Available;
+        }
+        self.outbox.clear();
+        self.outbox.extend(stops);
+        self.outstanding = None;
+        self.booted = false;
+        self.scheduled.clear();
+        self.drop_at = None;
+        info!(station = %self.spec.id, "rebooted (power loss)");
     }
 
     fn lost(
@@ -713,8 +781,17 @@ impl Station {
         }
         self.status(connector, ChargePointStatus::Charging);
         let b = &self.spec.behaviour;
+        let now = Instant::now();
         if let Some(after) = b.unplug_after {
-            self.unplug_at.push((Instant::now() + after, connector));
+            self.scheduled
+                .push((now + after, Scheduled::Unplug(connector)));
+        }
+        if let Some((after, lasting)) = b.fault {
+            self.scheduled
+                .push((now + after, Scheduled::FaultStart(connector, lasting)));
+        }
+        if let Some(after) = b.reboot_after {
+            self.scheduled.push((now + after, Scheduled::Reboot));
         }
         if let Some((after, _)) = b.drop_connection {
             self.drop_at = Some(Instant::now() + after);
@@ -731,7 +808,6 @@ impl Station {
             return;
         };
         c.paused = false;
-        c.faulted_until = None;
         let meter_stop = c.energy_wh();
         let Some(transaction_id) = tx.id else {
             warn!(station = %self.spec.id, "stopping a transaction that never got an id");
@@ -765,6 +841,10 @@ impl Station {
             })
             .map(|c| c.id);
         let status = match connector {
+            Some(_) if self.spec.behaviour.ignore_remote_stop => {
+                warn!(station = %self.spec.id, "RemoteStopTransaction accepted and ignored");
+                RemoteStartStopStatus::Accepted
+            }
             Some(connector) => {
                 self.stop_transaction(connector, "Remote");
                 RemoteStartStopStatus::Accepted

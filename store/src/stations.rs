@@ -397,6 +397,18 @@ impl Store {
             .await?)
     }
 
+    /// The OCPP transactions of a session, oldest first (one, unless a station started twice).
+    pub async fn session_transactions(
+        &self,
+        session_id: &str,
+    ) -> Result<Vec<ocpp_transaction::Model>, StoreError> {
+        Ok(ocpp_transaction::Entity::find()
+            .filter(ocpp_transaction::Column::SessionId.eq(session_id))
+            .order_by_asc(ocpp_transaction::Column::Id)
+            .all(&self.db)
+            .await?)
+    }
+
     /// The newest open transaction on a connector.
     pub async fn open_transaction_on(
         &self,

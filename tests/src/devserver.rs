@@ -32,16 +32,28 @@ pub fn free_port() -> anyhow::Result<u16> {
 
 /// A running `temporal server start-dev`; killed on drop.
 pub struct DevServer {
-    child: Child,
+    child: std::sync::Mutex<Child>,
     /// `http://127.0.0.1:<port>`.
     pub url: Url,
+    port: u16,
+    /// The SQLite file history is kept in (`None`: in memory).
+    db: Option<PathBuf>,
 }
 
 impl DevServer {
     /// Starts an in-memory dev server on a free port with chargelink's search attributes, and
     /// waits (up to a minute, not the SDK's fixed 5 s) until it answers.
     pub async fn start() -> anyhow::Result<Self> {
-        let port = free_port()?;
+        Self::launch(free_port()?, None).await
+    }
+
+    /// Like [`Self::start`], with history in the SQLite file `db`, so [`Self::restart`] keeps
+    /// every workflow.
+    pub async fn start_persistent(db: PathBuf) -> anyhow::Result<Self> {
+        Self::launch(free_port()?, Some(db)).await
+    }
+
+    fn spawn(port: u16, db: Option<&Path>) -> anyhow::Result<Child> {
         let mut cmd = Command::new(temporal_cli()?);
         cmd.args([
             "server",
@@ -61,22 +73,35 @@ impl DevServer {
             "--dynamic-config-value",
             "frontend.enableUpdateWorkflowExecutionAsyncAccepted=true",
         ]);
+        if let Some(db) = db {
+            cmd.arg("--db-filename").arg(db);
+        }
         for name in workflows::names::SEARCH_ATTRIBUTES {
             cmd.args(["--search-attribute", &format!("{name}=Keyword")]);
         }
-        let child = cmd
-            .stdin(Stdio::null())
+        cmd.stdin(Stdio::null())
             .stdout(Stdio::null())
             .spawn()
-            .context("starting the Temporal dev server")?;
+            .context("starting the Temporal dev server")
+    }
+
+    async fn launch(port: u16, db: Option<PathBuf>) -> anyhow::Result<Self> {
+        let child = Self::spawn(port, db.as_deref())?;
         let server = Self {
-            child,
+            child: std::sync::Mutex::new(child),
             url: Url::from_str(&format!("http://127.0.0.1:{port}"))?,
+            port,
+            db,
         };
+        server.wait_ready().await?;
+        Ok(server)
+    }
+
+    async fn wait_ready(&self) -> anyhow::Result<()> {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
-            match connect(&server.url).await {
-                Ok(_) => return Ok(server),
+            match connect(&self.url).await {
+                Ok(_) => return Ok(()),
                 Err(e) if Instant::now() > deadline => {
                     return Err(e.context("the dev server did not come up in 60 s"));
                 }
@@ -84,12 +109,30 @@ impl DevServer {
             }
         }
     }
+
+    fn child(&self) -> std::sync::MutexGuard<'_, Child> {
+        self.child.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Kills the server with SIGKILL (history stays in its file, if it has one).
+    pub fn kill(&self) {
+        let mut child = self.child();
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+
+    /// Kills the server and starts it again on the same port and file, and waits until it
+    /// answers. Only a persistent server keeps its workflows.
+    pub async fn restart(&self) -> anyhow::Result<()> {
+        self.kill();
+        *self.child() = Self::spawn(self.port, self.db.as_deref())?;
+        self.wait_ready().await
+    }
 }
 
 impl Drop for DevServer {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.kill();
     }
 }
 

@@ -25,7 +25,8 @@ pub const STRIPE_WEBHOOK_SECRET: &str = "whsec_chargelink_e2e";
 
 /// Session timings short enough for whole sessions in seconds: the environment of every process
 /// (`chargelink api` fixes them into each new session, the gateway pushes the meter interval).
-pub const FAST_TIMINGS: [(&str, &str); 8] = [
+pub const FAST_TIMINGS: [(&str, &str); 9] = [
+    ("CHARGELINK_FAULT_GRACE", "3"),
     ("CHARGELINK_METER_INTERVAL", "1"),
     ("CHARGELINK_STOP_LATENCY", "1"),
     ("CHARGELINK_START_ATTEMPT_TIMEOUT", "3"),
@@ -104,15 +105,29 @@ impl ProcessStack {
     /// Starts the dev server and the stack's processes, and waits until the API, the sandbox and
     /// the gateway answer. `extra_env` is added to (or overrides) every process's environment.
     pub async fn start(bin: &Path, extra_env: &[(&str, &str)]) -> anyhow::Result<Self> {
+        Self::start_with(bin, extra_env, false).await
+    }
+
+    /// [`Self::start`]; with `persistent_temporal` the dev server keeps history in a file in the
+    /// stack's directory, so it can be restarted without losing a session.
+    pub async fn start_with(
+        bin: &Path,
+        extra_env: &[(&str, &str)],
+        persistent_temporal: bool,
+    ) -> anyhow::Result<Self> {
         ensure!(
             bin.exists(),
             "chargelink binary {} not found",
             bin.display()
         );
-        let server = DevServer::start().await?;
         let dir = std::env::temp_dir().join(format!("chargelink-e2e-{}", &random_body()[..12]));
         std::fs::create_dir_all(dir.join("logs"))?;
         std::fs::create_dir_all(dir.join(".data"))?;
+        let server = if persistent_temporal {
+            DevServer::start_persistent(dir.join("temporal.db")).await?
+        } else {
+            DevServer::start().await?
+        };
         let (api_port, gw_port, sandbox_port) = (free_port()?, free_port()?, free_port()?);
         let api = format!("http://127.0.0.1:{api_port}");
         let sandbox = format!("http://127.0.0.1:{sandbox_port}");
@@ -292,6 +307,11 @@ impl ProcessStack {
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
         self.spawn(name, &args, &env)
+    }
+
+    /// The names of every chargelink process started so far.
+    pub fn process_names(&self) -> Vec<String> {
+        self.procs().keys().cloned().collect()
     }
 
     /// Whether process `name` is still running.
@@ -676,6 +696,50 @@ impl ProcessStack {
         Ok((done("capture"), done("cancel").len()))
     }
 
+    /// Checks a finished session's money at the sandbox: exactly one capture, of the final cost,
+    /// within the hold (or, when nothing is owed, exactly one cancel and no capture).
+    pub async fn assert_settled_once(&self, session: &Value) -> anyhow::Result<()> {
+        let sid = session["_id"].as_str().unwrap_or_default();
+        let intent = session["payment"]["stripe"]["intent_id"]
+            .as_str()
+            .with_context(|| format!("{sid} has no payment intent: {session}"))?;
+        let (captures, cancels) = self.money_moves(intent).await?;
+        let cost = session["cost"]["amount"].as_i64().unwrap_or(0);
+        let hold = session["payment"]["authorized_amount"]
+            .as_i64()
+            .context("hold")?;
+        if cost == 0 {
+            ensure!(
+                captures.is_empty() && cancels == 1,
+                "{sid}: nothing owed, one cancel: {captures:?} {cancels}"
+            );
+            return Ok(());
+        }
+        ensure!(
+            captures.len() == 1 && cancels == 0,
+            "{sid}: one capture, no cancel: {captures:?} {cancels}"
+        );
+        ensure!(
+            captures[0]["params"]["amount_to_capture"] == cost.to_string().as_str()
+                && session["payment"]["captured_amount"] == cost
+                && cost <= hold,
+            "{sid}: the capture is the final cost {cost}, within the hold {hold}: {}",
+            captures[0]
+        );
+        Ok(())
+    }
+
+    /// The store's OCPP transactions of `session` (what the gateways recorded).
+    pub async fn transactions(
+        &self,
+        session: &str,
+    ) -> anyhow::Result<Vec<store::entities::ocpp_transaction::Model>> {
+        let store =
+            store::Store::connect(&format!("sqlite://{}/chargelink.db", self.dir.display()))
+                .await?;
+        Ok(store.session_transactions(session).await?)
+    }
+
     /// Waits until `receiver` has printed `expected` for `session`, then checks that it got exactly
     /// those, in order, verified, once each, and that `/events` lists the same ids, all delivered.
     pub async fn assert_webhooks(
@@ -774,11 +838,26 @@ pub fn run_scenarios(
     extra_env: &[(&str, &str)],
     scenarios: Vec<(&'static str, Scenario)>,
 ) -> std::process::ExitCode {
+    run_scenarios_with(bin, extra_env, false, scenarios)
+}
+
+/// [`run_scenarios`] on a stack whose Temporal dev server keeps history in a file
+/// (`persistent_temporal`), for scenarios that restart it.
+pub fn run_scenarios_with(
+    bin: &Path,
+    extra_env: &[(&str, &str)],
+    persistent_temporal: bool,
+    scenarios: Vec<(&'static str, Scenario)>,
+) -> std::process::ExitCode {
     let args = libtest_mimic::Arguments::from_args();
     let Some(tokio) = crate::harness::runtime() else {
         return std::process::ExitCode::FAILURE;
     };
-    let stack = match tokio.block_on(ProcessStack::start(bin, extra_env)) {
+    let stack = match tokio.block_on(ProcessStack::start_with(
+        bin,
+        extra_env,
+        persistent_temporal,
+    )) {
         Ok(s) => std::sync::Arc::new(s),
         Err(e) => {
             eprintln!("could not start the process stack: {e:#}");
