@@ -273,6 +273,10 @@ enum Commands {
         /// Base URL of the checkout pages it hands out.
         #[arg(long, env = "CHARGELINK_SANDBOX_PUBLIC_URL")]
         public_url: Option<Url>,
+        /// Keep the state (checkouts, PaymentIntents, idempotency keys, the request log) in
+        /// this JSON file across restarts; unset keeps it in memory only.
+        #[arg(long, env = "CHARGELINK_SANDBOX_STATE")]
+        state_file: Option<PathBuf>,
     },
     /// Price an OCPI 2.2.1 CDR's charging periods with a tariff; prints every total as JSON.
     Price {
@@ -509,11 +513,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             webhook_url,
             webhook_secret,
             public_url,
+            state_file,
         } => {
             let config = stripe_sandbox::SandboxConfig {
                 webhook_endpoint: webhook_url,
                 webhook_secret,
                 public_base_url: public_url,
+                state_file,
                 ..Default::default()
             };
             tracing::info!(%listen, "Stripe sandbox listening");

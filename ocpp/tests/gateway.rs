@@ -986,6 +986,69 @@ async fn python_ocpp_charge_point_interoperates(stack: Arc<Stack>) -> anyhow::Re
     Ok(())
 }
 
+async fn a_rebooted_station_answers_the_stop_with_no_transaction(
+    stack: Arc<Stack>,
+) -> anyhow::Result<()> {
+    // Arrange: a station that loses power 2 s into the transaction and boots again.
+    let mut spec = stack.spec("CP3");
+    spec.behaviour.reboot_after = Some(Duration::from_secs(2));
+    let station = stack.station(spec).await?;
+    let input = stack.input("CP3")?;
+    stack.start_paid(&input).await?;
+    stack.await_status(&input, SessionStatus::Started).await?;
+    station
+        .wait_for("the reboot", Duration::from_secs(10), |s| {
+            s.booted
+                && s.connector(1).is_some_and(|c| {
+                    c.transaction_id.is_none() && c.status == ChargePointStatus::Available
+                })
+        })
+        .await?;
+    let cp: domain::ids::ChargeStationId = "CP3".parse()?;
+    let mut reported = false;
+    for _ in 0..50 {
+        let connectors = stack.registry.connectors(&cp).await?;
+        if connectors
+            .iter()
+            .any(|c| c.connector_id == 1 && c.status == "Available")
+        {
+            reported = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    ensure!(
+        reported,
+        "the rebooted station reported connector 1 Available"
+    );
+
+    // Act: stop it while the session still waits for a StopTransaction.
+    let answered = stack.sessions.stop(&input.session_id).await?;
+
+    // Assert: the gateway tells "no such transaction" from a refusal, and the session ends.
+    let stop = answered.stop.context("stop state")?;
+    ensure!(
+        stop.station_answer == domain::session::StationAnswer::NoTransaction,
+        "{stop:?}"
+    );
+    ensure!(station.state().received("RemoteStopTransaction").len() == 1);
+    let outcome = stack.outcome(&input).await?;
+    ensure!(
+        outcome.end_reason == Some(EndReason::StationReset),
+        "{outcome:?}"
+    );
+    let tx = stack
+        .store
+        .session_transactions(input.session_id.as_str())
+        .await?;
+    ensure!(
+        tx.len() == 1 && tx[0].stop_reason.as_deref() == Some("chargelink:station_reset"),
+        "{tx:?}"
+    );
+    station.stop().await?;
+    Ok(())
+}
+
 fn main() -> std::process::ExitCode {
     let args = Arguments::from_args();
     let Some(tokio) = chargelink_tests::harness::runtime() else {
@@ -1043,6 +1106,7 @@ fn main() -> std::process::ExitCode {
         trial!(credentials_and_subprotocol_are_checked_before_the_upgrade),
         trial!(slow_station_times_out_the_call_and_one_call_is_outstanding),
         trial!(connector_status_reaches_the_store),
+        trial!(a_rebooted_station_answers_the_stop_with_no_transaction),
         trial!(python_ocpp_charge_point_interoperates),
         {
             let env = env.clone();

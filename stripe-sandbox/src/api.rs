@@ -396,8 +396,8 @@ pub(crate) fn pay(
         });
     if let Err(e) = outcome {
         intent.last_payment_error = Some((
-            e.code.unwrap_or("card_declined"),
-            e.decline_code,
+            e.code.unwrap_or("card_declined").to_owned(),
+            e.decline_code.map(str::to_owned),
             e.message.clone(),
         ));
         let json = intent.to_json();

@@ -66,6 +66,8 @@ pub struct SandboxConfig {
     pub webhook_backoff: Duration,
     /// How long an injected `timeout` failure holds its answer back.
     pub hang: Duration,
+    /// Where the state is kept across restarts (`None`: in memory only).
+    pub state_file: Option<std::path::PathBuf>,
 }
 
 impl Default for SandboxConfig {
@@ -77,6 +79,7 @@ impl Default for SandboxConfig {
             webhook_attempts: 4,
             webhook_backoff: Duration::from_millis(200),
             hang: Duration::from_secs(30),
+            state_file: None,
         }
     }
 }
@@ -96,6 +99,7 @@ impl std::fmt::Debug for SandboxConfig {
             .field("webhook_attempts", &self.webhook_attempts)
             .field("webhook_backoff", &self.webhook_backoff)
             .field("hang", &self.hang)
+            .field("state_file", &self.state_file)
             .finish_non_exhaustive()
     }
 }
@@ -109,6 +113,14 @@ pub enum SandboxError {
     /// The public base URL could not be built from the bound address.
     #[error("invalid public base URL")]
     Url(#[from] url::ParseError),
+    /// The state file exists but cannot be read back; move it away to start empty.
+    #[error("sandbox state file {path} cannot be read: {reason}")]
+    State {
+        /// The file.
+        path: String,
+        /// What was wrong.
+        reason: String,
+    },
 }
 
 /// Why paying a checkout session failed (declined card, closed or unknown session).

@@ -11,6 +11,7 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
 use axum::{Json, Router};
+use base64::Engine as _;
 use serde::Deserialize;
 use tokio::net::TcpListener;
 use url::Url;
@@ -47,12 +48,41 @@ impl Shared {
             .timeout(Duration::from_secs(10))
             .build()
             .map_err(|e| SandboxError::Io(std::io::Error::other(e)))?;
+        let state = match &config.state_file {
+            Some(path) if path.exists() => {
+                let bad = |reason: String| SandboxError::State {
+                    path: path.display().to_string(),
+                    reason,
+                };
+                let text = std::fs::read_to_string(path).map_err(|e| bad(e.to_string()))?;
+                serde_json::from_str(&text).map_err(|e| bad(e.to_string()))?
+            }
+            _ => State::default(),
+        };
         Ok(Arc::new(Self {
             config,
             public_base,
-            state: Mutex::new(State::default()),
+            state: Mutex::new(state),
             http,
         }))
+    }
+
+    /// Writes the state to the state file, if there is one (whole, to a temporary file renamed
+    /// over it, so a crash leaves the old or the new state, never half of one).
+    pub(crate) fn save(&self, state: &State) {
+        let Some(path) = &self.config.state_file else {
+            return;
+        };
+        let written = serde_json::to_vec(state)
+            .map_err(std::io::Error::other)
+            .and_then(|bytes| {
+                let tmp = path.with_extension("tmp");
+                std::fs::write(&tmp, bytes)?;
+                std::fs::rename(&tmp, path)
+            });
+        if let Err(e) = written {
+            tracing::error!(path = %path.display(), error = %e, "sandbox state not saved");
+        }
     }
 
     /// The state; a panic while holding the lock cannot leave it half-written (operations
@@ -72,6 +102,7 @@ impl Shared {
         let (result, events) = {
             let mut state = self.lock();
             let result = api::pay(&mut state, id, card_number).map(|s| s.snapshot());
+            self.save(&state);
             (result, std::mem::take(&mut state.undelivered))
         };
         spawn_delivery(self.clone(), events);
@@ -83,6 +114,9 @@ impl Shared {
         let (result, events) = {
             let mut state = self.lock();
             let result = f(&mut state);
+            if !state.undelivered.is_empty() {
+                self.save(&state);
+            }
             (result, std::mem::take(&mut state.undelivered))
         };
         spawn_delivery(self.clone(), events);
@@ -158,7 +192,21 @@ fn check_api_key(headers: &HeaderMap) -> Result<(), ApiError> {
             "You did not provide an API key. You need to provide your API key in the Authorization header, using Bearer auth (e.g. 'Authorization: Bearer YOUR_SECRET_KEY').",
         ));
     };
-    let key = value.strip_prefix("Bearer ").unwrap_or_default().trim();
+    // Bearer as async-stripe sends it, or HTTP Basic with the key as the user and no password,
+    // as Stripe's docs show every request (`curl -u sk_test_...:`).
+    let basic = value
+        .strip_prefix("Basic ")
+        .and_then(|b| {
+            base64::engine::general_purpose::STANDARD
+                .decode(b.trim())
+                .ok()
+        })
+        .and_then(|b| String::from_utf8(b).ok())
+        .map(|user_pass| user_pass.split(':').next().unwrap_or_default().to_owned());
+    let key = match &basic {
+        Some(user) => user.as_str(),
+        None => value.strip_prefix("Bearer ").unwrap_or_default().trim(),
+    };
     if key.starts_with("sk_test_") || key.starts_with("rk_test_") {
         Ok(())
     } else {
@@ -200,6 +248,9 @@ fn handle(
         replayed: outcome.replayed,
         injected: outcome.injected,
     });
+    if *method == Method::POST {
+        shared.save(&state);
+    }
     outcome
 }
 

@@ -55,7 +55,7 @@ impl SessionStatus {
 }
 
 /// A checkout session as the sandbox keeps it.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct CheckoutSession {
     pub(crate) id: String,
     pub(crate) created: i64,
@@ -80,7 +80,7 @@ pub(crate) struct CheckoutSession {
 }
 
 /// A PaymentIntent as the sandbox keeps it.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct PaymentIntent {
     pub(crate) id: String,
     pub(crate) created: i64,
@@ -95,7 +95,7 @@ pub(crate) struct PaymentIntent {
     pub(crate) canceled_at: Option<i64>,
     pub(crate) cancellation_reason: Option<String>,
     /// (code, decline_code, message) of the last failed attempt.
-    pub(crate) last_payment_error: Option<(&'static str, Option<&'static str>, String)>,
+    pub(crate) last_payment_error: Option<(String, Option<String>, String)>,
 }
 
 /// A checkout session, for assertions.
@@ -328,7 +328,7 @@ pub struct WebhookDelivery {
 }
 
 /// A stored idempotent answer.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct Stored {
     pub(crate) fingerprint: String,
     pub(crate) status: u16,
@@ -337,15 +337,20 @@ pub(crate) struct Stored {
 
 /// The sandbox's whole state, behind one mutex: every operation runs under the lock, so
 /// requests never interleave (Stripe's concurrent-request conflicts cannot happen here).
-#[derive(Debug, Default)]
+/// With a state file, everything but the injected failures and the events in flight is saved
+/// after each change and loaded at start, so a restarted sandbox, like Stripe, forgets nothing.
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub(crate) struct State {
     pub(crate) sessions: HashMap<String, CheckoutSession>,
     pub(crate) intents: HashMap<String, PaymentIntent>,
     pub(crate) idempotency: HashMap<String, Stored>,
     pub(crate) requests: Vec<RecordedRequest>,
+    #[serde(skip)]
     pub(crate) failures: Vec<Failure>,
     pub(crate) deliveries: Vec<WebhookDelivery>,
     /// Events emitted by the current operation, handed to the delivery task afterwards.
+    #[serde(skip)]
     pub(crate) undelivered: Vec<String>,
 }
 

@@ -661,3 +661,63 @@ async fn the_control_routes_complete_and_decline_a_checkout() {
         "no endpoint configured"
     );
 }
+
+#[tokio::test]
+async fn http_basic_auth_with_the_key_as_user_is_accepted_as_at_stripe() {
+    let sandbox = Sandbox::start().await.unwrap();
+    let url = sandbox.base_url().join("v1/checkout/sessions").unwrap();
+    // `curl -u sk_test_...:` as Stripe's docs show every request.
+    let res = http()
+        .post(url.clone())
+        .basic_auth(KEY, Some(""))
+        .form(&session_form(5000, "ses_1"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200, "{}", res.text().await.unwrap());
+    let res = http()
+        .post(url)
+        .basic_auth("sk_live_real", None::<&str>)
+        .form(&session_form(5000, "ses_1"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 401, "a live key is refused over Basic too");
+}
+
+#[tokio::test]
+async fn with_a_state_file_a_restarted_sandbox_remembers_holds_and_keys() {
+    let dir = std::env::temp_dir().join(format!("sandbox-state-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("state.json");
+    let _ = std::fs::remove_file(&file);
+    let config = || stripe_sandbox::SandboxConfig {
+        state_file: Some(file.clone()),
+        ..Default::default()
+    };
+    let first = Sandbox::builder().config(config()).start().await.unwrap();
+    let (_, intent) = authorized(&first, 1800).await;
+    let capture = [("amount_to_capture".to_owned(), "700".to_owned())];
+    let path = format!("v1/payment_intents/{intent}/capture");
+    let (status, _, _) = post_form(&first, &path, &capture, Some("ses_1:capture")).await;
+    assert_eq!(status, 200);
+    drop(first);
+
+    let second = Sandbox::builder().config(config()).start().await.unwrap();
+    let kept = second.intent(&intent).expect("the PaymentIntent survived");
+    assert_eq!(
+        (kept.status, kept.amount_received),
+        (IntentStatus::Succeeded, 700)
+    );
+    // The idempotency key survived too: the retry replays, nothing is captured twice.
+    let (status, _, headers) = post_form(&second, &path, &capture, Some("ses_1:capture")).await;
+    assert_eq!(status, 200);
+    assert_eq!(headers["idempotent-replayed"], "true");
+    let captures = second
+        .requests()
+        .into_iter()
+        .filter(|r| r.path.ends_with("/capture") && !r.replayed && r.status == 200)
+        .count();
+    assert_eq!(captures, 1, "the request log (the ledger) survived as well");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -167,6 +167,13 @@ impl ProcessStack {
             ),
             ("RUST_LOG".into(), "info,temporalio_sdk_core=warn".into()),
         ];
+        if persistent_temporal {
+            // Like Stripe, the sandbox must survive the restart of everything.
+            env.push((
+                "CHARGELINK_SANDBOX_STATE".into(),
+                dir.join("stripe-sandbox.json").display().to_string(),
+            ));
+        }
         env.extend(
             FAST_TIMINGS
                 .iter()
