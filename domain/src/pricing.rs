@@ -916,4 +916,67 @@ mod tests {
         assert_eq!(back, live);
         assert_eq!(back.cost_at(t(80)).unwrap(), live.cost_at(t(80)).unwrap());
     }
+
+    #[test]
+    fn close_bills_nothing_after_the_evidence() {
+        let rate = Rate::new(
+            Currency::EUR,
+            vec![
+                comp(Dimension::Energy, "0.30", None),
+                comp(Dimension::Time, "6", None),
+            ],
+        );
+        let mut live = LiveCost::start(rate, t(0), 1_000);
+        live.record_meter(MeterSample::new(t(5), 6_000, Some(60_000)));
+        live.record_meter(MeterSample::new(t(8), 9_000, Some(60_000)));
+        live.set_charging(t(9), false);
+        // Closed at minute 5 (say a fault began there): the later reading and transition go.
+        let cost = live.close(t(5)).unwrap();
+        // 5 kWh * 0.30 + 5 min * 6/h = 1.50 + 0.50
+        assert_eq!(cost.amount, Money::new(200, Currency::EUR));
+        assert_eq!((cost.energy_wh, cost.charging_seconds), (5_000, 300));
+        assert_eq!(live.last_sample_at(), Some(t(5)));
+        assert_eq!(live.register_until(t(30)), 6_000);
+        assert_eq!(live.last_sample_until(t(4)), None);
+    }
+
+    #[test]
+    fn the_stop_deadline_leaves_room_for_the_latency() {
+        // 1.00/kWh, a 5.00 hold, 10 kW: 5 kWh in 30 min. With a 1 min stop latency the stop
+        // must go out by minute 29.
+        let rate = Rate::new(Currency::EUR, vec![comp(Dimension::Energy, "1", None)]);
+        let live = LiveCost::start(rate, t(0), 0);
+        let hold = Money::new(500, Currency::EUR);
+        let deadline = live
+            .stop_deadline(
+                t(0),
+                hold,
+                10_000,
+                chrono::Duration::minutes(1),
+                chrono::Duration::hours(6),
+            )
+            .unwrap()
+            .unwrap();
+        // Rounded to the cent, 5.0049 still fits: up to 1.8 s more at 10 kW.
+        let off = (deadline - t(29)).num_milliseconds();
+        assert!((0..=1_800).contains(&off), "deadline {deadline} vs minute 29");
+        // At the deadline the projection stays within the hold; a second later it would not.
+        let at = |d: DateTime<Utc>| {
+            live.projected_with_power(t(0), d + chrono::Duration::minutes(1), Decimal::from(10_000))
+                .unwrap()
+        };
+        assert!(at(deadline).amount <= hold.amount);
+        assert!(at(deadline + chrono::Duration::seconds(3)).amount > hold.amount);
+        // Already past: stop now. Nothing flowing and no time component: no deadline.
+        let mut spent = live.clone();
+        spent.record_meter(MeterSample::new(t(40), 6_000, Some(0)));
+        let now = spent
+            .stop_deadline(t(40), hold, 10_000, chrono::Duration::zero(), chrono::Duration::hours(1))
+            .unwrap();
+        assert_eq!(now, Some(t(40)));
+        let idle = live
+            .stop_deadline(t(0), hold, 0, chrono::Duration::minutes(1), chrono::Duration::hours(6))
+            .unwrap();
+        assert_eq!(idle, None);
+    }
 }
