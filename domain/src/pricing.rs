@@ -959,11 +959,18 @@ mod tests {
             .unwrap();
         // Rounded to the cent, 5.0049 still fits: up to 1.8 s more at 10 kW.
         let off = (deadline - t(29)).num_milliseconds();
-        assert!((0..=1_800).contains(&off), "deadline {deadline} vs minute 29");
+        assert!(
+            (0..=1_800).contains(&off),
+            "deadline {deadline} vs minute 29"
+        );
         // At the deadline the projection stays within the hold; a second later it would not.
         let at = |d: DateTime<Utc>| {
-            live.projected_with_power(t(0), d + chrono::Duration::minutes(1), Decimal::from(10_000))
-                .unwrap()
+            live.projected_with_power(
+                t(0),
+                d + chrono::Duration::minutes(1),
+                Decimal::from(10_000),
+            )
+            .unwrap()
         };
         assert!(at(deadline).amount <= hold.amount);
         assert!(at(deadline + chrono::Duration::seconds(3)).amount > hold.amount);
@@ -971,11 +978,23 @@ mod tests {
         let mut spent = live.clone();
         spent.record_meter(MeterSample::new(t(40), 6_000, Some(0)));
         let now = spent
-            .stop_deadline(t(40), hold, 10_000, chrono::Duration::zero(), chrono::Duration::hours(1))
+            .stop_deadline(
+                t(40),
+                hold,
+                10_000,
+                chrono::Duration::zero(),
+                chrono::Duration::hours(1),
+            )
             .unwrap();
         assert_eq!(now, Some(t(40)));
         let idle = live
-            .stop_deadline(t(0), hold, 0, chrono::Duration::minutes(1), chrono::Duration::hours(6))
+            .stop_deadline(
+                t(0),
+                hold,
+                0,
+                chrono::Duration::minutes(1),
+                chrono::Duration::hours(6),
+            )
             .unwrap();
         assert_eq!(idle, None);
     }

@@ -472,9 +472,20 @@ impl ProcessStack {
 
     /// Seeds a station with `connectors` connectors on the organization's rate.
     pub async fn station(&self, org: &Org, connectors: u32) -> anyhow::Result<Station> {
+        self.station_with_power(org, connectors, None).await
+    }
+
+    /// [`Self::station`] whose connectors deliver at most `max_power_w` (the operator's
+    /// setting auto-stop assumes between readings).
+    pub async fn station_with_power(
+        &self,
+        org: &Org,
+        connectors: u32,
+        max_power_w: Option<i64>,
+    ) -> anyhow::Result<Station> {
         let id = format!("E2E-{}-1", &random_body()[..8].to_uppercase());
         let list: Vec<Value> = (1..=connectors)
-            .map(|n| json!({"connector_id": n, "rate": org.rate}))
+            .map(|n| json!({"connector_id": n, "rate": org.rate, "max_power_w": max_power_w}))
             .collect();
         let created = self
             .post(
