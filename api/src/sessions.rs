@@ -429,7 +429,9 @@ pub async fn resume(
     command(&state, &org, &id, Command::Resume).await.map(Json)
 }
 
-/// Stops the session; `session.ended` follows when the station confirms. Refused on rates with a
+/// Stops the session; `session.ended` follows when the station confirms. The answer's `stop`
+/// says what the station answered (a refused or unanswered stop is sent again, then the session
+/// ends on its last meter values). Refused on rates with a
 /// PARKING_TIME component (`stop_not_allowed`).
 #[utoipa::path(post, path = "/sessions/{id}/stop", tag = "sessions", params(("id" = String, Path)),
     responses((status = 200, body = Object), (status = 409, body = crate::error::ErrorBody)), security(("api_key" = [])))]
