@@ -14,17 +14,9 @@ use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{Context, ensure};
+use chargelink_tests::fixtures::PAID_SESSION_EVENTS;
 use chargelink_tests::processes::{self, Org, ProcessStack};
 use serde_json::{Value, json};
-
-const PAID_SESSION: [&str; 6] = [
-    "session.created",
-    "session.payment.created",
-    "session.payment.authorized",
-    "session.started",
-    "session.ended",
-    "session.payment.captured",
-];
 
 fn id(session: &Value) -> String {
     session["_id"].as_str().unwrap_or_default().to_owned()
@@ -64,7 +56,7 @@ async fn check_finished(
         captures[0]
     );
     stack
-        .assert_webhooks_at_least_once(org, receiver, &sid, &PAID_SESSION)
+        .assert_webhooks_at_least_once(org, receiver, &sid, &PAID_SESSION_EVENTS)
         .await
 }
 

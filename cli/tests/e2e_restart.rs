@@ -17,17 +17,9 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, ensure};
+use chargelink_tests::fixtures::PAID_SESSION_EVENTS;
 use chargelink_tests::processes::{self, ProcessStack};
 use serde_json::{Value, json};
-
-const PAID: [&str; 6] = [
-    "session.created",
-    "session.payment.created",
-    "session.payment.authorized",
-    "session.started",
-    "session.ended",
-    "session.payment.captured",
-];
 
 fn id(session: &Value) -> String {
     session["_id"].as_str().unwrap_or_default().to_owned()
@@ -135,7 +127,7 @@ async fn a_restart_of_the_whole_stack_ends_every_running_session(
             "{sid}: {billed} s billed, the station charged at most {limit} s: {done}"
         );
         stack
-            .assert_webhooks_at_least_once(org, receiver, &sid, &PAID)
+            .assert_webhooks_at_least_once(org, receiver, &sid, &PAID_SESSION_EVENTS)
             .await?;
     }
 
@@ -170,7 +162,7 @@ async fn a_restart_of_the_whole_stack_ends_every_running_session(
     ensure!(done["end_reason"] == "stopped_by_api", "{done}");
     stack.assert_settled_once(&done).await?;
     stack
-        .assert_webhooks_at_least_once(&energy_and_time, &hooks, &sid, &PAID)
+        .assert_webhooks_at_least_once(&energy_and_time, &hooks, &sid, &PAID_SESSION_EVENTS)
         .await
         .context("the session paid after the restart")?;
     Ok(())

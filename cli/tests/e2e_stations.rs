@@ -15,6 +15,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{Context, ensure};
+use chargelink_tests::fixtures::PAID_SESSION_EVENTS;
 use chargelink_tests::processes::{self, Org, ProcessStack, Receiver, Scenario};
 use serde_json::{Value, json};
 
@@ -22,16 +23,6 @@ use serde_json::{Value, json};
 /// the transaction shows in the capture.
 const ENERGY_AND_TIME: &str =
     r#"[{"type":"ENERGY","price":"0.30"},{"type":"TIME","price":"36.00"}]"#;
-
-/// The events of a paid session that charged and was captured.
-const PAID: [&str; 6] = [
-    "session.created",
-    "session.payment.created",
-    "session.payment.authorized",
-    "session.started",
-    "session.ended",
-    "session.payment.captured",
-];
 
 /// An organization with `rate`, a one-connector station run with `flags`, a receiver, and a
 /// paid session on it that is charging.
@@ -83,7 +74,9 @@ async fn ended_and_settled(
     ensure!(done["end_reason"] == reason, "end reason {reason}: {done}");
     stack.assert_settled_once(done).await?;
     let sid = done["_id"].as_str().context("id")?;
-    stack.assert_webhooks(org, receiver, sid, &PAID).await
+    stack
+        .assert_webhooks(org, receiver, sid, &PAID_SESSION_EVENTS)
+        .await
 }
 
 fn charging_seconds(session: &Value) -> i64 {

@@ -25,6 +25,16 @@ pub const HAPPY_PATH_EVENTS: [&str; 8] = [
     "session.payment.captured",
 ];
 
+/// The events of a session that was paid, charged and captured, in order.
+pub const PAID_SESSION_EVENTS: [&str; 6] = [
+    "session.created",
+    "session.payment.created",
+    "session.payment.authorized",
+    "session.started",
+    "session.ended",
+    "session.payment.captured",
+];
+
 /// A random id body (hex), like the API mints.
 pub fn random_body() -> String {
     let n: u128 = rand::rng().random();

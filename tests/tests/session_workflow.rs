@@ -14,7 +14,8 @@ use std::time::Duration;
 use anyhow::{Context, bail, ensure};
 use chargelink_tests::devserver::{DevServer, connect};
 use chargelink_tests::fixtures::{
-    HAPPY_PATH_EVENTS, component, fast_timings, random_body, rate, session_input,
+    HAPPY_PATH_EVENTS, PAID_SESSION_EVENTS, component, fast_timings, random_body, rate,
+    session_input,
 };
 use chargelink_tests::recording::{Behaviour, Entry, Recorder, read_journal};
 use chrono::Utc;
@@ -34,16 +35,6 @@ use workflows::messages::{
     MeterValues, PaymentAuthorized, PaymentClosed, SessionOutcome,
 };
 use workflows::{SessionInput, SessionWorkflow};
-
-/// The events of a session that was paid, charged and captured, in order.
-const PAID_SESSION: [&str; 6] = [
-    "session.created",
-    "session.payment.created",
-    "session.payment.authorized",
-    "session.started",
-    "session.ended",
-    "session.payment.captured",
-];
 
 struct Env {
     tokio: Tokio,
@@ -388,7 +379,11 @@ async fn paid_and_charged_with_partial_capture(sc: Arc<Scenario>) -> anyhow::Res
     ensure!(captures[0].detail["idempotency_key"] == format!("{}:capture", input.session_id));
     ensure!(captures[0].detail["intent_id"] == "pi_test_1");
     ensure!(sc.calls("cancel_payment").is_empty());
-    ensure!(sc.events() == PAID_SESSION, "events: {:?}", sc.events());
+    ensure!(
+        sc.events() == PAID_SESSION_EVENTS,
+        "events: {:?}",
+        sc.events()
+    );
     let saved = sc.last_saved()?;
     ensure!(saved.status == SessionStatus::Ended && saved.cost.amount == Some(600));
     let saved_payment = saved.payment.context("payment")?;
@@ -777,7 +772,7 @@ async fn station_reset_ends_on_the_last_meter_value(sc: Arc<Scenario>) -> anyhow
         "{:?}",
         saved.ended_at
     );
-    ensure!(sc.events() == PAID_SESSION, "{:?}", sc.events());
+    ensure!(sc.events() == PAID_SESSION_EVENTS, "{:?}", sc.events());
     Ok(())
 }
 
@@ -901,14 +896,15 @@ async fn short_fault_does_not_end_the_session(sc: Arc<Scenario>) -> anyhow::Resu
     Ok(())
 }
 
-async fn long_unavailability_ends_the_session(sc: Arc<Scenario>) -> anyhow::Result<()> {
-    let (input, t0) = charged_for_five_minutes(&sc, "CP-FAULT").await?;
-    sc.status(
-        &input,
-        ConnectorState::Unavailable,
-        t0 + chrono::Duration::minutes(8),
-    )
-    .await?;
+/// The connector reports `state` 8 minutes in and stays so past the fault grace.
+async fn long_outage_ends_the_session(
+    sc: &Scenario,
+    station: &str,
+    state: ConnectorState,
+) -> anyhow::Result<()> {
+    let (input, t0) = charged_for_five_minutes(sc, station).await?;
+    sc.status(&input, state, t0 + chrono::Duration::minutes(8))
+        .await?;
     let outcome = sc.outcome(&input).await?;
     // 5 kWh * 0.30 + 8 min * 6.00/h: nothing after the fault began.
     ensure!(
@@ -924,21 +920,12 @@ async fn long_unavailability_ends_the_session(sc: Arc<Scenario>) -> anyhow::Resu
     Ok(())
 }
 
+async fn long_unavailability_ends_the_session(sc: Arc<Scenario>) -> anyhow::Result<()> {
+    long_outage_ends_the_session(&sc, "CP-FAULT", ConnectorState::Unavailable).await
+}
+
 async fn long_fault_ends_the_session(sc: Arc<Scenario>) -> anyhow::Result<()> {
-    let (input, t0) = charged_for_five_minutes(&sc, "CP-FAULTED").await?;
-    sc.status(
-        &input,
-        ConnectorState::Faulted,
-        t0 + chrono::Duration::minutes(8),
-    )
-    .await?;
-    let outcome = sc.outcome(&input).await?;
-    ensure!(
-        outcome.end_reason == Some(EndReason::StationFault)
-            && outcome.captured == Some(Money::new(230, Currency::USD)),
-        "{outcome:?}"
-    );
-    Ok(())
+    long_outage_ends_the_session(&sc, "CP-FAULTED", ConnectorState::Faulted).await
 }
 
 /// 100.00 USD/kWh, a 5.00 USD hold: 50 Wh, which a 22 kW connector delivers in 8.2 s.
@@ -1041,7 +1028,7 @@ fn worker_killed_mid_session(env: &Env) -> Result<(), Failed> {
                 "exactly one capture after the restart"
             );
             let events = sc.events();
-            ensure!(events == PAID_SESSION, "{events:?}");
+            ensure!(events == PAID_SESSION_EVENTS, "{events:?}");
             Ok::<_, anyhow::Error>(())
         })
         .map_err(|e: anyhow::Error| Failed::from(format!("{e:#}")))
