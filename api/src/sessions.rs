@@ -281,6 +281,7 @@ pub async fn create_session(
         target,
         timings,
         max_power_w: connector.max_power_w.or(state.config.default_max_power_w),
+        continued: None,
     };
     let span = tracing::info_span!("create_session", session_id = %session_id);
     let session = {

@@ -112,6 +112,9 @@ struct TimingArgs {
     /// session is ended on the meter values from before the fault.
     #[arg(long, env = "CHARGELINK_FAULT_GRACE", default_value = "300", value_parser = seconds)]
     fault_grace: Duration,
+    /// History events after which a charging session continues as a new workflow run.
+    #[arg(long, env = "CHARGELINK_HISTORY_LIMIT", default_value_t = 2_000)]
+    history_limit: u32,
 }
 
 impl TimingArgs {
@@ -125,6 +128,7 @@ impl TimingArgs {
             stop_confirm_timeout: self.stop_confirm_timeout,
             stop_attempts: self.stop_attempts,
             fault_grace: self.fault_grace,
+            history_limit: self.history_limit,
             // Set per session from the organization (or the request).
             ..Default::default()
         }

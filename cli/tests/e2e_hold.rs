@@ -2,7 +2,7 @@
 //! processes: for each meter interval (10, 60 and 300 s, one stack each, the interval the
 //! gateway pushes to its stations), five simulated stations charge at 7, 22, 50, 150 and
 //! 350 kW, each connector set to its maximum power. Each rate is priced so that the 18.00 USD
-//! hold lasts 30 s at full power: far shorter than a 60 or 300 s interval, so the stop must
+//! hold lasts 40 s at full power: far shorter than a 60 or 300 s interval, so the stop must
 //! come from the stop deadline (worst-case power and the stop latency) and fresh readings
 //! (TriggerMessage), not from periodic samples. Prints the overrun (the priced cost above the
 //! hold) and the unused part of the hold per case; the overrun must be 0 everywhere, the
@@ -25,10 +25,10 @@ const POWERS_KW: [i64; 5] = [7, 22, 50, 150, 350];
 const INTERVALS_S: [u64; 3] = [10, 60, 300];
 const HOLD: i64 = 1_800;
 /// Seconds of full power the hold pays for.
-const HOLD_SECONDS: i64 = 30;
-/// What the test allows to stay unused: the stop latency assumed (1 s of 30 is 3.3 %) plus
-/// the reading's and the workflow's own delays on a shared machine.
-const MAX_UNUSED_PERCENT: f64 = 8.0;
+const HOLD_SECONDS: i64 = 40;
+/// What the test allows to stay unused: the stop latency assumed (2 s of 40 is 5 %) plus the
+/// reading's and the workflow's own delays on a shared machine.
+const MAX_UNUSED_PERCENT: f64 = 9.0;
 
 /// One session's figures.
 struct Case {
@@ -105,7 +105,9 @@ async fn one_interval(bin: &Path, interval_s: u64) -> anyhow::Result<Vec<Case>> 
         bin,
         &[
             ("CHARGELINK_METER_INTERVAL", &interval),
-            ("CHARGELINK_STOP_LATENCY", "1"),
+            // What a RemoteStop takes to stop the energy here, with room for a loaded machine
+            // (decision, gateway, simulated station).
+            ("CHARGELINK_STOP_LATENCY", "2"),
         ],
     )
     .await?;

@@ -31,6 +31,17 @@ pub struct SessionTimings {
     /// before it existed: the default applies.
     #[serde(default = "default_fault_grace")]
     pub fault_grace: Duration,
+    /// History events after which a charging session continues as a new run (see the
+    /// workflow's continue-as-new); well below Temporal's 10,240-event warning.
+    #[serde(default = "default_history_limit")]
+    pub history_limit: u32,
+}
+
+/// 2,000 (about 500 meter values: 80 minutes at a 10 s interval). Far below Temporal's
+/// warning at 10,240 events and its 10,000 signals per run, and small enough that the run's
+/// replay, which a continue-as-new costs when signals arrive during it, takes milliseconds.
+fn default_history_limit() -> u32 {
+    2_000
 }
 
 fn default_fault_grace() -> Duration {
@@ -50,6 +61,7 @@ impl Default for SessionTimings {
             stop_confirm_timeout: Duration::from_secs(120),
             stop_attempts: 5,
             fault_grace: default_fault_grace(),
+            history_limit: default_history_limit(),
         }
     }
 }

@@ -132,7 +132,7 @@ pub fn to_minor_units(major: Decimal, currency: Currency) -> Result<Money, Prici
 pub const CHECKPOINT_EVERY: usize = 32;
 
 /// The engine state after the samples up to `at`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 struct Checkpoint {
     /// Time of the last sample folded in (the session start for the initial one).
     at: DateTime<Utc>,
@@ -216,7 +216,12 @@ impl LiveCost {
     /// register never goes backwards (a lower value adds no energy).
     pub fn record_meter(&mut self, sample: MeterSample) {
         let mut sample = sample;
-        sample.timestamp = sample.timestamp.max(self.started_at);
+        let base = self.base();
+        if !base.initial && sample.timestamp <= base.at {
+            // Behind a compaction: its energy is already in the base register.
+            return;
+        }
+        sample.timestamp = sample.timestamp.max(self.floor());
         let at = sample.timestamp;
         if let Some(existing) = self.samples.get(&at)
             && (*existing == sample || existing.energy_wh > sample.energy_wh)
@@ -235,7 +240,7 @@ impl LiveCost {
     /// Records that energy started (`true`) or stopped (`false`) flowing at `at` (pause /
     /// resume, EV full, suspended by the EV or the station). Not charging is PARKING_TIME.
     pub fn set_charging(&mut self, at: DateTime<Utc>, charging: bool) {
-        let at = at.max(self.started_at);
+        let at = at.max(self.floor());
         if self.transitions.get(&at) == Some(&charging) {
             return;
         }
@@ -318,12 +323,47 @@ impl LiveCost {
         self.samples
             .range(..=at)
             .next_back()
-            .map_or(self.meter_start_wh, |(_, s)| s.energy_wh)
+            .map_or(self.base().register_wh, |(_, s)| s.energy_wh)
     }
 
     /// When the latest sample at or before `until` was measured.
     pub fn last_sample_until(&self, until: DateTime<Utc>) -> Option<DateTime<Utc>> {
-        self.samples.range(..=until).next_back().map(|(at, _)| *at)
+        let base = self.base();
+        self.samples
+            .range(..=until)
+            .next_back()
+            .map(|(at, _)| *at)
+            .or((!base.initial && base.at <= until).then_some(base.at))
+    }
+
+    /// Folds everything measured so far into one checkpoint and forgets the samples and
+    /// transitions behind it, so the state stays small however long the session runs (it is
+    /// carried across a workflow's continue-as-new). Exact for everything after the head; a
+    /// sample that arrives later with a timestamp before it is ignored (its energy is already in
+    /// the register, which never goes back), a transition before it counts as at the head.
+    pub fn compact(&mut self) {
+        let head = self.head.clone();
+        // The charging state at the head, kept as the one transition the future needs.
+        let charging = self.charging_at(head.at);
+        self.samples.retain(|at, _| *at > head.at);
+        self.transitions.retain(|at, _| *at > head.at);
+        if !charging {
+            self.transitions.insert(head.at, false);
+        }
+        let mut base = head;
+        base.position = 0;
+        self.head = base.clone();
+        self.checkpoints = vec![base];
+    }
+
+    /// The oldest state kept: the session start, or where it was last compacted.
+    fn base(&self) -> &Checkpoint {
+        self.checkpoints.first().unwrap_or(&self.head)
+    }
+
+    /// Nothing is priced before this instant.
+    fn floor(&self) -> DateTime<Utc> {
+        self.base().at.max(self.started_at)
     }
 
     /// The power the latest sample reported, else the average over its interval, W.
@@ -338,7 +378,7 @@ impl LiveCost {
     /// For a transaction the station lost (a reboot, a long fault, a stop it never confirmed):
     /// nothing after the evidence is billed. The final cost at `at`.
     pub fn close(&mut self, at: DateTime<Utc>) -> Result<CostSummary, PricingError> {
-        let at = at.max(self.started_at);
+        let at = at.max(self.floor());
         let later: Vec<DateTime<Utc>> = self
             .samples
             .range((Bound::Excluded(at), Bound::Unbounded))
@@ -637,11 +677,16 @@ struct LiveCostData {
     samples: Vec<MeterSample>,
     #[serde(default)]
     transitions: Vec<(DateTime<Utc>, bool)>,
+    /// The compacted state the samples fold onto (absent: the session start).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    base: Option<Checkpoint>,
 }
 
 impl From<LiveCost> for LiveCostData {
     fn from(live: LiveCost) -> Self {
+        let base = live.checkpoints.first().filter(|c| !c.initial).cloned();
         Self {
+            base,
             rate: live.rate,
             started_at: live.started_at,
             meter_start_wh: live.meter_start_wh,
@@ -654,6 +699,10 @@ impl From<LiveCost> for LiveCostData {
 impl From<LiveCostData> for LiveCost {
     fn from(data: LiveCostData) -> Self {
         let mut live = LiveCost::start(data.rate, data.started_at, data.meter_start_wh);
+        if let Some(base) = data.base {
+            live.head = base.clone();
+            live.checkpoints = vec![base];
+        }
         for (at, charging) in data.transitions {
             live.set_charging(at, charging);
         }
@@ -997,5 +1046,55 @@ mod tests {
             )
             .unwrap();
         assert_eq!(idle, None);
+    }
+
+    #[test]
+    fn compacting_keeps_the_cost_and_forgets_the_samples() {
+        let rate = tariff_rate(NIGHT_AND_DAY, Some("Europe/Paris"));
+        let mut whole = LiveCost::start(rate.clone(), t(0), 500);
+        let mut compacted = LiveCost::start(rate, t(0), 500);
+        for i in 1..=2_000 {
+            let sample = MeterSample::new(t(i), 500 + i * 150, Some(9_000));
+            whole.record_meter(sample);
+            compacted.record_meter(sample);
+            if i == 700 {
+                whole.set_charging(t(700), false);
+                compacted.set_charging(t(700), false);
+            }
+            if i == 710 {
+                whole.set_charging(t(710), true);
+                compacted.set_charging(t(710), true);
+            }
+            if i % 500 == 0 {
+                compacted.compact();
+                // Carried across a continue-as-new: the JSON stays small.
+                let json = serde_json::to_string(&compacted).unwrap();
+                assert!(json.len() < 4_000, "{} bytes after {i} samples", json.len());
+                compacted = serde_json::from_str(&json).unwrap();
+            }
+        }
+        assert_eq!(
+            compacted.cost_at(t(2_001)).unwrap(),
+            whole.cost_at(t(2_001)).unwrap()
+        );
+        assert_eq!(
+            compacted
+                .projected_cost(t(2_001), chrono::Duration::minutes(10))
+                .unwrap(),
+            whole
+                .projected_cost(t(2_001), chrono::Duration::minutes(10))
+                .unwrap()
+        );
+        // A late sample from before the compaction adds nothing (its energy is in the register).
+        compacted.record_meter(MeterSample::new(t(1_200), 500 + 1_200 * 150, Some(9_000)));
+        assert_eq!(compacted.energy_wh(), whole.energy_wh());
+        assert_eq!(
+            compacted.clone().close(t(2_000)).unwrap(),
+            whole.clone().close(t(2_000)).unwrap()
+        );
+        assert_eq!(
+            compacted.register_until(t(1_000)),
+            compacted.register_until(t(2_000))
+        );
     }
 }

@@ -113,7 +113,15 @@ async fn deliver_all(
     session: SessionId,
     mut rx: mpsc::UnboundedReceiver<SessionEvent>,
 ) {
+    // An event taken from the queue while coalescing, delivered next.
+    let mut held: Option<SessionEvent> = None;
     loop {
+        if let Some(event) = held.take() {
+            let (event, next) = coalesce(event, &mut rx);
+            held = next;
+            deliver(&inner, &session, event).await;
+            continue;
+        }
         let event = match tokio::time::timeout(IDLE, rx.recv()).await {
             Ok(Some(event)) => event,
             Ok(None) => return,
@@ -127,9 +135,37 @@ async fn deliver_all(
                 continue;
             }
         };
+        let (event, next) = coalesce(event, &mut rx);
+        held = next;
         deliver(&inner, &session, event).await;
     }
 }
+
+/// Meter values queued behind each other (a station flushing its offline queue, or a burst
+/// while a signal was in flight) become one signal: each signal is a history event and a
+/// workflow task, and the session needs the samples, not how they were framed. Stops at the
+/// first other event, which is handed back to go next, so the order is kept.
+fn coalesce(
+    event: SessionEvent,
+    rx: &mut mpsc::UnboundedReceiver<SessionEvent>,
+) -> (SessionEvent, Option<SessionEvent>) {
+    let SessionEvent::MeterValues(mut meter) = event else {
+        return (event, None);
+    };
+    while meter.samples.len() < MAX_SAMPLES_PER_SIGNAL {
+        match rx.try_recv() {
+            Ok(SessionEvent::MeterValues(more)) if more.transaction_id == meter.transaction_id => {
+                meter.samples.extend(more.samples);
+            }
+            Ok(other) => return (SessionEvent::MeterValues(meter), Some(other)),
+            Err(_) => break,
+        }
+    }
+    (SessionEvent::MeterValues(meter), None)
+}
+
+/// Keeps a coalesced signal's payload small (Temporal refuses payloads over 2 MB).
+const MAX_SAMPLES_PER_SIGNAL: usize = 500;
 
 fn kind(event: &SessionEvent) -> &'static str {
     match event {
@@ -198,5 +234,54 @@ async fn stop_orphan(connections: &Connections, station: &ChargeStationId, trans
     match handle.call::<v16::RemoteStopTransaction>(&request).await {
         Ok(r) => info!(%station, transaction_id, status = ?r.status, "orphan transaction stopped"),
         Err(e) => warn!(%station, transaction_id, error = %e, "orphan transaction not stopped"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::Utc;
+    use domain::pricing::MeterSample;
+    use workflows::messages::{MeterValues, StartFailed};
+
+    fn meter(tx: i64, wh: i64) -> SessionEvent {
+        SessionEvent::MeterValues(MeterValues {
+            transaction_id: tx,
+            samples: vec![MeterSample::new(Utc::now(), wh, None)],
+        })
+    }
+
+    fn energies(event: &SessionEvent) -> Vec<i64> {
+        match event {
+            SessionEvent::MeterValues(m) => m.samples.iter().map(|s| s.energy_wh).collect(),
+            _ => Vec::new(),
+        }
+    }
+
+    #[test]
+    fn queued_meter_values_become_one_signal_in_order() {
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        for e in [
+            meter(7, 2),
+            meter(7, 3),
+            meter(8, 4),
+            SessionEvent::StartFailed(StartFailed { reason: "x".into() }),
+        ] {
+            tx.send(e).unwrap();
+        }
+        let (first, held) = coalesce(meter(7, 1), &mut rx);
+        assert_eq!(energies(&first), [1, 2, 3]);
+        // Another transaction's readings are not merged in: they go next, on their own.
+        let held = held.expect("the next event is kept");
+        assert_eq!(energies(&held), [4]);
+        let (next, held) = coalesce(held, &mut rx);
+        assert_eq!(energies(&next), [4]);
+        assert!(matches!(held, Some(SessionEvent::StartFailed(_))));
+        // Anything else passes through untouched.
+        let (same, none) = coalesce(
+            SessionEvent::StartFailed(StartFailed { reason: "y".into() }),
+            &mut rx,
+        );
+        assert!(matches!(same, SessionEvent::StartFailed(_)) && none.is_none());
     }
 }

@@ -54,6 +54,7 @@ pub fn fast_timings() -> SessionTimings {
         stop_confirm_timeout: Duration::from_secs(2),
         stop_attempts: 2,
         fault_grace: Duration::from_secs(3),
+        history_limit: 2_000,
     }
 }
 
@@ -95,5 +96,6 @@ pub fn session_input(
         target: SessionTarget::default(),
         timings,
         max_power_w: None,
+        continued: None,
     })
 }

@@ -25,7 +25,12 @@ use domain::rate::Dimension;
 use domain::session::{EndReason, PaymentStatus, Session, SessionStatus, StationAnswer};
 use futures::StreamExt;
 use libtest_mimic::{Arguments, Failed, Trial};
-use temporalio_client::{Client, WorkflowGetResultOptions, WorkflowListOptions};
+use temporalio_client::{
+    Client, WorkflowExecutionInfo, WorkflowGetResultOptions, WorkflowHistory, WorkflowListOptions,
+};
+use temporalio_common::protos::temporal::api::history::v1::{
+    History, HistoryEvent, history_event::Attributes,
+};
 use temporalio_sdk::{Worker, WorkerOptions};
 use tokio::runtime::Runtime as Tokio;
 use url::Url;
@@ -119,18 +124,70 @@ impl Scenario {
         Ok(outcome)
     }
 
+    /// [`Self::outcome`] without recording the history (for sessions too long to commit).
+    async fn outcome_unrecorded(&self, input: &SessionInput) -> anyhow::Result<SessionOutcome> {
+        let handle = self
+            .client
+            .get_workflow_handle::<SessionWorkflow>(input.session_id.to_string());
+        Ok(tokio::time::timeout(
+            Duration::from_secs(120),
+            handle.get_result(WorkflowGetResultOptions::default()),
+        )
+        .await
+        .context("session did not finish in 120 s")??)
+    }
+
     async fn save_history(&self, input: &SessionInput) -> anyhow::Result<()> {
         if std::env::var_os("CHARGELINK_RECORD_HISTORIES").is_none() {
             return Ok(());
         }
-        let handle = self
-            .client
-            .get_workflow_handle::<SessionWorkflow>(input.session_id.to_string());
-        let json = handle.fetch_history(Default::default()).to_json().await?;
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../workflows/tests/histories/v2");
         std::fs::create_dir_all(&dir)?;
-        std::fs::write(dir.join(format!("session-{}.json", self.name)), json)?;
+        let runs = self.runs(input).await?;
+        let many = runs.len() > 1;
+        for (n, events) in runs.into_iter().enumerate() {
+            let json = WorkflowHistory::from(History { events }).to_json().await?;
+            let name = if many {
+                format!("session-{}-run{}.json", self.name, n + 1)
+            } else {
+                format!("session-{}.json", self.name)
+            };
+            std::fs::write(dir.join(name), json)?;
+        }
         Ok(())
+    }
+
+    /// Every run of the session's workflow, first to last, with its history: the chain of
+    /// continue-as-new, followed back from the latest run.
+    async fn runs(&self, input: &SessionInput) -> anyhow::Result<Vec<Vec<HistoryEvent>>> {
+        let mut runs = Vec::new();
+        let mut run: Option<String> = None;
+        loop {
+            let events = WorkflowExecutionInfo::builder()
+                .namespace("default")
+                .workflow_id(input.session_id.to_string())
+                .maybe_run_id(run.clone())
+                .build()
+                .bind_untyped(self.client.clone())
+                .fetch_history(Default::default())
+                .into_events()
+                .await?;
+            let previous = events.first().and_then(|e| match &e.attributes {
+                Some(Attributes::WorkflowExecutionStartedEventAttributes(a))
+                    if !a.continued_execution_run_id.is_empty() =>
+                {
+                    Some(a.continued_execution_run_id.clone())
+                }
+                _ => None,
+            });
+            runs.push(events);
+            match previous {
+                Some(p) => run = Some(p),
+                None => break,
+            }
+        }
+        runs.reverse();
+        Ok(runs)
     }
 
     /// Creates a session and authorizes its payment.
@@ -928,6 +985,157 @@ async fn long_fault_ends_the_session(sc: Arc<Scenario>) -> anyhow::Result<()> {
     long_outage_ends_the_session(&sc, "CP-FAULTED", ConnectorState::Faulted).await
 }
 
+/// The most history events one run of a session may hold: the continue-as-new limit
+/// (`history_limit`, 2,000) plus what arrives between the check and the continue-as-new (one
+/// loop turn, at most a few dozen events, and the signals of the last workflow task: this test
+/// floods 16 at a time). Far below Temporal's warning at 10,240 events.
+const RUN_EVENTS_BOUND: usize = 3_000;
+
+async fn twenty_thousand_meter_values_stay_in_bounded_runs(
+    sc: Arc<Scenario>,
+) -> anyhow::Result<()> {
+    const SAMPLES: i64 = 20_000;
+    let rate = energy_and_time_rate();
+    // A 100.00 USD hold the session never reaches; one reading a second for 5.5 hours.
+    let input = session_input("CP-LONG", rate.clone(), 10_000, fast_timings())?;
+    let t0 = Utc::now() - chrono::Duration::seconds(SAMPLES + 60);
+    sc.charging(&input, 0, t0).await?;
+    let sample = |i: i64| MeterSample::new(t0 + chrono::Duration::seconds(i), i * 10, Some(36_000));
+    let started = std::time::Instant::now();
+    let sent: Vec<anyhow::Result<()>> = futures::stream::iter(1..=SAMPLES)
+        .map(|i| {
+            let sc = sc.clone();
+            let input = input.clone();
+            async move {
+                Ok(sc
+                    .sessions
+                    .meter_values(
+                        &input.session_id,
+                        MeterValues {
+                            transaction_id: 7,
+                            samples: vec![sample(i)],
+                        },
+                    )
+                    .await?)
+            }
+        })
+        .buffer_unordered(16)
+        .collect()
+        .await;
+    sent.into_iter().collect::<anyhow::Result<Vec<()>>>()?;
+    let sending = started.elapsed();
+    let stop_at = t0 + chrono::Duration::seconds(SAMPLES + 1);
+    let stopped = ChargingStopped {
+        transaction_id: 7,
+        meter_stop_wh: SAMPLES * 10 + 10,
+        timestamp: stop_at,
+        reason: Some("EVDisconnected".into()),
+    };
+    sc.sessions
+        .charging_stopped(&input.session_id, stopped.clone())
+        .await?;
+    // 12 runs of 2,000 events: too big to commit; `commands_during_continue_as_new_...`
+    // records a history that crosses continue-as-new.
+    let outcome = sc.outcome_unrecorded(&input).await?;
+
+    // The same readings priced outside the workflow.
+    let mut expected = domain::pricing::LiveCost::start(rate, t0, 0);
+    for i in 1..=SAMPLES {
+        expected.record_meter(sample(i));
+    }
+    let expected = expected.finish(stop_at, stopped.meter_stop_wh)?.amount;
+    ensure!(
+        outcome.end_reason == Some(EndReason::Unplugged) && outcome.captured == Some(expected),
+        "{outcome:?}, expected {expected}"
+    );
+    ensure!(
+        sc.calls("capture_payment").len() == 1,
+        "captured once across the runs"
+    );
+    let runs = sc.runs(&input).await?;
+    let sizes: Vec<usize> = runs.iter().map(Vec::len).collect();
+    eprintln!(
+        "20,000 meter values (sent in {sending:?}): {} runs, history events per run {sizes:?}",
+        runs.len()
+    );
+    ensure!(runs.len() >= 5, "continued as new: {sizes:?}");
+    ensure!(
+        sizes.iter().all(|n| *n <= RUN_EVENTS_BOUND),
+        "a run above {RUN_EVENTS_BOUND} events: {sizes:?}"
+    );
+    // One event sequence across the runs: nothing lost, nothing twice.
+    ensure!(sc.events() == PAID_SESSION_EVENTS, "{:?}", sc.events());
+    Ok(())
+}
+
+async fn commands_during_continue_as_new_are_honoured(sc: Arc<Scenario>) -> anyhow::Result<()> {
+    let mut timings = fast_timings();
+    // Continue as new every few dozen events, while readings stream in.
+    timings.history_limit = 150;
+    let input = session_input("CP-CAN", energy_and_time_rate(), 100_000, timings)?;
+    let t0 = Utc::now();
+    sc.charging(&input, 0, t0).await?;
+    let streaming = {
+        let sc = sc.clone();
+        let input = input.clone();
+        tokio::spawn(async move {
+            for i in 1..=600_i64 {
+                let at = t0 + chrono::Duration::milliseconds(i * 10);
+                sc.sessions
+                    .meter_values(
+                        &input.session_id,
+                        MeterValues {
+                            transaction_id: 7,
+                            samples: vec![MeterSample::new(at, i * 10, Some(22_000))],
+                        },
+                    )
+                    .await?;
+            }
+            anyhow::Ok(())
+        })
+    };
+    for round in 0..8 {
+        let paused = sc.sessions.pause(&input.session_id).await;
+        let paused = paused.with_context(|| format!("pause {round}"))?;
+        ensure!(paused.status == SessionStatus::Paused, "pause {round}");
+        let resumed = sc.sessions.resume(&input.session_id).await;
+        let resumed = resumed.with_context(|| format!("resume {round}"))?;
+        ensure!(resumed.status == SessionStatus::Started, "resume {round}");
+    }
+    streaming.await??;
+    // The driver unplugs while the session keeps continuing as new.
+    sc.station_stops(&input, 6_010, "EVDisconnected").await?;
+    let outcome = sc.outcome(&input).await?;
+    ensure!(
+        outcome.end_reason == Some(EndReason::Unplugged),
+        "{outcome:?}"
+    );
+    let runs = sc.runs(&input).await?;
+    ensure!(runs.len() >= 4, "{} runs", runs.len());
+    let events = sc.events();
+    let pauses = events.iter().filter(|e| *e == "session.paused").count();
+    let resumes = events.iter().filter(|e| *e == "session.resumed").count();
+    ensure!(
+        (pauses, resumes) == (8, 8),
+        "every pause and resume answered and announced once: {events:?}"
+    );
+    ensure!(sc.calls("pause_charging").len() == 8);
+    let last = sc.last_saved()?;
+    ensure!(
+        last.cost
+            .details
+            .as_ref()
+            .is_some_and(|d| d.energy_wh == 6_010),
+        "{:?}",
+        last.cost
+    );
+    eprintln!(
+        "8 pauses and resumes and an unplug across {} runs",
+        runs.len()
+    );
+    Ok(())
+}
+
 /// 100.00 USD/kWh, a 5.00 USD hold: 50 Wh, which a 22 kW connector delivers in 8.2 s.
 fn hold_for_eight_seconds(meter_interval: Duration) -> anyhow::Result<SessionInput> {
     let mut timings = fast_timings();
@@ -1118,6 +1326,8 @@ fn main() -> std::process::ExitCode {
         trial!(long_unavailability_ends_the_session),
         trial!(long_fault_ends_the_session),
         trial!(stop_deadline_comes_from_the_connectors_power),
+        trial!(twenty_thousand_meter_values_stay_in_bounded_runs),
+        trial!(commands_during_continue_as_new_are_honoured),
         {
             let env = env.clone();
             Trial::test("worker_killed_mid_session", move || {

@@ -162,11 +162,31 @@ pub(super) async fn charge(
     if !ctx.state(|s| s.v2) {
         return legacy::charge_v1(ctx, input).await;
     }
+    resume(ctx, input).await
+}
+
+/// The charging loop, from where the session is: right after the start, or in a run that
+/// continues a long session.
+pub(super) async fn resume(
+    ctx: &WorkflowContext<SessionWorkflow>,
+    input: &SessionInput,
+) -> WorkflowResult<Ending> {
     // The pending wake-up: when it fires, and the timer.
     let mut alarm: Option<(DateTime<Utc>, Alarm<'_>)> = None;
     loop {
         while let Some((id, command)) = ctx.state_mut(|s| s.commands.pop_front()) {
             handle_command(ctx, input, id, command).await?;
+        }
+        let long =
+            ctx.history_length() >= input.timings.history_limit || ctx.continue_as_new_suggested();
+        if long
+            && ctx.all_handlers_finished()
+            && let Some(next) = ctx.state(|s| s.to_continue())
+        {
+            if let Some((_, timer)) = alarm.as_mut() {
+                timer.as_ref().get_ref().cancel();
+            }
+            ctx.continue_as_new(next, temporalio_sdk::ContinueAsNewOptions::default())?;
         }
         let at = now(ctx);
         refresh_cost(ctx, at)?;

@@ -86,6 +86,33 @@ pub struct SessionInput {
     /// Absent in sessions created before it existed.
     #[serde(default)]
     pub max_power_w: Option<i64>,
+    /// Set when this run continues a charging session whose history grew long
+    /// (continue-as-new): everything the session knows, so it goes on where it was.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub continued: Option<Box<ContinuedSession>>,
+}
+
+/// A charging session's whole state, carried into the next run by continue-as-new. Taken only
+/// at a quiet point of the charging loop (no command queued or running, no handler in flight),
+/// so nothing else is in progress; signals and updates that arrive meanwhile reach the next run
+/// (the server refuses a continue-as-new with unseen signals, and retries admitted updates on
+/// the new run).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContinuedSession {
+    session: Session,
+    events_emitted: u32,
+    intent_id: String,
+    capturable: Money,
+    started: ChargingStarted,
+    live: LiveCost,
+    stop_request: Option<StopRequest>,
+    lost: Option<LostTransaction>,
+    fault: Option<Fault>,
+    last_reading_seen: Option<DateTime<Utc>>,
+    last_refresh: Option<DateTime<Utc>>,
+    next_command: u64,
+    /// Runs before this one.
+    runs: u32,
 }
 
 /// How a refused update crosses Temporal: the message is a [`CommandError`]'s display.
@@ -120,7 +147,7 @@ enum Command {
 }
 
 /// A stop the workflow has asked the station for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 struct StopRequest {
     reason: EndReason,
     attempts: u32,
@@ -129,7 +156,7 @@ struct StopRequest {
 
 /// The station lost the transaction: it reported the connector free, or answered a stop with
 /// "no such transaction".
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 struct LostTransaction {
     /// Workflow time it was noticed; the wait for the station's own StopTransaction runs from
     /// here.
@@ -139,7 +166,7 @@ struct LostTransaction {
 }
 
 /// The connector reported Faulted or Unavailable during the transaction.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 struct Fault {
     /// Station time the fault began.
     since: DateTime<Utc>,
@@ -194,12 +221,20 @@ pub struct SessionWorkflow {
     last_reading_seen: Option<DateTime<Utc>>,
     /// Workflow time a fresh reading was last asked for (`charge-v2`).
     last_refresh: Option<DateTime<Utc>>,
+    /// Earlier runs of this session (continue-as-new).
+    runs: u32,
+    /// The gateway task queue last found for the station (`charge-v2` stops and readings).
+    gateway_queue: Option<String>,
 }
 
 #[workflow_methods]
 impl SessionWorkflow {
     #[init]
     pub fn new(_ctx: &WorkflowContextView, input: SessionInput) -> Self {
+        let mut input = input;
+        if let Some(continued) = input.continued.take() {
+            return Self::continuing(input, *continued);
+        }
         // The view has no clock; `run` stamps the real creation time first thing.
         let at = DateTime::<Utc>::UNIX_EPOCH;
         let session = Session {
@@ -246,6 +281,8 @@ impl SessionWorkflow {
             fault: None,
             last_reading_seen: None,
             last_refresh: None,
+            runs: 0,
+            gateway_queue: None,
         }
     }
 
@@ -256,6 +293,17 @@ impl SessionWorkflow {
         let v2 = ctx.patched(names::PATCH_CHARGE_V2);
         ctx.state_mut(|s| s.v2 = v2);
         let input = ctx.state(|s| s.input.clone());
+        if ctx.state(|s| s.runs > 0) {
+            // A continued charging session: straight back into the charging loop.
+            let authorization = ctx.state(|s| Authorization {
+                intent_id: s.intent_id.clone().unwrap_or_default(),
+                capturable: s.capturable.unwrap_or(input.authorized_amount),
+            });
+            let status = ctx.state(|s| s.session.status);
+            ctx.upsert_search_attributes([SESSION_STATUS.value_set(status.as_str().to_owned())]);
+            let ending = charging::resume(ctx, &input).await?;
+            return settle(ctx, &input, &authorization, ending).await;
+        }
         let at = now(ctx);
         ctx.state_mut(|s| {
             s.session.created_at = at;
@@ -527,6 +575,66 @@ impl SessionWorkflow {
 }
 
 impl SessionWorkflow {
+    /// The state of a continued run (see [`ContinuedSession`]).
+    fn continuing(input: SessionInput, c: ContinuedSession) -> Self {
+        Self {
+            input,
+            session: c.session,
+            events_emitted: c.events_emitted,
+            creation_failed: None,
+            creation_recorded: true,
+            payment_outcome: None,
+            intent_id: Some(c.intent_id),
+            capturable: Some(c.capturable),
+            started: Some(c.started),
+            start_failures: 0,
+            start_window_closed: true,
+            late_start: None,
+            early_samples: Vec::new(),
+            live: Some(c.live),
+            stopped: None,
+            stop_request: c.stop_request,
+            commands: VecDeque::new(),
+            replies: BTreeMap::new(),
+            next_command: c.next_command,
+            wake: 0,
+            v2: true,
+            lost: c.lost,
+            fault: c.fault,
+            last_reading_seen: c.last_reading_seen,
+            last_refresh: c.last_refresh,
+            runs: c.runs,
+            gateway_queue: None,
+        }
+    }
+
+    /// The whole session for the next run, its pricing compacted; `None` unless it is charging
+    /// with nothing in progress.
+    fn to_continue(&self) -> Option<SessionInput> {
+        if !self.commands.is_empty() || !self.replies.is_empty() || self.stopped.is_some() {
+            return None;
+        }
+        let mut live = self.live.clone()?;
+        live.compact();
+        let mut input = self.input.clone();
+        input.continued = Some(Box::new(ContinuedSession {
+            session: self.session.clone(),
+            events_emitted: self.events_emitted,
+            intent_id: self.intent_id.clone()?,
+            capturable: self.capturable?,
+            started: self.started.clone()?,
+            live,
+            stop_request: self.stop_request,
+            lost: self.lost,
+            fault: self.fault,
+            last_reading_seen: self.last_reading_seen,
+            last_refresh: self.last_refresh,
+            next_command: self.next_command,
+            runs: self.runs + 1,
+        }));
+        Some(input)
+    }
+
     /// What a connector status says about the running transaction (`charge-v2`): `Available`
     /// after the start means the station lost it (a reboot); Faulted / Unavailable start a
     /// fault, a charging state ends it.

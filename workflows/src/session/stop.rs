@@ -12,7 +12,7 @@ async fn remote_stop(
     let Some(tx) = ctx.state(|s| s.transaction()) else {
         return StationAnswer::Unreachable;
     };
-    let Some(queue) = locate(ctx, input).await else {
+    let Some(queue) = gateway_queue(ctx, input).await else {
         return StationAnswer::Unreachable;
     };
     let reply = ctx
@@ -22,6 +22,9 @@ async fn remote_stop(
             options::charger_command(queue, summary.to_owned(), 3),
         )
         .await;
+    if reply.is_err() {
+        ctx.state_mut(|s| s.gateway_queue = None);
+    }
     match reply {
         Ok(r) if r.accepted => StationAnswer::Accepted,
         Ok(r) if r.no_transaction => StationAnswer::NoTransaction,
@@ -91,14 +94,32 @@ pub(super) async fn request_reading(ctx: &WorkflowContext<SessionWorkflow>, inpu
     let Some(tx) = ctx.state(|s| s.transaction()) else {
         return;
     };
-    let Some(queue) = locate(ctx, input).await else {
+    let Some(queue) = gateway_queue(ctx, input).await else {
         return;
     };
-    let _ = ctx
+    let reply = ctx
         .execute_activity(
             contracts::RequestMeterValues,
             tx,
             options::charger_command(queue, "fresh meter reading".into(), 1),
         )
         .await;
+    if reply.is_err() {
+        ctx.state_mut(|s| s.gateway_queue = None);
+    }
+}
+
+/// The gateway holding the station, as last found: the stop must not wait for a lookup on
+/// its way out. Looked up again when unknown or after a command failed (the station may have
+/// moved to another gateway).
+async fn gateway_queue(
+    ctx: &WorkflowContext<SessionWorkflow>,
+    input: &SessionInput,
+) -> Option<String> {
+    if let Some(queue) = ctx.state(|s| s.gateway_queue.clone()) {
+        return Some(queue);
+    }
+    let found = locate(ctx, input).await;
+    ctx.state_mut(|s| s.gateway_queue.clone_from(&found));
+    found
 }
