@@ -193,6 +193,7 @@ pub async fn create_session(
     };
 
     let session_id = session_id_for(org.as_str(), idempotency_key)?;
+    let mut resuming = false;
     if let Some(existing) = state.store.session(&org, &session_id).await? {
         let same = existing.connector == connector_ref
             && existing.user == user
@@ -207,54 +208,65 @@ pub async fn create_session(
                 "this Idempotency-Key was used with other parameters; use a new key for a new session",
             ));
         }
-        return Ok(Created {
-            session: existing,
-            is_new: false,
-        });
+        // A retry that overtook its own creation (the first answer was lost: a killed api, a
+        // client timeout) waits for the payment page as the first request does, below, on the
+        // same workflow (update-with-start on the existing id).
+        let still_creating =
+            existing.payment.is_none() && existing.status == SessionStatus::Created;
+        if !still_creating {
+            return Ok(Created {
+                session: existing,
+                is_new: false,
+            });
+        }
+        resuming = true;
     }
-    if let Some(busy) = state
-        .store
-        .active_session_on(connector_ref.as_str())
-        .await?
-    {
-        return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "connector_busy",
-            format!(
-                "connector {connector_ref} is in use by session {}; try another connector",
-                busy.id
-            ),
-        )
-        .field("connector"));
-    }
-    // The station registry keeps both current (and a dead gateway's lease runs out): a driver
-    // must not pay for a hold on a connector that cannot start.
-    let online = state
-        .store
-        .charge_station(&connector.charge_station_id)
-        .await?
-        .is_some_and(|s| s.is_online(Utc::now()));
-    if !online {
-        return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "station_offline",
-            format!(
-                "charge station {} of connector {connector_ref} is not connected; try again once it is online",
-                connector.charge_station_id
-            ),
-        )
-        .field("connector"));
-    }
-    if matches!(connector.status.as_str(), "Faulted" | "Unavailable") {
-        return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "connector_unavailable",
-            format!(
-                "connector {connector_ref} is {}; try another connector",
-                connector.status
-            ),
-        )
-        .field("connector"));
+    // The checks a new session passes; its own retry has passed them.
+    if !resuming {
+        if let Some(busy) = state
+            .store
+            .active_session_on(connector_ref.as_str())
+            .await?
+        {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "connector_busy",
+                format!(
+                    "connector {connector_ref} is in use by session {}; try another connector",
+                    busy.id
+                ),
+            )
+            .field("connector"));
+        }
+        // The station registry keeps both current (and a dead gateway's lease runs out): a driver
+        // must not pay for a hold on a connector that cannot start.
+        let online = state
+            .store
+            .charge_station(&connector.charge_station_id)
+            .await?
+            .is_some_and(|s| s.is_online(Utc::now()));
+        if !online {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "station_offline",
+                format!(
+                    "charge station {} of connector {connector_ref} is not connected; try again once it is online",
+                    connector.charge_station_id
+                ),
+            )
+            .field("connector"));
+        }
+        if matches!(connector.status.as_str(), "Faulted" | "Unavailable") {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "connector_unavailable",
+                format!(
+                    "connector {connector_ref} is {}; try another connector",
+                    connector.status
+                ),
+            )
+            .field("connector"));
+        }
     }
 
     let mut timings = state.config.timings.clone();
@@ -292,7 +304,7 @@ pub async fn create_session(
     .await?;
     Ok(Created {
         session,
-        is_new: true,
+        is_new: !resuming,
     })
 }
 

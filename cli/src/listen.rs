@@ -24,12 +24,18 @@ pub(crate) struct ListenConfig {
     pub(crate) tolerance_secs: i64,
     /// Print JSON lines instead of readable ones.
     pub(crate) json: bool,
+    /// Answer verified events with this status (unprinted) instead of 200.
+    pub(crate) answer_status: Option<u16>,
+    /// Wait this long before answering.
+    pub(crate) delay: std::time::Duration,
 }
 
 struct Receiver {
     secret: String,
     tolerance_secs: i64,
     json: bool,
+    answer_status: Option<StatusCode>,
+    delay: std::time::Duration,
 }
 
 /// Serves until `shutdown` resolves.
@@ -41,6 +47,12 @@ pub(crate) async fn run(
         secret: config.secret,
         tolerance_secs: config.tolerance_secs,
         json: config.json,
+        answer_status: config
+            .answer_status
+            .map(StatusCode::from_u16)
+            .transpose()
+            .context("--answer-status is an HTTP status code (100-999)")?,
+        delay: config.delay,
     });
     // Any path: the endpoint URL registered may carry one.
     let app = Router::new()
@@ -91,6 +103,13 @@ async fn receive(
             return (StatusCode::BAD_REQUEST, "body is not JSON\n");
         }
     };
+    tokio::time::sleep(r.delay).await;
+    if let Some(status) = r.answer_status {
+        r.warn(&format!(
+            "answered {status} as asked (--answer-status); not accepted"
+        ));
+        return (status, "refused on purpose\n");
+    }
     println!("{}", r.line(&event));
     (StatusCode::OK, "ok\n")
 }

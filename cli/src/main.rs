@@ -263,6 +263,16 @@ enum Commands {
         /// Accept RemoteStopTransaction and keep charging.
         #[arg(long)]
         ignore_remote_stop: bool,
+        /// Drop the WebSocket this many seconds after a transaction started...
+        #[arg(long, value_parser = seconds, requires = "offline_for")]
+        drop_after: Option<Duration>,
+        /// ...stay offline this long (queueing MeterValues and StopTransaction), then reconnect
+        /// and send them.
+        #[arg(long, value_parser = seconds, requires = "drop_after")]
+        offline_for: Option<Duration>,
+        /// Answer the central system's CALLs this many milliseconds late.
+        #[arg(long, default_value_t = 0)]
+        reply_delay_ms: u64,
     },
     /// Run the Stripe-compatible sandbox (hosted checkout page, signed webhooks).
     StripeSandbox {
@@ -332,6 +342,13 @@ enum WebhooksCommand {
         /// Print one JSON object per line instead of a readable line.
         #[arg(long)]
         json: bool,
+        /// Answer verified events with this status instead of 200, without printing them (to
+        /// see chargelink retry a failing endpoint).
+        #[arg(long)]
+        answer_status: Option<u16>,
+        /// Wait this many milliseconds before answering (a slow endpoint).
+        #[arg(long, default_value_t = 0)]
+        delay_ms: u64,
     },
 }
 
@@ -494,6 +511,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             fault_after,
             fault_for,
             ignore_remote_stop,
+            drop_after,
+            offline_for,
+            reply_delay_ms,
         } => {
             let mut template = sim::StationSpec::new(url.clone(), "", key.clone());
             template.connectors = connectors;
@@ -506,6 +526,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             template.behaviour.stop_queued_on_reboot = stop_queued_on_reboot;
             template.behaviour.fault = fault_after.zip(fault_for);
             template.behaviour.ignore_remote_stop = ignore_remote_stop;
+            template.behaviour.drop_connection = drop_after.zip(offline_for);
+            template.behaviour.reply_delay = Duration::from_millis(reply_delay_ms);
             let config = sim::SimConfig {
                 url,
                 stations,
@@ -557,6 +579,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     secret,
                     tolerance,
                     json,
+                    answer_status,
+                    delay_ms,
                 },
         } => {
             listen::run(
@@ -565,6 +589,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     secret,
                     tolerance_secs: tolerance,
                     json,
+                    answer_status,
+                    delay: Duration::from_millis(delay_ms),
                 },
                 worker::shutdown_signal(),
             )

@@ -20,6 +20,9 @@ use serde_json::{Value, json};
 use crate::devserver::{DevServer, free_port};
 use crate::fixtures::random_body;
 
+/// The Stripe secret key every process uses against the sandbox.
+pub const STRIPE_SECRET_KEY: &str = "sk_test_chargelink_e2e";
+
 /// The secret the sandbox signs its Stripe webhooks with.
 pub const STRIPE_WEBHOOK_SECRET: &str = "whsec_chargelink_e2e";
 
@@ -99,6 +102,8 @@ pub struct Receiver {
     pub endpoint: String,
     /// Listen address.
     pub addr: String,
+    /// The endpoint's signing secret (to start the receiver again with other flags).
+    pub secret: String,
 }
 
 impl ProcessStack {
@@ -150,7 +155,7 @@ impl ProcessStack {
             ("CHARGELINK_ADMIN_TOKEN".into(), admin_token.clone()),
             (
                 "CHARGELINK_STRIPE_SECRET_KEY".into(),
-                "sk_test_chargelink_e2e".into(),
+                STRIPE_SECRET_KEY.into(),
             ),
             ("CHARGELINK_STRIPE_API_BASE".into(), sandbox.clone()),
             (
@@ -611,6 +616,7 @@ impl ProcessStack {
             name: name.to_owned(),
             endpoint: created["_id"].as_str().context("endpoint id")?.to_owned(),
             addr,
+            secret,
         })
     }
 
