@@ -57,6 +57,10 @@ pub struct ProcessStack {
     pub ocpp: String,
     /// Base URL of the Stripe sandbox.
     pub sandbox: String,
+    /// The worker's metrics (`http://127.0.0.1:<port>/metrics`); the API's are on its own port.
+    pub worker_metrics: String,
+    /// The gateway's metrics.
+    pub gateway_metrics: String,
     /// The operator token for `/admin/*`.
     pub admin_token: String,
     /// The environment every process gets.
@@ -129,6 +133,8 @@ impl ProcessStack {
             DevServer::start().await?
         };
         let (api_port, gw_port, sandbox_port) = (free_port()?, free_port()?, free_port()?);
+        let worker_metrics = format!("127.0.0.1:{}", free_port()?);
+        let gateway_metrics = format!("127.0.0.1:{}", free_port()?);
         let api = format!("http://127.0.0.1:{api_port}");
         let sandbox = format!("http://127.0.0.1:{sandbox_port}");
         let admin_token = random_body();
@@ -190,6 +196,8 @@ impl ProcessStack {
             api,
             ocpp: format!("ws://127.0.0.1:{gw_port}/ocpp"),
             sandbox,
+            worker_metrics: format!("http://{worker_metrics}/metrics"),
+            gateway_metrics: format!("http://{gateway_metrics}/metrics"),
             admin_token,
             env,
             http: reqwest::Client::builder()
@@ -211,9 +219,10 @@ impl ProcessStack {
             stack.log("migrate")
         );
         stack.spawn("stripe-sandbox", &["stripe-sandbox"], &[])?;
-        stack.spawn("worker", &["worker"], &[])?;
+        let metrics = "CHARGELINK_METRICS_ADDR";
+        stack.spawn("worker", &["worker"], &[(metrics, &worker_metrics)])?;
         stack.spawn("api", &["api"], &[])?;
-        stack.spawn("gateway", &["gateway"], &[])?;
+        stack.spawn("gateway", &["gateway"], &[(metrics, &gateway_metrics)])?;
         let wait = async {
             stack
                 .wait_http(&format!("{}/healthz", stack.api), "api")
@@ -616,6 +625,26 @@ impl ProcessStack {
             .filter_map(|l| serde_json::from_str::<Value>(l).ok())
             .filter(|v| v["session"] == session)
             .collect()
+    }
+
+    /// Waits (up to 20 s) until `receiver` printed `n` events of `session`, then kills it: the
+    /// rest of the session's deliveries fail until it is restarted.
+    pub async fn take_receiver_down_after(
+        &self,
+        receiver: &Receiver,
+        session: &str,
+        n: usize,
+    ) -> anyhow::Result<()> {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while self.received(receiver, session).len() < n {
+            ensure!(
+                Instant::now() < deadline,
+                "the first {n} events never arrived at {}",
+                receiver.name
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        self.kill(&receiver.name)
     }
 
     /// Creates a payment-link session; its JSON (with `payment.url`).
