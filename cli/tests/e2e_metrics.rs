@@ -188,16 +188,7 @@ async fn every_family_appears_and_moves(stack: &ProcessStack) -> anyhow::Result<
         ensure!(scrape.sum(name, &[]).is_some(), "{name} missing at start");
     }
 
-    let org = stack
-        .org(
-            json!({}),
-            serde_json::from_str(
-                r#"[{"type":"ENERGY","price":"0.30"},{"type":"TIME","price":"1.20"}]"#,
-            )?,
-        )
-        .await?;
-    let station = stack.station(&org, 1).await?;
-    stack.sim(&station, &["--power-w", "22000"]).await?;
+    let (org, station) = stack.charging_tenant().await?;
     let hooks = stack.receiver(&org, "hooks-metrics").await?;
     let created = stack
         .create_session(&org, &station.connectors[0], json!({}))
@@ -211,14 +202,7 @@ async fn every_family_appears_and_moves(stack: &ProcessStack) -> anyhow::Result<
             s["status"] == "started" && s["cost"]["amount"].as_i64() > Some(0)
         })
         .await?;
-    stack
-        .post(&format!("/sessions/{sid}/stop"), &org.key, json!({}))
-        .await?;
-    let ended = stack
-        .wait_session(&org, &sid, Duration::from_secs(30), "captured", |s| {
-            s["payment"]["status"] == "captured"
-        })
-        .await?;
+    let ended = stack.stop_until_captured(&org, &sid).await?;
     stack.restart(&hooks.name)?;
     let checkout = ended["payment"]["stripe"]["checkout_session_id"]
         .as_str()

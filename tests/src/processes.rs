@@ -652,6 +652,29 @@ impl ProcessStack {
         self.kill(&receiver.name)
     }
 
+    /// An organization with an energy + time rate (0.30 / kWh, 1.20 / h) and one simulated
+    /// 22 kW station with one connector, connected.
+    pub async fn charging_tenant(&self) -> anyhow::Result<(Org, Station)> {
+        let components = json!([
+            {"type": "ENERGY", "price": "0.30"},
+            {"type": "TIME", "price": "1.20"}
+        ]);
+        let org = self.org(json!({}), components).await?;
+        let station = self.station(&org, 1).await?;
+        self.sim(&station, &["--power-w", "22000"]).await?;
+        Ok((org, station))
+    }
+
+    /// Stops session `id` through the API and waits (30 s) for its capture; the last session.
+    pub async fn stop_until_captured(&self, org: &Org, id: &str) -> anyhow::Result<Value> {
+        self.post(&format!("/sessions/{id}/stop"), &org.key, json!({}))
+            .await?;
+        self.wait_session(org, id, Duration::from_secs(30), "captured", |s| {
+            s["payment"]["status"] == "captured"
+        })
+        .await
+    }
+
     /// Creates a payment-link session; its JSON (with `payment.url`).
     pub async fn create_session(
         &self,
