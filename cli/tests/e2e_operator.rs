@@ -96,6 +96,43 @@ async fn found_by(stack: &ProcessStack, query: &str, sid: &str) -> anyhow::Resul
     }
 }
 
+/// Checkout creates the PaymentIntent only when the driver pays (README, "Running in
+/// production"): `payment.stripe.intent_id` is null in the session and events before the
+/// payment, and carries the same `pi_…` in the session and in every event from
+/// `session.payment.authorized` on.
+async fn intent_in_every_object_after_payment(
+    stack: &ProcessStack,
+    org: &processes::Org,
+    sid: &str,
+    intent: &str,
+    charging: &Value,
+) -> anyhow::Result<()> {
+    ensure!(intent.starts_with("pi_"), "a PaymentIntent id: {intent}");
+    ensure!(
+        charging["payment"]["stripe"]["intent_id"] == intent,
+        "GET /sessions while charging: {charging}"
+    );
+    let events = stack.events(org, sid).await?;
+    let paid_at = events
+        .iter()
+        .position(|e| e["event"]["type"] == "session.payment.authorized")
+        .context("no session.payment.authorized")?;
+    ensure!(events.len() >= 6, "every event of the session: {events:?}");
+    for (n, e) in events.iter().enumerate() {
+        let got = &e["event"]["data"]["payment"]["stripe"]["intent_id"];
+        let kind = &e["event"]["type"];
+        if n < paid_at {
+            ensure!(
+                got.is_null(),
+                "{kind} before the payment has no intent: {got}"
+            );
+        } else {
+            ensure!(got == intent, "{kind} carries the intent {intent}: {got}");
+        }
+    }
+    Ok(())
+}
+
 async fn an_operator_finds_and_explains_a_session(stack: &ProcessStack) -> anyhow::Result<()> {
     let (org, station) = stack.charging_tenant().await?;
     let organization = stack.get("/organization", &org.key).await?;
@@ -153,6 +190,7 @@ async fn an_operator_finds_and_explains_a_session(stack: &ProcessStack) -> anyho
     let intent = ended["payment"]["stripe"]["intent_id"]
         .as_str()
         .context("intent id")?;
+    intent_in_every_object_after_payment(stack, &org, &sid, intent, &charging).await?;
     found_by(stack, &format!("ChargeStation = '{}'", station.id), &sid).await?;
     found_by(stack, "SessionStatus = 'ended'", &sid).await?;
     found_by(stack, &format!("Organization = '{org_id}'"), &sid).await?;
