@@ -198,10 +198,52 @@ async fn an_operator_finds_and_explains_a_session(stack: &ProcessStack) -> anyho
     Ok(())
 }
 
+/// `--log-format json` (any subcommand; here `migrate`) writes one JSON object per line;
+/// the default stays readable text.
+async fn logs_are_json_lines_with_log_format_json(stack: &ProcessStack) -> anyhow::Result<()> {
+    let db = format!("sqlite://{}/logs.db?mode=rwc", stack.dir.display());
+    let run = |format: &str| {
+        std::process::Command::new(&stack.bin)
+            .args(["--log-format", format, "migrate", "--database-url", &db])
+            .env_clear()
+            .env("RUST_LOG", "info")
+            .output()
+    };
+    let json = run("json")?;
+    ensure!(
+        json.status.success(),
+        "migrate: {}",
+        String::from_utf8_lossy(&json.stderr)
+    );
+    let lines: Vec<Value> = String::from_utf8(json.stderr)?
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(serde_json::from_str)
+        .collect::<Result<_, _>>()
+        .context("a log line that is not JSON")?;
+    ensure!(
+        lines
+            .iter()
+            .any(|l| l["message"] == "migrations applied" && l["level"] == "INFO"),
+        "{lines:?}"
+    );
+    let text = String::from_utf8(run("text")?.stderr)?;
+    let last = text.lines().last().unwrap_or_default();
+    ensure!(
+        last.contains("migrations applied") && serde_json::from_str::<Value>(last).is_err(),
+        "{text}"
+    );
+    Ok(())
+}
+
 fn main() -> std::process::ExitCode {
-    let scenarios: Vec<(&'static str, Scenario)> =
-        vec![("an_operator_finds_and_explains_a_session", |s| {
+    let scenarios: Vec<(&'static str, Scenario)> = vec![
+        ("an_operator_finds_and_explains_a_session", |s| {
             Box::pin(an_operator_finds_and_explains_a_session(s))
-        })];
+        }),
+        ("logs_are_json_lines_with_log_format_json", |s| {
+            Box::pin(logs_are_json_lines_with_log_format_json(s))
+        }),
+    ];
     processes::run_scenarios(Path::new(env!("CARGO_BIN_EXE_chargelink")), &[], scenarios)
 }
