@@ -24,6 +24,19 @@ ensure_temporal() {
   say "Temporal CLI: $("$TEMPORAL_CLI" --version)"
 }
 
+# The deploy/ checker's tools: kubernetes-validate (PyPI; the Kubernetes JSON schemas ship in
+# the package, so validating needs no download) and PyYAML, in .tools/deploy-venv.
+KUBE_VALIDATE_VERSION="1.37.0"
+DEPLOY_VENV="$TOOLS/deploy-venv"
+ensure_kube_validate() {
+  if "$DEPLOY_VENV/bin/python" -c "import importlib.metadata as m, sys; sys.exit(0 if m.version('kubernetes-validate') == '$KUBE_VALIDATE_VERSION' else 1)" 2>/dev/null; then
+    return
+  fi
+  say "installing kubernetes-validate $KUBE_VALIDATE_VERSION into .tools/deploy-venv (pip)"
+  python3 -m venv "$DEPLOY_VENV"
+  "$DEPLOY_VENV/bin/pip" install --quiet --disable-pip-version-check "kubernetes-validate==$KUBE_VALIDATE_VERSION" pyyaml
+}
+
 # A throwaway PostgreSQL for the store tests: Debian's server package (installed if missing),
 # a cluster under .cache/postgres, listening on 127.0.0.1:$CHARGELINK_TEST_PG_PORT (default 55432).
 # Exports CHARGELINK_TEST_POSTGRES_URL; stop_postgres stops it.

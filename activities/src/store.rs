@@ -33,9 +33,14 @@ impl StoreActivities {
     ) -> Result<(), ActivityError> {
         let span = tracing::info_span!("record_session", session_id = %input.session.id, status = input.session.status.as_str());
         async {
-            self.store
+            let stored = self
+                .store
                 .record_session(&input.organization, &input.session, &input.events)
                 .await?;
+            // Counted only when stored now, so a retried activity counts nothing twice.
+            for kind in &stored {
+                count(*kind, &input.session);
+            }
             if input
                 .events
                 .iter()
@@ -48,6 +53,48 @@ impl StoreActivities {
         .instrument(span)
         .await
     }
+}
+
+/// The metrics of one newly stored event.
+fn count(kind: EventType, session: &Session) {
+    use telemetry::{payments, sessions};
+    sessions::event(kind.as_str());
+    let payment = session.payment.as_ref();
+    match kind {
+        EventType::SessionEnded => {
+            sessions::ended(session.end_reason.map_or("unknown", |r| r.as_str()));
+        }
+        EventType::PaymentAuthorized => payments::outcome("authorized"),
+        EventType::PaymentExpired => payments::outcome("expired"),
+        EventType::PaymentCaptured => {
+            payments::outcome("captured");
+            if let Some(p) = payment {
+                let captured = p.captured_amount.unwrap_or(0);
+                payments::captured(
+                    p.currency.to_string().to_lowercase(),
+                    captured,
+                    p.authorized_amount,
+                    overrun(session).unwrap_or(0),
+                );
+            }
+        }
+        EventType::PaymentCanceled => {
+            payments::outcome("canceled");
+            // A hold placed and released whole; a page never paid held nothing.
+            if let Some(p) = payment.filter(|_| authorized(session)) {
+                payments::released(p.currency.to_string().to_lowercase(), p.authorized_amount);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Whether the session's card hold was placed (its Stripe PaymentIntent is known).
+fn authorized(session: &Session) -> bool {
+    session
+        .payment
+        .as_ref()
+        .is_some_and(|p| p.stripe.intent_id.is_some())
 }
 
 /// The energy the station delivered, priced, above the hold: the operator gives it away (the

@@ -149,6 +149,37 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// The `chargelink_sessions{status}` gauge, read from the store at each scrape (the store is
+/// shared by every API instance, so each reports the same whole-fleet figure).
+pub fn sessions_by_status(store: store::Store) -> telemetry::Source {
+    use domain::session::SessionStatus as S;
+    std::sync::Arc::new(move || {
+        let store = store.clone();
+        Box::pin(async move {
+            match store.count_by_status().await {
+                Ok(counts) => {
+                    for status in [
+                        S::Created,
+                        S::Started,
+                        S::Paused,
+                        S::Ended,
+                        S::Canceled,
+                        S::Expired,
+                    ] {
+                        let n = counts
+                            .iter()
+                            .find(|(s, _)| s == status.as_str())
+                            .map_or(0, |(_, n)| *n);
+                        telemetry::sessions::by_status(status.as_str().to_owned(), n);
+                    }
+                    String::new()
+                }
+                Err(e) => format!("# counting sessions by status failed: {e}\n"),
+            }
+        })
+    })
+}
+
 /// Serves the API on `listener` until `shutdown` resolves.
 pub async fn serve(
     listener: tokio::net::TcpListener,

@@ -1,7 +1,7 @@
 //! `chargelink`: one binary, one subcommand per process of the stack.
 
 mod listen;
-mod telemetry;
+mod logs;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -19,8 +19,43 @@ use url::Url;
     about = "Pay-as-you-go EV charging with card holds, on Temporal"
 )]
 struct Cli {
+    /// Log lines as readable `text` or as JSON objects (`json`, one per line, with the span
+    /// fields such as `session_id`).
+    #[arg(
+        long,
+        global = true,
+        env = "CHARGELINK_LOG_FORMAT",
+        default_value = "text"
+    )]
+    log_format: logs::LogFormat,
     #[command(subcommand)]
     command: Commands,
+}
+
+#[derive(clap::Args, Clone)]
+struct MetricsArgs {
+    /// Serve Prometheus metrics at `http://<addr>/metrics` (this process's families and the
+    /// Temporal SDK's worker metrics); unset serves none.
+    #[arg(long = "metrics", env = "CHARGELINK_METRICS_ADDR")]
+    metrics_addr: Option<SocketAddr>,
+}
+
+impl MetricsArgs {
+    /// The Temporal runtime, and the metrics endpoint when asked for.
+    async fn start(&self) -> anyhow::Result<temporalio_sdk::Runtime> {
+        let (runtime, temporal) = worker::temporal_runtime(self.metrics_addr.is_some())?;
+        if let Some(addr) = self.metrics_addr {
+            let mut exporter = telemetry::Exporter::install();
+            if let Some(url) = temporal {
+                exporter = exporter.with_scraped(url);
+            }
+            exporter
+                .serve(addr, worker::shutdown_signal())
+                .await
+                .with_context(|| format!("binding the metrics address {addr}"))?;
+        }
+        Ok(runtime)
+    }
 }
 
 #[derive(clap::Args, Clone)]
@@ -146,6 +181,8 @@ enum Commands {
         database: DatabaseArgs,
         #[command(flatten)]
         stripe: StripeArgs,
+        #[command(flatten)]
+        metrics: MetricsArgs,
         /// Task queue of session workflows.
         #[arg(long, env = "CHARGELINK_TASK_QUEUE", default_value = workflows::queues::SESSIONS)]
         task_queue: String,
@@ -213,6 +250,8 @@ enum Commands {
         /// MeterValueSampleInterval pushed to stations, seconds.
         #[arg(long, env = "CHARGELINK_METER_INTERVAL", default_value_t = 60)]
         meter_interval: u64,
+        #[command(flatten)]
+        metrics: MetricsArgs,
     },
     /// Run simulated charge stations that speak OCPP 1.6J over WebSocket.
     Sim {
@@ -354,8 +393,9 @@ enum WebhooksCommand {
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    telemetry::init();
-    match run(Cli::parse()).await {
+    let cli = Cli::parse();
+    logs::init(cli.log_format);
+    match run(cli).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             // `{:#}` prints the whole cause chain on one line.
@@ -371,11 +411,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             temporal,
             database,
             stripe,
+            metrics,
             task_queue,
             webhook_retry_initial,
             webhook_retry_max,
             max_cached_sessions,
         } => {
+            let runtime = metrics.start().await?;
             let store = store::Store::open(&database.database_url).await?;
             let client = worker::connect(&temporal.settings(), Duration::from_secs(60)).await?;
             let payments = match &stripe.stripe_secret_key {
@@ -409,7 +451,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let dispatching =
                 tokio::spawn(async move { dispatcher.run(worker::shutdown_signal()).await });
             let store_activities = activities::store::StoreActivities::new(store);
-            worker::run(client, &task_queue, move |options| {
+            worker::run(&runtime, client, &task_queue, move |options| {
                 options.max_cached_workflows = max_cached_sessions;
                 options
                     .register_activities(store_activities)
@@ -445,6 +487,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             };
             // gRPC (`chargelink.v1.SessionService` + reflection) shares the port: its paths never
             // collide with REST ones and the server speaks HTTP/2 (h2c) as well as HTTP/1.1.
+            let exporter = telemetry::Exporter::install()
+                .with_source(api::sessions_by_status(state.store.clone()));
             let mut app = grpc::with_rest(state).context("gRPC reflection descriptors")?;
             match stripe_webhook_secret {
                 Some(secret) => {
@@ -456,10 +500,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     tracing::warn!("no CHARGELINK_STRIPE_WEBHOOK_SECRET: /stripe/webhook is off")
                 }
             }
+            // `/metrics` on the API's own port; every request counted by route and status.
+            let app = app
+                .merge(exporter.router())
+                .layer(axum::middleware::from_fn(telemetry::http::track));
             let listener = tokio::net::TcpListener::bind(listen)
                 .await
                 .with_context(|| format!("binding {listen}"))?;
-            tracing::info!(%listen, "API listening (REST and gRPC); docs at /docs");
+            tracing::info!(%listen, "API listening (REST and gRPC); docs at /docs, metrics at /metrics");
             api::serve_app(listener, app, worker::shutdown_signal()).await?;
             Ok(())
         }
@@ -472,7 +520,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             tls_cert,
             tls_key,
             meter_interval,
+            metrics,
         } => {
+            let runtime = metrics.start().await?;
             let client = worker::connect(&temporal.settings(), Duration::from_secs(60)).await?;
             let mut config =
                 ocpp::GatewayConfig::new(instance_id, stations_file.clone().unwrap_or_default());
@@ -488,7 +538,6 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 None => Arc::new(ocpp::StoreStationDirectory::new(store.clone())),
             };
             let registry = Arc::new(ocpp::StoreRegistry::new(store));
-            let runtime = temporalio_sdk::Runtime::from_current_tokio(Default::default())?;
             let gateway = ocpp::Gateway::bind_with(config, directory, registry).await?;
             tracing::info!(addr = %gateway.local_addr(), task_queue = gateway.task_queue(), "OCPP gateway listening");
             gateway

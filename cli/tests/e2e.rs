@@ -600,15 +600,7 @@ async fn webhooks_arrive_after_the_receiver_was_down(stack: &ProcessStack) -> an
         .await?;
     let sid = id(&created);
     // The first events arrive; then the receiver goes away for the rest of the session.
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    while stack.received(&hooks, &sid).len() < 2 {
-        ensure!(
-            std::time::Instant::now() < deadline,
-            "the first events never arrived"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    stack.kill(&hooks.name)?;
+    stack.take_receiver_down_after(&hooks, &sid, 2).await?;
     stack.pay(&created).await?;
     // Charged long enough that something is owed (1.20 USD/h: a cent every 30 s).
     stack

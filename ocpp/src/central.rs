@@ -121,6 +121,7 @@ impl Central {
             Ok(payload) => Frame::CallResult(CallResult { id, payload }),
             Err((code, description)) => {
                 warn!(%code, %description, "answered with CALLERROR");
+                telemetry::ocpp::call_error(true, code.as_str());
                 Frame::CallError(CallError::new(id, code, description))
             }
         };

@@ -131,6 +131,7 @@ impl StationHandle {
     /// answered first; the whole wait is bounded by the call timeout.
     pub async fn call<A: Action>(&self, request: &A::Request) -> Result<A::Response, CallFailed> {
         let timeout = self.inner.call_timeout;
+        let started = std::time::Instant::now();
         let n = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
         let id = format!("cs-{n}");
         let span = info_span!("ocpp_call", charge_point_id = %self.inner.station, ocpp_message_id = %id, action = A::NAME);
@@ -185,6 +186,7 @@ impl StationHandle {
             Ok(_) => debug!("answered"),
             Err(e) => warn!(error = %e, "call failed"),
         });
+        telemetry::ocpp::command(A::NAME, outcome(&result), started.elapsed());
         result
     }
 
@@ -238,6 +240,18 @@ pub(crate) struct SocketLimits {
 }
 
 /// Runs a connection until the station or the gateway closes it.
+/// The `result` label of a command's round trip.
+fn outcome<T>(result: &Result<T, CallFailed>) -> &'static str {
+    match result {
+        Ok(_) => "answered",
+        Err(CallFailed::NotConnected(_)) => "not_connected",
+        Err(CallFailed::Timeout { .. }) => "timeout",
+        Err(CallFailed::Disconnected(_)) => "disconnected",
+        Err(CallFailed::Refused { .. }) => "callerror",
+        Err(CallFailed::BadResponse { .. }) => "bad_response",
+    }
+}
+
 pub(crate) async fn serve(
     socket: WebSocket,
     handle: StationHandle,
@@ -311,12 +325,14 @@ pub(crate) async fn serve(
                     ErrorCode::FormationViolation,
                     "OCPP-J messages are text frames",
                 );
+                telemetry::ocpp::call_error(true, e.code.as_str());
                 handle.send(&Frame::CallError(e)).await;
                 continue;
             }
         };
         match Frame::parse(text.as_str()) {
             Parsed::Frame(Frame::Call(call)) => {
+                telemetry::ocpp::call_in(&call.action);
                 let span =
                     info_span!("ocpp_message", ocpp_message_id = %call.id, action = %call.action);
                 let (reply, followup) = central
@@ -332,10 +348,14 @@ pub(crate) async fn serve(
                 }
             }
             Parsed::Frame(Frame::CallResult(r)) => handle.resolve(&r.id, Reply::Result(r.payload)),
-            Parsed::Frame(Frame::CallError(e)) => handle.resolve(&e.id.clone(), Reply::Error(e)),
+            Parsed::Frame(Frame::CallError(e)) => {
+                telemetry::ocpp::call_error(false, e.code.as_str());
+                handle.resolve(&e.id.clone(), Reply::Error(e));
+            }
             Parsed::Ignore(why) => warn!(reason = %why, "message ignored"),
             Parsed::Reject(e) => {
                 warn!(code = %e.code, description = %e.description, "malformed message");
+                telemetry::ocpp::call_error(true, e.code.as_str());
                 if !handle.send(&Frame::CallError(e)).await {
                     break;
                 }

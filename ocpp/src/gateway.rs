@@ -286,6 +286,7 @@ impl Gateway {
             call_timeout: self.config.call_timeout,
             permits: Arc::new(Semaphore::new(self.config.max_connections)),
             shutdown: shutdown.clone(),
+            seen: Default::default(),
         });
         info!(
             addr = %self.local_addr,

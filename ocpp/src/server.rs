@@ -40,6 +40,19 @@ pub(crate) struct ServerState {
     pub(crate) call_timeout: Duration,
     pub(crate) permits: Arc<Semaphore>,
     pub(crate) shutdown: Shutdown,
+    /// Stations connected since the gateway started (a second connection is a reconnect).
+    pub(crate) seen: std::sync::Mutex<std::collections::HashSet<ChargeStationId>>,
+}
+
+impl ServerState {
+    /// Marks `station` seen; whether it had been before.
+    fn seen(&self, station: &ChargeStationId) -> bool {
+        let mut seen = self
+            .seen
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        !seen.insert(station.clone())
+    }
 }
 
 /// The HTTP routes.
@@ -158,6 +171,7 @@ async fn connected(
         warn!(error = %e, "could not record the connection");
     }
     info!(connection_id, "connected");
+    telemetry::ocpp::connected(state.seen(&station));
     let span = info_span!("connection", charge_point_id = %station, connection_id);
     serve(
         socket,
@@ -170,6 +184,7 @@ async fn connected(
     .instrument(span)
     .await;
     state.connections.remove(&handle);
+    telemetry::ocpp::disconnected();
     if let Err(e) = state
         .registry
         .station_disconnected(&station, &connection_id)

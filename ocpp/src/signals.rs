@@ -194,6 +194,9 @@ async fn deliver(inner: &Inner, session: &SessionId, event: SessionEvent) {
         match result {
             Ok(()) => {
                 info!(signal, "signalled");
+                if let SessionEvent::MeterValues(m) = &event {
+                    record_latency(m);
+                }
                 return;
             }
             Err(SessionClientError::NotFound(_)) => {
@@ -219,6 +222,15 @@ async fn deliver(inner: &Inner, session: &SessionId, event: SessionEvent) {
         }
     }
     error!(signal, "signal not delivered; giving up");
+}
+
+/// Age of the newest reading once its workflow holds it (station clock against ours: a station
+/// whose clock runs ahead shows 0).
+fn record_latency(meter: &workflows::messages::MeterValues) {
+    if let Some(newest) = meter.samples.iter().map(|s| s.timestamp).max() {
+        let age = (chrono::Utc::now() - newest).to_std().unwrap_or_default();
+        telemetry::sessions::meter_value_delivered(age);
+    }
 }
 
 /// A transaction started for a session that is gone: ask the station to stop it.

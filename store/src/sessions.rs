@@ -1,7 +1,7 @@
 //! The sessions read model and the write that keeps it and the outbox in step.
 
 use chrono::{DateTime, Utc};
-use domain::events::SessionEvent;
+use domain::events::{EventType, SessionEvent};
 use domain::ids::{ChargeStationId, OrganizationId, SessionId};
 use domain::session::{Session, SessionStatus};
 use sea_orm::sea_query::OnConflict;
@@ -35,13 +35,15 @@ impl Store {
     /// Upserts the session and appends `events` to the outbox, fanning each new event out to the
     /// organization's enabled endpoints that subscribe to it, in one transaction. Idempotent: an
     /// event id already stored is skipped, and an older session state never overwrites a newer
-    /// one, so a retried or late activity changes nothing.
+    /// one, so a retried or late activity changes nothing. Returns the events stored now (not
+    /// stored before), so each is counted once in the metrics.
     pub async fn record_session(
         &self,
         organization: &OrganizationId,
         session: &Session,
         events: &[SessionEvent],
-    ) -> Result<(), StoreError> {
+    ) -> Result<Vec<EventType>, StoreError> {
+        let mut stored = Vec::new();
         let txn = self.db.begin().await?;
         let document = encode("session", session)?;
         let last_seq = events.iter().map(|e| e.seq).max().unwrap_or(0);
@@ -110,13 +112,30 @@ impl Store {
                 if inserted == 0 {
                     continue;
                 }
+                stored.push(event.kind);
                 for endpoint in endpoints.iter().filter(|e| subscribes(e, event)) {
                     insert_delivery(&txn, endpoint, event, &session.id).await?;
                 }
             }
         }
         txn.commit().await?;
-        Ok(())
+        Ok(stored)
+    }
+
+    /// Sessions by status, across organizations (the API's `chargelink_sessions` gauge).
+    pub async fn count_by_status(&self) -> Result<Vec<(String, u64)>, StoreError> {
+        let rows: Vec<(String, i64)> = session::Entity::find()
+            .select_only()
+            .column(session::Column::Status)
+            .column_as(session::Column::Id.count(), "n")
+            .group_by(session::Column::Status)
+            .into_tuple()
+            .all(&self.db)
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(status, n)| (status, u64::try_from(n).unwrap_or(0)))
+            .collect())
     }
 
     /// The session, if it belongs to `organization`.

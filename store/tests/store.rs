@@ -125,9 +125,15 @@ async fn record_session_is_idempotent_and_never_goes_back_in_time() {
             event(&created, 1, EventType::SessionCreated),
             event(&created, 2, EventType::PaymentCreated),
         ];
-        store.record_session(&org, &created, &evs).await.unwrap();
+        let first = store.record_session(&org, &created, &evs).await.unwrap();
+        assert_eq!(
+            first,
+            [EventType::SessionCreated, EventType::PaymentCreated],
+            "{backend}: the new events are reported"
+        );
         // A retried activity writes the same thing again: nothing changes, no duplicate event.
-        store.record_session(&org, &created, &evs).await.unwrap();
+        let again = store.record_session(&org, &created, &evs).await.unwrap();
+        assert!(again.is_empty(), "{backend}: a retry stores no event again");
         let started = session(&id, SessionStatus::Started, t(5));
         store
             .record_session(
@@ -142,6 +148,11 @@ async fn record_session_is_idempotent_and_never_goes_back_in_time() {
 
         let got = store.session(&org, &id).await.unwrap().expect("stored");
         assert_eq!(got.status, SessionStatus::Started, "{backend}");
+        let counts = store.count_by_status().await.unwrap();
+        assert!(
+            counts.iter().any(|(s, n)| s == "started" && *n >= 1),
+            "{backend}: {counts:?}"
+        );
         let log = store.event_log(&org, Some(id.as_str()), 10).await.unwrap();
         assert_eq!(log.len(), 3, "{backend}: one row per event id");
         // Another organization does not see it.

@@ -153,6 +153,7 @@ fn router(shared: Arc<Shared>) -> Router {
             post(control_fail).delete(control_clear_failures),
         )
         .route("/_sandbox/webhooks", get(control_webhooks))
+        .route("/_sandbox/webhooks/{id}/resend", post(control_resend))
         .route(
             "/_sandbox/webhook_faults",
             post(control_webhook_faults).delete(control_clear_webhook_faults),
@@ -441,6 +442,16 @@ async fn control_clear_webhook_faults(AxState(shared): AxState<Arc<Shared>>) -> 
 
 async fn control_webhooks(AxState(shared): AxState<Arc<Shared>>) -> Response {
     Json(shared.lock().deliveries.clone()).into_response()
+}
+
+/// Sends an event again, as the Stripe dashboard's "Resend" does (and as Stripe itself does
+/// when an answer got lost): same id and payload, a fresh signature.
+async fn control_resend(AxState(shared): AxState<Arc<Shared>>, Path(id): Path<String>) -> Response {
+    if !shared.lock().deliveries.iter().any(|d| d.event_id == id) {
+        return error_response(&ApiError::no_such("event", "id", &id));
+    }
+    spawn_delivery(shared, vec![id.clone()]);
+    Json(serde_json::json!({ "resent": id })).into_response()
 }
 
 async fn control_requests(AxState(shared): AxState<Arc<Shared>>) -> Response {

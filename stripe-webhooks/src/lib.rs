@@ -143,6 +143,8 @@ async fn receive<S: SessionSignals>(
         }
         Err(e) => {
             tracing::warn!(error = %e, "webhook signature refused");
+            // An unverified body names no type worth a label.
+            telemetry::stripe::webhook("unverified".to_owned(), "invalid_signature");
             return answer(StatusCode::BAD_REQUEST, "invalid signature");
         }
     };
@@ -151,7 +153,9 @@ async fn receive<S: SessionSignals>(
     span.record("event_id", event_id.as_str());
     span.record("event_type", event.type_.as_str());
 
+    let kind = event.type_.as_str().to_owned();
     if state.seen.contains(&event_id) {
+        telemetry::stripe::webhook(kind, "duplicate");
         return answer(StatusCode::OK, "duplicate");
     }
     let action = events::action(&event);
@@ -159,6 +163,7 @@ async fn receive<S: SessionSignals>(
         Action::Ignore(why) => {
             tracing::debug!(why, "event ignored");
             state.seen.insert(event_id);
+            telemetry::stripe::webhook(kind, "ignored");
             return answer(StatusCode::OK, "ignored");
         }
         Action::Authorized { session, payload } => {
@@ -177,16 +182,19 @@ async fn receive<S: SessionSignals>(
     match result {
         Ok(()) => {
             state.seen.insert(event_id);
+            telemetry::stripe::webhook(kind, "signalled");
             answer(StatusCode::OK, "signalled")
         }
         Err(SignalError::UnknownSession(session)) => {
             tracing::warn!(session_id = %session, "event for a session without a running workflow acknowledged");
             state.seen.insert(event_id);
+            telemetry::stripe::webhook(kind, "unknown_session");
             answer(StatusCode::OK, "unknown session")
         }
         Err(e) => {
             // Not marked as seen: Stripe redelivers and the next attempt signals again.
             tracing::error!(error = %e, "signalling the session workflow failed; Stripe will retry");
+            telemetry::stripe::webhook(kind, "signal_failed");
             answer(StatusCode::SERVICE_UNAVAILABLE, "signal failed")
         }
     }

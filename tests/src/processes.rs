@@ -60,6 +60,10 @@ pub struct ProcessStack {
     pub ocpp: String,
     /// Base URL of the Stripe sandbox.
     pub sandbox: String,
+    /// The worker's metrics (`http://127.0.0.1:<port>/metrics`); the API's are on its own port.
+    pub worker_metrics: String,
+    /// The gateway's metrics.
+    pub gateway_metrics: String,
     /// The operator token for `/admin/*`.
     pub admin_token: String,
     /// The environment every process gets.
@@ -134,6 +138,8 @@ impl ProcessStack {
             DevServer::start().await?
         };
         let (api_port, gw_port, sandbox_port) = (free_port()?, free_port()?, free_port()?);
+        let worker_metrics = format!("127.0.0.1:{}", free_port()?);
+        let gateway_metrics = format!("127.0.0.1:{}", free_port()?);
         let api = format!("http://127.0.0.1:{api_port}");
         let sandbox = format!("http://127.0.0.1:{sandbox_port}");
         let admin_token = random_body();
@@ -195,6 +201,8 @@ impl ProcessStack {
             api,
             ocpp: format!("ws://127.0.0.1:{gw_port}/ocpp"),
             sandbox,
+            worker_metrics: format!("http://{worker_metrics}/metrics"),
+            gateway_metrics: format!("http://{gateway_metrics}/metrics"),
             admin_token,
             env,
             http: reqwest::Client::builder()
@@ -216,9 +224,10 @@ impl ProcessStack {
             stack.log("migrate")
         );
         stack.spawn("stripe-sandbox", &["stripe-sandbox"], &[])?;
-        stack.spawn("worker", &["worker"], &[])?;
+        let metrics = "CHARGELINK_METRICS_ADDR";
+        stack.spawn("worker", &["worker"], &[(metrics, &worker_metrics)])?;
         stack.spawn("api", &["api"], &[])?;
-        stack.spawn("gateway", &["gateway"], &[])?;
+        stack.spawn("gateway", &["gateway"], &[(metrics, &gateway_metrics)])?;
         let wait = async {
             stack
                 .wait_http(&format!("{}/healthz", stack.api), "api")
@@ -627,6 +636,49 @@ impl ProcessStack {
             .filter_map(|l| serde_json::from_str::<Value>(l).ok())
             .filter(|v| v["session"] == session)
             .collect()
+    }
+
+    /// Waits (up to 20 s) until `receiver` printed `n` events of `session`, then kills it: the
+    /// rest of the session's deliveries fail until it is restarted.
+    pub async fn take_receiver_down_after(
+        &self,
+        receiver: &Receiver,
+        session: &str,
+        n: usize,
+    ) -> anyhow::Result<()> {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while self.received(receiver, session).len() < n {
+            ensure!(
+                Instant::now() < deadline,
+                "the first {n} events never arrived at {}",
+                receiver.name
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        self.kill(&receiver.name)
+    }
+
+    /// An organization with an energy + time rate (0.30 / kWh, 1.20 / h) and one simulated
+    /// 22 kW station with one connector, connected.
+    pub async fn charging_tenant(&self) -> anyhow::Result<(Org, Station)> {
+        let components = json!([
+            {"type": "ENERGY", "price": "0.30"},
+            {"type": "TIME", "price": "1.20"}
+        ]);
+        let org = self.org(json!({}), components).await?;
+        let station = self.station(&org, 1).await?;
+        self.sim(&station, &["--power-w", "22000"]).await?;
+        Ok((org, station))
+    }
+
+    /// Stops session `id` through the API and waits (30 s) for its capture; the last session.
+    pub async fn stop_until_captured(&self, org: &Org, id: &str) -> anyhow::Result<Value> {
+        self.post(&format!("/sessions/{id}/stop"), &org.key, json!({}))
+            .await?;
+        self.wait_session(org, id, Duration::from_secs(30), "captured", |s| {
+            s["payment"]["status"] == "captured"
+        })
+        .await
     }
 
     /// Creates a payment-link session; its JSON (with `payment.url`).

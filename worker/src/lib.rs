@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use temporalio_client::{Client, ClientOptions, Connection, ConnectionOptions};
-use temporalio_sdk::{Worker, WorkerOptions};
+use temporalio_sdk::{Runtime, Worker, WorkerOptions};
 use url::Url;
 use workflows::SessionWorkflow;
 
@@ -53,20 +53,52 @@ pub async fn connect(settings: &TemporalSettings, patience: Duration) -> anyhow:
     }
 }
 
+/// The Temporal SDK runtime of a worker process. With `metrics`, the core SDK's own worker
+/// metrics (poll latency, task slots, sticky cache, activity and workflow task counts, all
+/// `temporal_*`) go to a Prometheus registry served on a loopback port; the URL returned is
+/// appended to the process's `/metrics` (`telemetry::Exporter::with_scraped`), so operators
+/// scrape one port.
+pub fn temporal_runtime(metrics: bool) -> anyhow::Result<(Runtime, Option<String>)> {
+    use temporalio_common::telemetry::{
+        PrometheusExporterOptions, TelemetryOptions, start_prometheus_metric_exporter,
+    };
+    if !metrics {
+        return Ok((Runtime::from_current_tokio(Default::default())?, None));
+    }
+    let exporter = start_prometheus_metric_exporter(
+        PrometheusExporterOptions::builder()
+            .socket_addr(std::net::SocketAddr::from(([127, 0, 0, 1], 0)))
+            .counters_total_suffix(true)
+            .use_seconds_for_durations(true)
+            .unit_suffix(true)
+            .build(),
+    )
+    .context("starting the Temporal SDK's metrics exporter")?;
+    let url = format!("http://{}/metrics", exporter.bound_addr);
+    let meter: std::sync::Arc<dyn temporalio_common::telemetry::metrics::CoreMeter> =
+        exporter.meter;
+    let telemetry = TelemetryOptions::builder().metrics(meter).build();
+    let options = temporalio_sdk::runtime::RuntimeOptions::builder()
+        .telemetry_options(telemetry)
+        .build()
+        .map_err(|e| anyhow::anyhow!("Temporal runtime options: {e}"))?;
+    Ok((Runtime::from_current_tokio(options)?, Some(url)))
+}
+
 /// Runs the session worker on `task_queue` until Ctrl-C / SIGTERM. `register` adds the activity
 /// implementations this process serves.
 pub async fn run(
+    runtime: &Runtime,
     client: Client,
     task_queue: &str,
     register: impl FnOnce(&mut WorkerOptions),
 ) -> anyhow::Result<()> {
-    let runtime = temporalio_sdk::Runtime::from_current_tokio(Default::default())?;
     let mut options = WorkerOptions::new(task_queue)
         .register_workflow::<SessionWorkflow>()?
         .graceful_shutdown_period(Duration::from_secs(20))
         .build();
     register(&mut options);
-    let mut worker = Worker::new(&runtime, client, options)?;
+    let mut worker = Worker::new(runtime, client, options)?;
     let shutdown = worker.shutdown_handle();
     tokio::spawn(async move {
         shutdown_signal().await;

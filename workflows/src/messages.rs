@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use domain::money::Money;
 use domain::pricing::MeterSample;
-use domain::session::{EndReason, SessionStatus};
+use domain::session::{EndReason, SessionStatus, StopState};
 use serde::{Deserialize, Serialize};
 
 /// The card hold is placed (Stripe `checkout.session.completed` /
@@ -191,6 +191,29 @@ pub struct SessionOutcome {
     pub end_reason: Option<EndReason>,
     /// What was captured, if anything.
     pub captured: Option<Money>,
+}
+
+/// The `explain` query: what an operator needs to see why a session is where it is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Explanation {
+    /// The session's status.
+    pub status: SessionStatus,
+    /// The cost so far (live while charging, final once ended).
+    pub cost: Option<Money>,
+    /// The hold that can be captured: the cost never goes above it.
+    pub hold: Money,
+    /// The latest instant a stop can go out with the hold still covering the worst case (the
+    /// assumed power from the latest reading until the stop latency after it); unset before
+    /// the first reading and once a stop was decided.
+    pub stop_deadline: Option<DateTime<Utc>>,
+    /// The power auto-stop assumes between readings, W.
+    pub assumed_power_w: i64,
+    /// The stop once decided: reason, when it was due and sent, attempts, the station's answer.
+    pub stop: Option<StopState>,
+    /// Why the session ended, once it has.
+    pub end_reason: Option<EndReason>,
+    /// The same in one sentence.
+    pub why: String,
 }
 
 #[cfg(test)]

@@ -63,6 +63,9 @@ pub const UPDATE_RESUME: &str = "resume";
 pub const UPDATE_STOP: &str = "stop";
 /// Query: the session as the API shows it.
 pub const QUERY_SESSION: &str = "session";
+/// Query: the live cost, the hold, the stop deadline and why a stop was decided
+/// (`temporal workflow query --name explain`).
+pub const QUERY_EXPLAIN: &str = "explain";
 
 /// Search attribute (Keyword): the session's charge station.
 pub const SA_CHARGE_STATION: &str = "ChargeStation";
@@ -71,5 +74,14 @@ pub const SA_SESSION_STATUS: &str = "SessionStatus";
 /// Search attribute (Keyword): the session's organization.
 pub const SA_ORGANIZATION: &str = "Organization";
 
+/// Search attribute (Keyword): the Stripe PaymentIntent holding the card, once the driver paid
+/// (patch `payment-intent-search`).
+pub const SA_PAYMENT_INTENT: &str = "PaymentIntent";
+
 /// `--search-attribute` arguments a Temporal dev server needs for chargelink.
-pub const SEARCH_ATTRIBUTES: [&str; 3] = [SA_CHARGE_STATION, SA_SESSION_STATUS, SA_ORGANIZATION];
+pub const SEARCH_ATTRIBUTES: [&str; 4] = [
+    SA_CHARGE_STATION,
+    SA_SESSION_STATUS,
+    SA_ORGANIZATION,
+    SA_PAYMENT_INTENT,
+];

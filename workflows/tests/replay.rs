@@ -1,8 +1,9 @@
 //! Replays the committed histories of real session runs against the current workflow code. A
 //! change that would break a running session (a different command sequence) fails here.
 //! Histories are recorded by `CHARGELINK_RECORD_HISTORIES=1 cargo test -p chargelink-tests
-//! --test session_workflow` (into `histories/v2`); record new ones when a new workflow shape
-//! ships (behind `ctx.patched`), and keep the old ones (`histories/v1`: before `charge-v2`).
+//! --test session_workflow` (into `histories/v3`); record new ones when a new workflow shape
+//! ships (behind `ctx.patched`), and keep the old ones (`histories/v1`: before `charge-v2`;
+//! `v2`: before `payment-intent-search`).
 
 use std::path::Path;
 
@@ -24,7 +25,8 @@ async fn recorded_sessions_replay_on_current_code() {
     };
     // v1: sessions recorded before `charge-v2` (they replay the frozen loop); v2: every
     // scenario of the session test suite on the current shape.
-    let (v1, v2) = (histories("v1"), histories("v2"));
+    // v3: the same with the `payment-intent-search` patch.
+    let (v1, v2, v3) = (histories("v1"), histories("v2"), histories("v3"));
     assert!(
         v1.len() >= 12,
         "expected 12 v1 histories, found {}",
@@ -35,7 +37,12 @@ async fn recorded_sessions_replay_on_current_code() {
         "expected 20 v2 histories, found {}",
         v2.len()
     );
-    let files: Vec<_> = v1.into_iter().chain(v2).collect();
+    assert!(
+        v3.len() >= 20,
+        "expected 20 v3 histories, found {}",
+        v3.len()
+    );
+    let files: Vec<_> = v1.into_iter().chain(v2).chain(v3).collect();
 
     let replayer = WorkflowReplayer::new(
         WorkflowReplayerOptions::new()

@@ -26,6 +26,18 @@ fn idempotent(key: &str) -> Result<RequestStrategy, PaymentError> {
         .map_err(|e| PaymentError::Config(format!("invalid idempotency key `{key}`: {e}")))
 }
 
+/// One Stripe call, counted and timed (`chargelink_stripe_requests_total` by operation and result).
+async fn timed<T>(
+    operation: &'static str,
+    call: impl std::future::Future<Output = Result<T, StripeError>>,
+) -> Result<T, PaymentError> {
+    let classify = |e: &StripeError| match PaymentError::classify(e) {
+        Retry::Retryable => "unavailable",
+        Retry::Final => "rejected",
+    };
+    Ok(telemetry::stripe::timed(operation, call, classify).await?)
+}
+
 impl StripeClient {
     pub(crate) fn new(inner: stripe::Client) -> Self {
         Self { inner }
@@ -36,18 +48,22 @@ impl StripeClient {
         request: &CreateCheckoutSession,
         key: &str,
     ) -> Result<CheckoutSession, PaymentError> {
-        Ok(request
+        let send = request
             .customize()
             .request_strategy(idempotent(key)?)
-            .send(&self.inner)
-            .await?)
+            .send(&self.inner);
+        timed("create_checkout", send).await
     }
 
     pub(crate) async fn retrieve_checkout(
         &self,
         id: &str,
     ) -> Result<CheckoutSession, PaymentError> {
-        Ok(RetrieveCheckoutSession::new(id).send(&self.inner).await?)
+        timed(
+            "retrieve_checkout",
+            RetrieveCheckoutSession::new(id).send(&self.inner),
+        )
+        .await
     }
 
     pub(crate) async fn expire_checkout(
@@ -56,15 +72,19 @@ impl StripeClient {
         key: &str,
     ) -> Result<CheckoutSession, PaymentError> {
         let request = ExpireCheckoutSession::new(id);
-        Ok(request
+        let send = request
             .customize()
             .request_strategy(idempotent(key)?)
-            .send(&self.inner)
-            .await?)
+            .send(&self.inner);
+        timed("expire_checkout", send).await
     }
 
     pub(crate) async fn retrieve_intent(&self, id: &str) -> Result<PaymentIntent, PaymentError> {
-        Ok(RetrievePaymentIntent::new(id).send(&self.inner).await?)
+        timed(
+            "retrieve_intent",
+            RetrievePaymentIntent::new(id).send(&self.inner),
+        )
+        .await
     }
 
     pub(crate) async fn capture(
@@ -74,21 +94,50 @@ impl StripeClient {
         key: &str,
     ) -> Result<PaymentIntent, PaymentError> {
         let request = CapturePaymentIntent::new(id).amount_to_capture(amount);
-        Ok(request
+        let send = request
             .customize()
             .request_strategy(idempotent(key)?)
-            .send(&self.inner)
-            .await?)
+            .send(&self.inner);
+        timed("capture_intent", send).await
     }
 
     pub(crate) async fn cancel(&self, id: &str, key: &str) -> Result<PaymentIntent, PaymentError> {
         let request = CancelPaymentIntent::new(id)
             .cancellation_reason(CancelPaymentIntentCancellationReason::Abandoned);
-        Ok(request
+        let send = request
             .customize()
             .request_strategy(idempotent(key)?)
-            .send(&self.inner)
-            .await?)
+            .send(&self.inner);
+        timed("cancel_intent", send).await
+    }
+}
+
+/// Whether a Stripe error heals with time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Retry {
+    Retryable,
+    Final,
+}
+
+impl PaymentError {
+    fn classify(error: &StripeError) -> Retry {
+        let StripeError::Stripe(api, status) = error else {
+            return Retry::Retryable;
+        };
+        let transient_code = matches!(
+            api.code,
+            Some(
+                ApiErrorsCode::LockTimeout
+                    | ApiErrorsCode::RateLimit
+                    | ApiErrorsCode::IdempotencyKeyInUse
+            )
+        );
+        let transient_status = *status >= 500 || matches!(status, 401 | 403 | 409 | 429);
+        if transient_code || transient_status || api.type_ == ApiErrorsType::ApiError {
+            Retry::Retryable
+        } else {
+            Retry::Final
+        }
     }
 }
 
@@ -101,16 +150,7 @@ impl From<StripeError> for PaymentError {
         let StripeError::Stripe(api, status) = &error else {
             return PaymentError::Unavailable(error);
         };
-        let transient_code = matches!(
-            api.code,
-            Some(
-                ApiErrorsCode::LockTimeout
-                    | ApiErrorsCode::RateLimit
-                    | ApiErrorsCode::IdempotencyKeyInUse
-            )
-        );
-        let transient_status = *status >= 500 || matches!(status, 401 | 403 | 409 | 429);
-        if transient_code || transient_status || api.type_ == ApiErrorsType::ApiError {
+        if PaymentError::classify(&error) == Retry::Retryable {
             return PaymentError::Unavailable(error);
         }
         PaymentError::Rejected {

@@ -111,9 +111,11 @@ impl Dispatcher {
         let (error, status) = match sent {
             Ok(r) if r.status().is_success() => {
                 tracing::info!(event_id = %d.event_id, endpoint = %d.endpoint_id, event_type, "webhook delivered");
+                let delivered_at = Utc::now();
                 self.store
-                    .delivery_succeeded(&d.id, r.status().as_u16(), Utc::now())
+                    .delivery_succeeded(&d.id, r.status().as_u16(), delivered_at)
                     .await?;
+                telemetry::webhooks::delivered(lag(&d.payload, delivered_at));
                 return Ok(());
             }
             Ok(r) => (
@@ -127,6 +129,7 @@ impl Dispatcher {
         let retry_at =
             (attempts < self.settings.max_attempts).then(|| now + self.backoff(attempts));
         tracing::warn!(event_id = %d.event_id, endpoint = %d.endpoint_id, attempts, error, "webhook delivery failed");
+        telemetry::webhooks::failed();
         let failures = self
             .store
             .delivery_failed(&d.id, &error, status, retry_at)
@@ -138,6 +141,7 @@ impl Dispatcher {
             self.store
                 .disable_endpoint(&d.endpoint_id, &reason, Utc::now())
                 .await?;
+            telemetry::webhooks::endpoint_disabled();
         }
         Ok(())
     }
@@ -151,4 +155,13 @@ impl Dispatcher {
             .min(self.settings.max_backoff);
         chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::MAX)
     }
+}
+
+/// How long after the event (its `createdAt`) a delivery succeeded.
+fn lag(payload: &serde_json::Value, delivered_at: chrono::DateTime<Utc>) -> std::time::Duration {
+    payload["createdAt"]
+        .as_str()
+        .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+        .and_then(|created| (delivered_at - created.with_timezone(&Utc)).to_std().ok())
+        .unwrap_or_default()
 }

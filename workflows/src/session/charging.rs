@@ -352,6 +352,32 @@ impl SessionWorkflow {
         })
     }
 
+    /// The power auto-stop assumes: the connector's maximum, or the latest reading if higher.
+    pub(super) fn assumed_power_w(&self) -> i64 {
+        let reported = self
+            .live
+            .as_ref()
+            .and_then(LiveCost::projection_power_w)
+            .unwrap_or(0);
+        self.input.max_power_w.unwrap_or(0).max(reported)
+    }
+
+    /// The stop deadline seen from `at` (`None`: beyond the look-ahead horizon).
+    pub(super) fn stop_deadline(
+        &self,
+        live: &LiveCost,
+        at: DateTime<Utc>,
+    ) -> Result<Option<DateTime<Utc>>, PricingError> {
+        let limit = self.capturable.unwrap_or(self.input.authorized_amount);
+        live.stop_deadline(
+            at,
+            limit,
+            self.assumed_power_w(),
+            to_chrono(self.input.timings.stop_latency),
+            to_chrono(DEADLINE_HORIZON),
+        )
+    }
+
     /// Before any stop: wait for the stop deadline, ask for a fresh reading before it, or stop.
     fn hold_step(&self, at: DateTime<Utc>) -> Result<Next, PricingError> {
         let t = &self.input.timings;
@@ -362,19 +388,7 @@ impl SessionWorkflow {
                 summary: "cost check",
             });
         };
-        let limit = self.capturable.unwrap_or(self.input.authorized_amount);
-        let power = self
-            .input
-            .max_power_w
-            .unwrap_or(0)
-            .max(live.projection_power_w().unwrap_or(0));
-        let deadline = live.stop_deadline(
-            at,
-            limit,
-            power,
-            to_chrono(t.stop_latency),
-            to_chrono(DEADLINE_HORIZON),
-        )?;
+        let deadline = self.stop_deadline(live, at)?;
         let Some(deadline) = deadline else {
             return Ok(Next::Wait {
                 until: horizon,

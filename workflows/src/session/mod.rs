@@ -35,7 +35,8 @@ use crate::contracts::{
 };
 use crate::messages::{
     ChargingStarted, ChargingStopped, CommandError, CommandErrorCode, ConnectorState,
-    ConnectorStatus, MeterValues, PaymentAuthorized, PaymentClosed, SessionOutcome, StartFailed,
+    ConnectorStatus, Explanation, MeterValues, PaymentAuthorized, PaymentClosed, SessionOutcome,
+    StartFailed,
 };
 use crate::{names, options};
 
@@ -127,6 +128,9 @@ pub const SESSION_STATUS: SearchAttributeKey<String> =
 /// Search attribute: the organization.
 pub const ORGANIZATION: SearchAttributeKey<String> =
     SearchAttributeKey::keyword(names::SA_ORGANIZATION);
+/// Search attribute: the PaymentIntent, once the driver paid.
+pub const PAYMENT_INTENT: SearchAttributeKey<String> =
+    SearchAttributeKey::keyword(names::SA_PAYMENT_INTENT);
 
 /// Outcome of the payment page, as far as the driver and the provider told us.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -338,6 +342,65 @@ impl SessionWorkflow {
     #[query(name = "session")]
     pub fn session(&self, _ctx: &WorkflowContextView) -> Session {
         self.session.clone()
+    }
+
+    /// For an operator (`temporal workflow query --name explain`, or the Temporal UI's query
+    /// tab): the live cost, the hold, the stop deadline and why a stop was decided. Read-only,
+    /// so it needs no patch.
+    #[query(name = "explain")]
+    pub fn explain(&self, _ctx: &WorkflowContextView) -> Explanation {
+        let hold = self.capturable.unwrap_or(self.input.authorized_amount);
+        let cost = self.session.cost.amount.map(|amount| Money {
+            amount,
+            currency: hold.currency,
+        });
+        let charging = matches!(
+            self.session.status,
+            SessionStatus::Started | SessionStatus::Paused
+        );
+        // Seen from the latest reading: the deadline is an instant, wherever it is looked at from.
+        let stop_deadline = match (&self.live, self.stop_request, charging) {
+            (Some(live), None, true) => {
+                let at = self.last_reading_seen.unwrap_or(self.session.updated_at);
+                self.stop_deadline(live, at).ok().flatten()
+            }
+            _ => None,
+        };
+        let money = |m: Option<Money>| m.map_or_else(|| "nothing".to_owned(), |m| m.to_string());
+        let why = match (&self.session.stop, self.session.end_reason) {
+            (Some(stop), end) => format!(
+                "stop decided: {} (due {}, sent {}, attempt {}, station answered {:?}){}",
+                stop.reason.as_str(),
+                stop.due_at
+                    .map_or_else(|| "-".to_owned(), |d| d.to_rfc3339()),
+                stop.requested_at.to_rfc3339(),
+                stop.attempts,
+                stop.station_answer,
+                end.map(|e| format!("; ended {}", e.as_str()))
+                    .unwrap_or_default(),
+            ),
+            (None, Some(end)) => format!("ended {}: cost {}", end.as_str(), money(cost)),
+            (None, None) => match stop_deadline {
+                Some(deadline) => format!(
+                    "charging: cost {} of a {} hold; auto-stop at {} unless readings show less than {} W",
+                    money(cost),
+                    hold,
+                    deadline.to_rfc3339(),
+                    self.assumed_power_w()
+                ),
+                None => format!("{}: cost {}", self.session.status.as_str(), money(cost)),
+            },
+        };
+        Explanation {
+            status: self.session.status,
+            cost,
+            hold,
+            stop_deadline,
+            assumed_power_w: self.assumed_power_w(),
+            stop: self.session.stop.clone(),
+            end_reason: self.session.end_reason,
+            why,
+        }
     }
 
     /// Waits until the payment page exists and returns the session with it. Used with

@@ -113,6 +113,11 @@ pub(super) async fn create_and_await_payment(
                 s.capturable = Some(capturable);
                 s.set_payment_status(PaymentStatus::Authorized, at);
             });
+            // Operators find a session by the PaymentIntent Stripe shows them. New command:
+            // behind a patch, so sessions recorded before it replay without it.
+            if ctx.patched("payment-intent-search") {
+                ctx.upsert_search_attributes([PAYMENT_INTENT.value_set(intent_id.clone())]);
+            }
             record(ctx, &[EventType::PaymentAuthorized]).await?;
             Ok(Some(Authorization {
                 intent_id,
