@@ -329,15 +329,29 @@ async fn run_session(
     let pool = world.pool(group);
     let connector = pool.take().await;
     let body = json!({"user": org.user, "connector": connector, "type": "payment_link"});
-    let (status, session) = api(
-        stack,
-        reqwest::Method::POST,
-        "/sessions",
-        &org.key,
-        Some(body),
-        Some(&key),
-    )
-    .await?;
+    // A station away (its connection dropped, the gateway restarting) is a 409 a driver meets
+    // at the charger: try again a little later.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let (status, session) = loop {
+        let (status, session) = api(
+            stack,
+            reqwest::Method::POST,
+            "/sessions",
+            &org.key,
+            Some(body.clone()),
+            Some(&key),
+        )
+        .await?;
+        let away = status == 409
+            && matches!(
+                session["error"]["code"].as_str(),
+                Some("station_offline" | "connector_unavailable")
+            );
+        if !away || Instant::now() > deadline {
+            break (status, session);
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    };
     ensure!(
         status == 201 || status == 200,
         "POST /sessions ({path:?}): {status} {session}"
