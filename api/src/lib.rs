@@ -7,11 +7,13 @@
 //!   event log.
 //! - `pages`: the driver's payment return pages.
 //! - `auth`: bearer API keys (per organization) and the operator's admin token.
-//! - `error`: the JSON error body with stable codes.
+//! - `error`: the JSON error body with stable codes, also for axum's own rejections.
+//! - `openapi`: the error answers every operation documents.
 
 pub mod admin;
 pub mod auth;
 pub mod error;
+mod openapi;
 pub mod pages;
 pub mod sessions;
 
@@ -19,6 +21,7 @@ use axum::Router;
 use axum::response::{Html, IntoResponse};
 use axum::routing::{get, post};
 use domain::config::SessionTimings;
+use openapi::ErrorResponses;
 use store::Store;
 use utoipa::OpenApi;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
@@ -57,7 +60,7 @@ pub struct AppState {
         admin::create_rate, admin::get_rate, admin::create_webhook_endpoint, admin::list_webhook_endpoints,
         admin::rotate_secret, admin::enable_endpoint, admin::disable_endpoint, admin::events, admin::redeliver,
     ),
-    modifiers(&Security)
+    modifiers(&Security, &ErrorResponses)
 )]
 struct ApiDoc;
 
@@ -146,6 +149,8 @@ pub fn router(state: AppState) -> Router {
         .route("/openapi.json", get(openapi_json))
         .route("/docs", get(docs))
         .route("/healthz", get(|| async { "ok" }))
+        .layer(axum::middleware::from_fn(error::object_bodies))
+        .layer(axum::middleware::map_response(error::json_errors))
         .with_state(state)
 }
 

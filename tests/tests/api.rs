@@ -741,6 +741,101 @@ async fn openapi_docs_and_return_pages(s: &Stack) -> anyhow::Result<()> {
     bail!("the cancel page did not cancel the session")
 }
 
+/// schemathesis (installed by `scripts/python-deps` into `.tools/schemathesis`) fuzzes every
+/// operation of `/openapi.json` with an organization's API key: valid and invalid bodies,
+/// parameters and headers, bounded per operation so the run stays short. No answer may be a 5xx,
+/// and every answer must match its documented status, content type and schema (errors: the
+/// `{"error": {"code", "message", "field"}}` body).
+async fn schemathesis_finds_no_server_error_and_no_undocumented_answer(
+    s: &Stack,
+) -> anyhow::Result<()> {
+    let t = s.tenant().await?;
+    // A session, so that list pages hold one.
+    s.ok(
+        "POST",
+        "/sessions",
+        Some(&t.key),
+        Some(session_body(&t, &t.connectors[0])),
+    )
+    .await?;
+    // What schemathesis found, pinned: axum's own rejections carry the JSON error shape, an
+    // array is not an object body, and the documented query parameters are in the query.
+    let k = Some(t.key.as_str());
+    for (method, path, body, status, field) in [
+        ("GET", "/sessions?limit=abc", None, 400, Some("limit")),
+        ("GET", "/events?limit=0", None, 400, Some("limit")),
+        ("GET", "/sessions/%FF", None, 400, None),
+        ("DELETE", "/sessions", None, 405, None),
+        ("POST", "/users", Some(json!([null, null])), 422, None),
+    ] {
+        let (got, v) = s.call(method, path, k, body).await?;
+        ensure!(
+            got.as_u16() == status
+                && v["error"]["code"].is_string()
+                && v["error"]["message"].is_string()
+                && v["error"]["field"].as_str() == field,
+            "{method} {path}: {got} {v}"
+        );
+    }
+    let doc = s.ok("GET", "/openapi.json", None, None).await?;
+    let limit = &doc["paths"]["/sessions"]["get"]["parameters"];
+    ensure!(
+        limit
+            .as_array()
+            .is_some_and(|ps| ps.iter().all(|p| p["in"] == "query")),
+        "{limit}"
+    );
+    let bin = std::env::var_os("CHARGELINK_SCHEMATHESIS")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| {
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../.tools/schemathesis/bin/schemathesis")
+        });
+    ensure!(
+        bin.exists(),
+        "schemathesis is not installed at {}: run scripts/python-deps (or set CHARGELINK_SCHEMATHESIS)",
+        bin.display()
+    );
+    let report = std::env::temp_dir().join(format!("schemathesis-{}", random_body()));
+    let out = tokio::process::Command::new(&bin)
+        .arg("run")
+        .arg(format!("{}/openapi.json", s.api))
+        .args(["--checks", "all"])
+        // Random ids name no resource: a well-formed request for one is rightly a 404.
+        .args(["--exclude-checks", "positive_data_acceptance"])
+        .args(["--max-examples", "25", "--seed", "13", "--workers", "1"])
+        .args(["--phases", "examples,coverage,fuzzing"])
+        .args(["--request-timeout", "10", "--no-color"])
+        .arg("--header")
+        .arg(format!("Authorization: Bearer {}", t.key))
+        .args(["--report", "vcr", "--report-dir"])
+        .arg(&report)
+        .env("SCHEMATHESIS_TELEMETRY", "false")
+        // schemathesis keeps its example database in the working directory.
+        .current_dir(std::env::temp_dir())
+        .kill_on_drop(true)
+        .output()
+        .await
+        .context("running schemathesis")?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    ensure!(
+        out.status.success(),
+        "schemathesis found problems (exit {:?}; requests and answers in {}):\n{stdout}\n{}",
+        out.status.code(),
+        report.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // "Test cases:" and the count under it.
+    let counts = stdout
+        .lines()
+        .skip_while(|l| !l.starts_with("Test cases:"))
+        .take(2)
+        .collect::<Vec<_>>()
+        .join(" ");
+    println!("schemathesis: {counts}");
+    Ok(())
+}
+
 async fn receive(
     axum::extract::State(hooks): axum::extract::State<Received>,
     headers: axum::http::HeaderMap,
@@ -828,6 +923,7 @@ fn main() -> std::process::ExitCode {
             trial!(list_filters_and_cursor),
             trial!(webhooks_arrive_signed_with_the_session),
             trial!(openapi_docs_and_return_pages),
+            trial!(schemathesis_finds_no_server_error_and_no_undocumented_answer),
         ];
         let conclusion = harness::run_next_to_worker(args, trials, worker).await;
         drop(server);
