@@ -35,6 +35,7 @@ pub struct ApiError {
     code: &'static str,
     message: String,
     field: Option<String>,
+    retry_after: Option<std::time::Duration>,
 }
 
 impl ApiError {
@@ -45,7 +46,26 @@ impl ApiError {
             code,
             message: message.into(),
             field: None,
+            retry_after: None,
         }
+    }
+
+    /// 429 rate_limited: the key's rate limit; `Retry-After` says when to send again.
+    pub fn rate_limited(wait: std::time::Duration) -> Self {
+        let secs = wait.as_secs_f64().ceil().max(1.0);
+        Self {
+            retry_after: Some(std::time::Duration::from_secs_f64(secs)),
+            ..Self::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                format!("too many requests with this API key; retry in {secs} s"),
+            )
+        }
+    }
+
+    /// How long to wait before retrying, for a rate-limited request.
+    pub fn retry_after(&self) -> Option<std::time::Duration> {
+        self.retry_after
     }
 
     /// Names the field to blame.
@@ -108,7 +128,14 @@ impl IntoResponse for ApiError {
                 field: self.field,
             },
         };
-        (self.status, Json(body)).into_response()
+        let mut response = (self.status, Json(body)).into_response();
+        if let Some(wait) = self.retry_after {
+            response.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from(wait.as_secs()),
+            );
+        }
+        response
     }
 }
 

@@ -7,12 +7,14 @@
 //!   event log.
 //! - `pages`: the driver's payment return pages.
 //! - `auth`: bearer API keys (per organization) and the operator's admin token.
+//! - [`limits`]: per-key request rate limits (429 with `Retry-After`).
 //! - `error`: the JSON error body with stable codes, also for axum's own rejections.
 //! - `openapi`: the error answers every operation documents.
 
 pub mod admin;
 pub mod auth;
 pub mod error;
+pub mod limits;
 mod openapi;
 pub mod pages;
 pub mod sessions;
@@ -37,6 +39,8 @@ pub struct ApiConfig {
     /// The most power a connector without its own `max_power_w` is assumed to deliver, W
     /// (the stop deadline's worst case); `None` assumes only what the station reports.
     pub default_max_power_w: Option<i64>,
+    /// Requests per API key ([`limits::RateLimiter::default`]: 1,000/s, bursts of 5,000).
+    pub rate_limit: limits::RateLimiter,
 }
 
 /// What every handler shares.

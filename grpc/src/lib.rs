@@ -125,6 +125,7 @@ pub fn status(e: ApiError) -> Status {
         // The station refused the command it was sent.
         H::BAD_GATEWAY => Code::Aborted,
         H::SERVICE_UNAVAILABLE => Code::Unavailable,
+        H::TOO_MANY_REQUESTS => Code::ResourceExhausted,
         _ => Code::Internal,
     };
     let message = match e.field_name() {
@@ -137,6 +138,9 @@ pub fn status(e: ApiError) -> Status {
     }
     if let Some(Ok(v)) = e.field_name().map(str::parse) {
         s.metadata_mut().insert("chargelink-error-field", v);
+    }
+    if let Some(Ok(v)) = e.retry_after().map(|w| w.as_secs().to_string().parse()) {
+        s.metadata_mut().insert("retry-after", v);
     }
     s
 }

@@ -836,6 +836,85 @@ async fn schemathesis_finds_no_server_error_and_no_undocumented_answer(
     Ok(())
 }
 
+/// Per-key rate limits on a second API over the same store and workflows, with a tight limit
+/// (2 requests, then 1/s): the third request in a row is a 429 `rate_limited` with
+/// `Retry-After`, over gRPC too (`RESOURCE_EXHAUSTED`); another key is not slowed; after the
+/// wait the key is served again.
+async fn rate_limits_answer_429_with_retry_after(s: &Stack) -> anyhow::Result<()> {
+    let state = api::AppState {
+        store: s.store.clone(),
+        sessions: s.sessions.clone(),
+        config: api::ApiConfig {
+            rate_limit: api::limits::RateLimiter::new(1, 2),
+            admin_token: Some(ADMIN_TOKEN.into()),
+            timings: Default::default(),
+            default_max_power_w: None,
+        },
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let limited = format!("http://{}", listener.local_addr()?);
+    tokio::spawn(api::serve_app(
+        listener,
+        grpc::with_rest(state)?,
+        std::future::pending(),
+    ));
+    let (a, b) = (s.tenant().await?, s.tenant().await?);
+    let get = |key: String| {
+        let url = format!("{limited}/sessions");
+        let http = s.http.clone();
+        async move { http.get(url).bearer_auth(key).send().await }
+    };
+    for _ in 0..2 {
+        let r = get(a.key.clone()).await?;
+        ensure!(
+            r.status() == StatusCode::OK,
+            "within the burst: {}",
+            r.status()
+        );
+    }
+    let r = get(a.key.clone()).await?;
+    let retry = r
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    let status = r.status();
+    let body: Value = r.json().await?;
+    ensure!(
+        status == StatusCode::TOO_MANY_REQUESTS
+            && body["error"]["code"] == "rate_limited"
+            && retry == Some(1),
+        "{status} retry-after {retry:?} {body}"
+    );
+    let mut grpc = chargelink_tests::grpc_client::connect(&limited).await?;
+    let refused = grpc
+        .list(chargelink_tests::grpc_client::auth(
+            &a.key,
+            grpc::pb::ListRequest::default(),
+        ))
+        .await
+        .err()
+        .context("gRPC over the limit")?;
+    ensure!(
+        refused.code() == tonic::Code::ResourceExhausted
+            && refused.metadata().get("retry-after").is_some(),
+        "{refused:?}"
+    );
+    let r = get(b.key.clone()).await?;
+    ensure!(r.status() == StatusCode::OK, "another key: {}", r.status());
+    // Unknown keys are refused as before, not counted.
+    let r = get("ck_unknown".into()).await?;
+    ensure!(r.status() == StatusCode::UNAUTHORIZED, "{}", r.status());
+    tokio::time::sleep(Duration::from_secs(retry.unwrap_or(1))).await;
+    let r = get(a.key.clone()).await?;
+    ensure!(
+        r.status() == StatusCode::OK,
+        "after Retry-After: {}",
+        r.status()
+    );
+    Ok(())
+}
+
 async fn receive(
     axum::extract::State(hooks): axum::extract::State<Received>,
     headers: axum::http::HeaderMap,
@@ -889,6 +968,7 @@ fn main() -> std::process::ExitCode {
             store: store.clone(),
             sessions: sessions.clone(),
             config: api::ApiConfig {
+                rate_limit: Default::default(),
                 admin_token: Some(ADMIN_TOKEN.into()),
                 timings: Default::default(),
                 default_max_power_w: None,
@@ -924,6 +1004,7 @@ fn main() -> std::process::ExitCode {
             trial!(webhooks_arrive_signed_with_the_session),
             trial!(openapi_docs_and_return_pages),
             trial!(schemathesis_finds_no_server_error_and_no_undocumented_answer),
+            trial!(rate_limits_answer_429_with_retry_after),
         ];
         let conclusion = harness::run_next_to_worker(args, trials, worker).await;
         drop(server);
