@@ -255,7 +255,16 @@ pub struct CreateChargeStation {
     pub name: String,
     /// Connectors.
     pub connectors: Vec<ConnectorBody>,
+    /// The station's OCPP AuthorizationKey (Basic-auth password), when the operator provisioned
+    /// one at the factory or in the field: 16 to 40 printable ASCII characters. Omitted: a
+    /// random 40-character key is made and shown once in the answer.
+    #[serde(default)]
+    pub ocpp_password: Option<String>,
 }
+
+/// Shortest and longest AuthorizationKey accepted (OCPP 1.6 security: 16 to 20 bytes, sent as
+/// text; 40 allows the hex form of 20 bytes).
+const AUTH_KEY_LEN: std::ops::RangeInclusive<usize> = 16..=40;
 
 /// Creates a charge station with its connectors and OCPP Basic-auth credentials (shown once).
 #[utoipa::path(post, path = "/charge-stations", tag = "admin", request_body = CreateChargeStation, responses((status = 201, body = Object)), security(("api_key" = [])))]
@@ -298,8 +307,21 @@ pub async fn create_charge_station(
             )
         })?;
     }
-    // OCPP 1.6 security: a random AuthorizationKey of 16+ bytes, here 40 hex characters.
-    let auth_key = hex::encode(rand::random::<[u8; 20]>());
+    let auth_key = match req.ocpp_password.clone() {
+        Some(key)
+            if AUTH_KEY_LEN.contains(&key.len()) && key.bytes().all(|b| b.is_ascii_graphic()) =>
+        {
+            key
+        }
+        Some(_) => {
+            return Err(ApiError::invalid(
+                "ocpp_password",
+                "the AuthorizationKey is 16 to 40 printable ASCII characters without spaces; omit it to get a random one",
+            ));
+        }
+        // OCPP 1.6 security: a random AuthorizationKey of 16+ bytes, here 40 hex characters.
+        None => hex::encode(rand::random::<[u8; 20]>()),
+    };
     let now = Utc::now();
     state
         .store

@@ -155,6 +155,11 @@ enum Commands {
         /// Longest retry delay of a customer webhook delivery, seconds.
         #[arg(long, env = "CHARGELINK_WEBHOOK_RETRY_MAX", default_value = "3600", value_parser = seconds)]
         webhook_retry_max: Duration,
+        /// Session workflows kept in memory between their tasks (Temporal's sticky cache). A
+        /// session outside it replays its whole history on its next signal: size it to the live
+        /// sessions one worker holds.
+        #[arg(long, env = "CHARGELINK_MAX_CACHED_SESSIONS", default_value_t = 1000)]
+        max_cached_sessions: usize,
     },
     /// Serve the REST API (sessions, admin resources, payment return pages, the Stripe webhook
     /// receiver, OpenAPI at /docs) and, on the same port, the gRPC `chargelink.v1.SessionService`
@@ -359,6 +364,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             task_queue,
             webhook_retry_initial,
             webhook_retry_max,
+            max_cached_sessions,
         } => {
             let store = store::Store::open(&database.database_url).await?;
             let client = worker::connect(&temporal.settings(), Duration::from_secs(60)).await?;
@@ -394,6 +400,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 tokio::spawn(async move { dispatcher.run(worker::shutdown_signal()).await });
             let store_activities = activities::store::StoreActivities::new(store);
             worker::run(client, &task_queue, move |options| {
+                options.max_cached_workflows = max_cached_sessions;
                 options
                     .register_activities(store_activities)
                     .register_activities(locator);

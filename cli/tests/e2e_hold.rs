@@ -82,6 +82,18 @@ async fn one_power(stack: &ProcessStack, interval_s: u64, power_kw: i64) -> anyh
         })
         .await?;
     stack.assert_settled_once(&done).await?;
+    // The stop says when it was due (the deadline) and went out no earlier.
+    let at = |field: &str| {
+        done["stop"][field]
+            .as_str()
+            .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+            .with_context(|| format!("stop.{field}: {}", done["stop"]))
+    };
+    ensure!(
+        at("due_at")? <= at("requested_at")?,
+        "the stop went out before it was due: {}",
+        done["stop"]
+    );
     let readings_asked = stack
         .log("gateway")
         .lines()

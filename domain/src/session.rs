@@ -215,6 +215,11 @@ pub struct StopState {
     pub reason: EndReason,
     /// When the first stop was sent.
     pub requested_at: DateTime<Utc>,
+    /// When the stop was due: the stop deadline for a hold-limit stop (the moment the cost
+    /// would reach the hold at the connector's full power, less the stop latency), the command
+    /// for an API stop. `requested_at - due_at` is how late the stop went out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub due_at: Option<DateTime<Utc>>,
     /// RemoteStopTransaction attempts so far.
     pub attempts: u32,
     /// The station's answer to the latest attempt.

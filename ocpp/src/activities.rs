@@ -190,14 +190,19 @@ impl GatewayActivities {
             let request = RemoteStopTransactionRequest {
                 transaction_id: transaction_id(&input)?,
             };
+            let sent = std::time::Instant::now();
             let accepted = match handle.call::<v16::RemoteStopTransaction>(&request).await {
                 Ok(r) => r.status == RemoteStartStopStatus::Accepted,
                 Err(e) => call_failed(&input.charge_station, e).map(|()| false)?,
             };
+            let round_trip_ms = sent.elapsed().as_secs_f64() * 1000.0;
             // OCPP 1.6 gives no reason for a Rejected stop; the connector's own report tells a
             // station that lost the transaction (free since the start) from one that refuses.
             let no_transaction = !accepted && self.lost_transaction(&input).await;
-            info!(accepted, no_transaction, "RemoteStopTransaction answered");
+            info!(
+                accepted,
+                no_transaction, round_trip_ms, "RemoteStopTransaction answered"
+            );
             Ok(CommandReply {
                 accepted,
                 no_transaction,

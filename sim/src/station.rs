@@ -162,6 +162,8 @@ pub(crate) struct Station {
     connectors: Vec<Connector>,
     outbox: VecDeque<Queued>,
     outstanding: Option<Outstanding>,
+    /// When the latest MeterValues frame went out (the fleet benchmark's meter-to-stop figure).
+    meter_values_sent: Option<Instant>,
     next_id: u64,
     booted: bool,
     meter_interval: Duration,
@@ -234,6 +236,7 @@ impl Station {
             connectors,
             outbox: VecDeque::new(),
             outstanding: None,
+            meter_values_sent: None,
             next_id: 1,
             booted: false,
             offline_until: None,
@@ -519,6 +522,9 @@ impl Station {
         debug!(station = %self.spec.id, action = queued.action, "sending");
         self.state.send_modify(|st| st.push_sent(queued.action));
         let result = s.send(Message::text(frame.to_text())).await;
+        if queued.action == v16::MeterValues::NAME {
+            self.meter_values_sent = Some(Instant::now());
+        }
         self.outstanding = Some(Outstanding {
             id,
             queued,
@@ -846,6 +852,12 @@ impl Station {
                 RemoteStartStopStatus::Accepted
             }
             Some(connector) => {
+                // From the reading that led to the stop to the stop itself: gateway, signal,
+                // decision, activity, gateway again.
+                let since_meter_values_ms = self
+                    .meter_values_sent
+                    .map(|at| at.elapsed().as_secs_f64() * 1000.0);
+                info!(station = %self.spec.id, connector, since_meter_values_ms, "RemoteStopTransaction received");
                 self.stop_transaction(connector, "Remote");
                 RemoteStartStopStatus::Accepted
             }

@@ -153,6 +153,10 @@ fn router(shared: Arc<Shared>) -> Router {
             post(control_fail).delete(control_clear_failures),
         )
         .route("/_sandbox/webhooks", get(control_webhooks))
+        .route(
+            "/_sandbox/webhook_faults",
+            post(control_webhook_faults).delete(control_clear_webhook_faults),
+        )
         .route("/_sandbox/requests", get(control_requests))
         .fallback(|method: Method, uri: Uri| async move {
             error_response(&ApiError::unrecognized(method.as_str(), uri.path()))
@@ -181,6 +185,8 @@ struct Outcome {
     body: String,
     replayed: bool,
     injected: Option<FailureKind>,
+    /// An injected `slow` answer waits this long.
+    slow: Option<Duration>,
 }
 
 fn check_api_key(headers: &HeaderMap) -> Result<(), ApiError> {
@@ -268,11 +274,16 @@ fn handle_locked(
         body: e.body().to_string(),
         replayed: false,
         injected,
+        slow: None,
     };
     if let Err(e) = check_api_key(headers) {
         return fail(e, None);
     }
-    let injected = state.take_failure(path);
+    let taken = state.take_failure(path);
+    let injected = taken.map(|(kind, _)| kind);
+    let slow = taken.and_then(|(kind, delay)| {
+        (kind == FailureKind::Slow).then(|| Duration::from_millis(delay.unwrap_or(2_000)))
+    });
     if matches!(
         injected,
         Some(FailureKind::ServerError | FailureKind::TimeoutBeforeExecution)
@@ -307,6 +318,7 @@ fn handle_locked(
                 body: stored.body.clone(),
                 replayed: true,
                 injected,
+                slow,
             };
         }
     }
@@ -332,6 +344,7 @@ fn handle_locked(
         body,
         replayed: false,
         injected,
+        slow,
     }
 }
 
@@ -357,6 +370,9 @@ async fn v1(
     ) {
         // The client gives up before this; if it is still there, it gets the answer late.
         tokio::time::sleep(shared.config.hang).await;
+    }
+    if let Some(pause) = outcome.slow {
+        tokio::time::sleep(pause).await;
     }
     json_response(outcome.status, outcome.body, outcome.replayed)
 }
@@ -407,6 +423,19 @@ async fn control_fail(
 
 async fn control_clear_failures(AxState(shared): AxState<Arc<Shared>>) -> StatusCode {
     shared.lock().failures.clear();
+    StatusCode::NO_CONTENT
+}
+
+async fn control_webhook_faults(
+    AxState(shared): AxState<Arc<Shared>>,
+    Json(faults): Json<crate::state::WebhookFaultsBody>,
+) -> StatusCode {
+    shared.lock().webhook_faults = Some(faults.into());
+    StatusCode::NO_CONTENT
+}
+
+async fn control_clear_webhook_faults(AxState(shared): AxState<Arc<Shared>>) -> StatusCode {
+    shared.lock().webhook_faults = None;
     StatusCode::NO_CONTENT
 }
 

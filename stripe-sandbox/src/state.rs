@@ -239,6 +239,9 @@ pub enum FailureKind {
     Timeout,
     /// Hold the request for the configured hang without executing it.
     TimeoutBeforeExecution,
+    /// Execute and answer, but only after the failure's `delay_ms` (default 2 s): a slow
+    /// provider whose answer still arrives.
+    Slow,
 }
 
 /// Makes the next `count` `/v1` requests (whose path contains `path_contains`, if set) fail.
@@ -252,6 +255,9 @@ pub struct Failure {
     /// Only requests whose path contains this text (e.g. `/capture`).
     #[serde(default)]
     pub path_contains: Option<String>,
+    /// How long a `slow` answer waits, milliseconds.
+    #[serde(default)]
+    pub delay_ms: Option<u64>,
 }
 
 fn one() -> u32 {
@@ -265,6 +271,7 @@ impl Failure {
             kind,
             count,
             path_contains: None,
+            delay_ms: None,
         }
     }
 
@@ -304,6 +311,8 @@ pub enum WebhookDeliveryStatus {
     Delivered,
     /// Every attempt failed.
     Failed,
+    /// Lost on purpose (webhook fault injection): never sent.
+    Dropped,
     /// No endpoint is configured; the event is only recorded.
     NoEndpoint,
 }
@@ -348,6 +357,8 @@ pub(crate) struct State {
     pub(crate) requests: Vec<RecordedRequest>,
     #[serde(skip)]
     pub(crate) failures: Vec<Failure>,
+    #[serde(skip)]
+    pub(crate) webhook_faults: Option<WebhookFaults>,
     pub(crate) deliveries: Vec<WebhookDelivery>,
     /// Events emitted by the current operation, handed to the delivery task afterwards.
     #[serde(skip)]
@@ -356,18 +367,84 @@ pub(crate) struct State {
 
 impl State {
     /// Takes the first injected failure matching `path`, if any.
-    pub(crate) fn take_failure(&mut self, path: &str) -> Option<FailureKind> {
+    pub(crate) fn take_failure(&mut self, path: &str) -> Option<(FailureKind, Option<u64>)> {
         let i = self.failures.iter().position(|f| {
             f.count > 0 && f.path_contains.as_deref().is_none_or(|p| path.contains(p))
         })?;
         let failure = &mut self.failures[i];
         failure.count -= 1;
-        let kind = failure.kind;
+        let taken = (failure.kind, failure.delay_ms);
         if failure.count == 0 {
             self.failures.remove(i);
         }
-        Some(kind)
+        Some(taken)
     }
+
+    /// What happens to the next webhook event under the injected faults: dropped, sent after a
+    /// delay, sent twice.
+    pub(crate) fn webhook_fate(&mut self) -> WebhookFate {
+        let Some(f) = self.webhook_faults.as_mut() else {
+            return WebhookFate::default();
+        };
+        let rng = &mut f.rng;
+        WebhookFate {
+            dropped: rng.random_bool(f.drop_share.clamp(0.0, 1.0)),
+            duplicated: rng.random_bool(f.duplicate_share.clamp(0.0, 1.0)),
+            delay: std::time::Duration::from_millis(if f.max_delay_ms == 0 {
+                0
+            } else {
+                rng.random_range(0..=f.max_delay_ms)
+            }),
+        }
+    }
+}
+
+/// Faults injected into webhook delivery (`POST /_sandbox/webhook_faults`): each event is lost
+/// with `drop_share`, sent twice with `duplicate_share`, and held back up to `max_delay_ms`
+/// (events then arrive out of order). Seeded, so a run can be replayed.
+#[derive(Debug, Clone, Deserialize)]
+pub(crate) struct WebhookFaultsBody {
+    /// Share of events never sent (0..1).
+    #[serde(default)]
+    pub drop_share: f64,
+    /// Share of events sent twice (0..1).
+    #[serde(default)]
+    pub duplicate_share: f64,
+    /// Longest hold-back of one event, milliseconds.
+    #[serde(default)]
+    pub max_delay_ms: u64,
+    /// Seed of the draws.
+    #[serde(default)]
+    pub seed: u64,
+}
+
+/// Webhook faults in force, with their random source.
+#[derive(Debug)]
+pub(crate) struct WebhookFaults {
+    drop_share: f64,
+    duplicate_share: f64,
+    max_delay_ms: u64,
+    rng: rand::rngs::StdRng,
+}
+
+impl From<WebhookFaultsBody> for WebhookFaults {
+    fn from(b: WebhookFaultsBody) -> Self {
+        use rand::SeedableRng as _;
+        Self {
+            drop_share: b.drop_share,
+            duplicate_share: b.duplicate_share,
+            max_delay_ms: b.max_delay_ms,
+            rng: rand::rngs::StdRng::seed_from_u64(b.seed),
+        }
+    }
+}
+
+/// What happens to one webhook event.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct WebhookFate {
+    pub(crate) dropped: bool,
+    pub(crate) duplicated: bool,
+    pub(crate) delay: std::time::Duration,
 }
 
 /// A Stripe-looking id: `prefix` + 24 random alphanumerics.

@@ -63,7 +63,33 @@ pub(crate) fn spawn_delivery(shared: Arc<Shared>, event_ids: Vec<String>) {
     }
     tokio::spawn(async move {
         for event_id in event_ids {
-            deliver(&shared, &event_id).await;
+            let fate = shared.lock().webhook_fate();
+            if fate.dropped {
+                tracing::info!(event_id, "webhook event dropped (fault injection)");
+                set_status(
+                    &shared,
+                    &event_id,
+                    WebhookDeliveryStatus::Dropped,
+                    None,
+                    false,
+                );
+                continue;
+            }
+            let sends = if fate.duplicated { 2 } else { 1 };
+            if fate.delay.is_zero() {
+                for _ in 0..sends {
+                    deliver(&shared, &event_id).await;
+                }
+            } else {
+                // Held back on its own task: later events overtake it.
+                let shared = shared.clone();
+                tokio::spawn(async move {
+                    tokio::time::sleep(fate.delay).await;
+                    for _ in 0..sends {
+                        deliver(&shared, &event_id).await;
+                    }
+                });
+            }
         }
     });
 }

@@ -9,7 +9,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
-use serde_json::Value;
+use serde_json::{Value, json};
 use stripe_sandbox::{
     CARD_DECLINED, CARD_SUCCESS, Failure, FailureKind, IntentStatus, Sandbox, SessionStatus,
     WebhookDeliveryStatus,
@@ -720,4 +720,74 @@ async fn with_a_state_file_a_restarted_sandbox_remembers_holds_and_keys() {
         .count();
     assert_eq!(captures, 1, "the request log (the ledger) survived as well");
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn a_slow_answer_executes_and_arrives_after_its_delay() {
+    let sandbox = Sandbox::start().await.unwrap();
+    let mut slow = Failure::next(FailureKind::Slow, 1).on_path("/v1/checkout");
+    slow.delay_ms = Some(600);
+    let res = http()
+        .post(sandbox.base_url().join("_sandbox/failures").unwrap())
+        .json(&slow)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 204);
+    let form = session_form(5000, "ses_slow");
+    let started = std::time::Instant::now();
+    let (status, body, _) = post_form(&sandbox, "v1/checkout/sessions", &form, Some("s")).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        started.elapsed() >= Duration::from_millis(600),
+        "answered after {:?}",
+        started.elapsed()
+    );
+    // Executed once: the same key replays, quickly this time.
+    let started = std::time::Instant::now();
+    let (_, again, headers) = post_form(&sandbox, "v1/checkout/sessions", &form, Some("s")).await;
+    assert_eq!(again["id"], body["id"]);
+    assert_eq!(headers.get("idempotent-replayed").unwrap(), "true");
+    assert!(started.elapsed() < Duration::from_millis(600));
+}
+
+#[tokio::test]
+async fn webhook_faults_drop_duplicate_and_delay_events() {
+    let (sandbox, receiver) = sandbox_with_receiver(0).await;
+    let set = |body: Value| {
+        let url = sandbox.base_url().join("_sandbox/webhook_faults").unwrap();
+        async move { http().post(url).json(&body).send().await.unwrap().status() }
+    };
+    // Every event lost.
+    assert_eq!(set(json!({"drop_share": 1.0, "seed": 1})).await, 204);
+    let _ = authorized(&sandbox, 5000).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(receiver.received.lock().unwrap().is_empty());
+    assert!(
+        sandbox
+            .webhook_deliveries()
+            .iter()
+            .all(|d| d.status == WebhookDeliveryStatus::Dropped),
+        "{:?}",
+        sandbox.webhook_deliveries()
+    );
+    // Every event twice, held back up to 200 ms.
+    assert_eq!(
+        set(json!({"duplicate_share": 1.0, "max_delay_ms": 200, "seed": 2})).await,
+        204
+    );
+    let _ = authorized(&sandbox, 5000).await;
+    let events = receiver.events(4).await;
+    let mut ids: Vec<String> = events.iter().map(|e| e.id.to_string()).collect();
+    assert_eq!(ids.len(), 4, "two events, each twice");
+    ids.dedup();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 2, "{ids:?}");
+    let cleared = http()
+        .delete(sandbox.base_url().join("_sandbox/webhook_faults").unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(cleared.status(), 204);
 }

@@ -114,6 +114,11 @@ impl DevServer {
         self.child.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// The server's process id (for the benchmarks' CPU and memory figures).
+    pub fn pid(&self) -> u32 {
+        self.child().id()
+    }
+
     /// Kills the server with SIGKILL (history stays in its file, if it has one).
     pub fn kill(&self) {
         let mut child = self.child();

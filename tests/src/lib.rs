@@ -2,6 +2,7 @@
 //! implementations for workflow tests, and session fixtures.
 //!
 //! # Layout
+//! - [`baseline`]: the fleet benchmark's bare workflow with a session's shape.
 //! - [`browser`]: pays on a hosted payment page in a real headless chromium.
 //! - [`devserver`]: starts `temporal server start-dev` from `.tools/bin` (or `$TEMPORAL_CLI`).
 //! - [`recording`]: activity implementations that record every call to a journal file and play
@@ -15,6 +16,7 @@
 //! - [`stack`]: the stack for end-to-end tests (dev server, store, worker with the real payment
 //!   and store activities, API with the Stripe webhook receiver, Stripe sandbox).
 
+pub mod baseline;
 pub mod browser;
 pub mod devserver;
 pub mod fixtures;

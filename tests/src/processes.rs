@@ -321,6 +321,11 @@ impl ProcessStack {
         self.procs().keys().cloned().collect()
     }
 
+    /// The process id of process `name` (for the benchmarks' CPU and memory figures).
+    pub fn pid(&self, name: &str) -> Option<u32> {
+        self.procs().get(name).map(|p| p.child.id())
+    }
+
     /// Whether process `name` is still running.
     pub fn running(&self, name: &str) -> bool {
         self.procs()

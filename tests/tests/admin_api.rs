@@ -548,6 +548,16 @@ async fn rates_stations_and_endpoints_are_validated(s: &Stack) -> anyhow::Result
             ),
             "connectors[0].rate",
         ),
+        (
+            Some(json!({"id": fresh(), "name": "s", "connectors": one, "ocpp_password": "short"})),
+            "ocpp_password",
+        ),
+        (
+            Some(
+                json!({"id": fresh(), "name": "s", "connectors": one, "ocpp_password": "a key with spaces in it"}),
+            ),
+            "ocpp_password",
+        ),
     ];
     for (body, field) in cases {
         let got = s.call("POST", "/charge-stations", k, body.clone()).await?;
@@ -563,6 +573,20 @@ async fn rates_stations_and_endpoints_are_validated(s: &Stack) -> anyhow::Result
     ensure!(
         stations["data"].as_array().is_some_and(|d| d.len() == 1),
         "refused stations were not created: {stations}"
+    );
+    // An operator-provisioned AuthorizationKey is kept as given (the station already has it).
+    let provisioned = "factory-key-0123456789";
+    let (status, created) = s
+        .call(
+            "POST",
+            "/charge-stations",
+            k,
+            Some(json!({"id": fresh(), "name": "s", "connectors": one, "ocpp_password": provisioned})),
+        )
+        .await?;
+    ensure!(
+        status == StatusCode::CREATED && created["ocpp"]["password"] == provisioned,
+        "provisioned key: {status} {created}"
     );
 
     let not_http = s

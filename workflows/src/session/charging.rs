@@ -69,7 +69,15 @@ pub(super) async fn handle_command(
             // again, and the session ends on its last meter values if the station never
             // confirms. `session.stop` says what the station answered.
             if ctx.state(|s| s.stop_request.is_none()) {
-                begin_stop(ctx, input, EndReason::StoppedByApi, "remote stop (API)").await;
+                let due = now(ctx);
+                begin_stop(
+                    ctx,
+                    input,
+                    EndReason::StoppedByApi,
+                    due,
+                    "remote stop (API)",
+                )
+                .await;
             }
             Ok(ctx.state(|s| s.session.clone()))
         }
@@ -131,7 +139,8 @@ pub(super) enum Next {
     /// The charging phase is over.
     End(Ending),
     /// Send the first stop, for this reason.
-    Stop(EndReason),
+    /// Stop now for this reason; the stop was due at the given time.
+    Stop(EndReason, DateTime<Utc>),
     /// Send the stop again.
     Resend,
     /// Ask the station for a fresh meter reading.
@@ -214,8 +223,8 @@ pub(super) async fn resume(
                 }
                 return Ok(ending);
             }
-            Next::Stop(reason) => {
-                begin_stop(ctx, input, reason, "remote stop (hold limit)").await;
+            Next::Stop(reason, due) => {
+                begin_stop(ctx, input, reason, due, "remote stop (hold limit)").await;
             }
             Next::Resend => resend_stop(ctx, input).await,
             Next::Refresh => request_reading(ctx, input).await,
@@ -373,7 +382,7 @@ impl SessionWorkflow {
             });
         };
         if deadline <= at {
-            return Ok(Next::Stop(EndReason::HoldLimit));
+            return Ok(Next::Stop(EndReason::HoldLimit, deadline));
         }
         let lead = reading_lead(t);
         let read_at = deadline - lead;

@@ -54,6 +54,7 @@ pub(super) async fn begin_stop(
     ctx: &WorkflowContext<SessionWorkflow>,
     input: &SessionInput,
     reason: EndReason,
+    due: DateTime<Utc>,
     summary: &str,
 ) {
     let answer = remote_stop(ctx, input, summary).await;
@@ -67,6 +68,7 @@ pub(super) async fn begin_stop(
         s.session.stop = Some(StopState {
             reason,
             requested_at: at,
+            due_at: Some(due),
             attempts: 1,
             station_answer: answer,
         });
