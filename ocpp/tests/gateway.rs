@@ -802,6 +802,40 @@ async fn start_for_a_finished_session_is_stopped_again(stack: Arc<Stack>) -> any
     Ok(())
 }
 
+/// Each station's own key, for [`a_station_connects_only_with_its_own_credentials`].
+fn own_key(station: &str) -> String {
+    format!("{station}-own-key-0123456789")
+}
+
+/// With a key per station, a station's valid credentials open its own URL only: another
+/// station's user and key, or its own user with another's key, are refused before the upgrade.
+async fn a_station_connects_only_with_its_own_credentials(stack: Arc<Stack>) -> anyhow::Result<()> {
+    use tokio_tungstenite::tungstenite::Error as WsError;
+    let url = stack.url();
+    let status = |r: Result<_, WsError>| match r {
+        Err(WsError::Http(resp)) => Some(resp.status().as_u16()),
+        Ok(()) => Some(101),
+        Err(_) => None,
+    };
+    let (k1, k2) = (own_key("CP1"), own_key("CP2"));
+    for (path, user, key, expected) in [
+        ("CP1", "CP1", k1.as_str(), 101),
+        ("CP2", "CP2", k2.as_str(), 101),
+        ("CP1", "CP2", k2.as_str(), 401),
+        ("CP1", "CP1", k2.as_str(), 401),
+        ("CP2", "CP1", k1.as_str(), 401),
+        ("CP1", "CP1", support::KEY, 401),
+    ] {
+        let req = raw::request(&url, path, Some((user, key)), Some("ocpp1.6"))?;
+        let got = status(tokio_tungstenite::connect_async(req).await.map(|_| ()));
+        ensure!(
+            got == Some(expected),
+            "/{path} as {user} with {key}: {got:?}, expected {expected}"
+        );
+    }
+    Ok(())
+}
+
 async fn credentials_and_subprotocol_are_checked_before_the_upgrade(
     stack: Arc<Stack>,
 ) -> anyhow::Result<()> {
@@ -1315,6 +1349,37 @@ fn main() -> std::process::ExitCode {
             Trial::test(
                 "reconnecting_to_another_gateway_moves_the_station",
                 move || reconnecting_to_another_gateway_moves_the_station(&env),
+            )
+        },
+        {
+            let env = env.clone();
+            Trial::test(
+                "a_station_connects_only_with_its_own_credentials",
+                move || {
+                    let file = env
+                        .dir
+                        .join(format!("own-keys-{}.json", &random_body()[..8]));
+                    let stations = ocpp::auth::StationsFile {
+                        stations: ["CP1", "CP2"]
+                            .iter()
+                            .filter_map(|id| {
+                                Some(ocpp::auth::StationEntry::hashed(
+                                    id.parse().ok()?,
+                                    own_key(id).as_bytes(),
+                                ))
+                            })
+                            .collect(),
+                    };
+                    stations
+                        .write(&file)
+                        .map_err(|e| Failed::from(format!("stations file: {e}")))?;
+                    with_stack(
+                        &env,
+                        "own_credentials",
+                        move |c| c.stations_file = file,
+                        a_station_connects_only_with_its_own_credentials,
+                    )
+                },
             )
         },
         {

@@ -85,6 +85,17 @@ impl Stack {
         Ok(v)
     }
 
+    /// A session of `t` on its first connector, as `POST /sessions` answered it.
+    async fn created(&self, t: &Tenant) -> anyhow::Result<Value> {
+        self.ok(
+            "POST",
+            "/sessions",
+            Some(&t.key),
+            Some(session_body(t, &t.connectors[0])),
+        )
+        .await
+    }
+
     /// Creates an organization with a rate, a user, a station with two connectors on an energy
     /// rate and one on a PARKING_TIME rate, and a webhook endpoint at the test receiver.
     async fn tenant(&self) -> anyhow::Result<Tenant> {
@@ -255,14 +266,7 @@ async fn authentication_and_isolation(s: &Stack) -> anyhow::Result<()> {
         "an API key is not the admin token"
     );
 
-    let created = s
-        .ok(
-            "POST",
-            "/sessions",
-            Some(&a.key),
-            Some(session_body(&a, &a.connectors[0])),
-        )
-        .await?;
+    let created = s.created(&a).await?;
     let id = created["_id"].as_str().context("id")?;
     // B sees nothing of A: not the session, not its connector, not its controls.
     for (method, path) in [
@@ -294,6 +298,118 @@ async fn authentication_and_isolation(s: &Stack) -> anyhow::Result<()> {
         "{listed}"
     );
     Ok(())
+}
+
+/// Who gets in, beyond `authentication_and_isolation`: another organization's key sees none of
+/// a session's reads, commands (GET and POST), events or redeliveries; the operator token is not
+/// an API key; the payment return pages show a session's id and status and nothing else, and
+/// an unknown id the same page as a malformed one.
+async fn access_boundaries(s: &Stack) -> anyhow::Result<()> {
+    let (a, b) = (s.tenant().await?, s.tenant().await?);
+    let created = s.created(&a).await?;
+    let id = created["_id"].as_str().context("id")?.to_owned();
+    let events = wait_for_events(s, &a.key, &id).await?;
+    let event_id = events[0]["event"]["_id"]
+        .as_str()
+        .context("event id")?
+        .to_owned();
+    for (method, path) in [
+        ("GET", format!("/sessions/{id}")),
+        ("GET", format!("/sessions/{id}/pause")),
+        ("POST", format!("/sessions/{id}/pause")),
+        ("GET", format!("/sessions/{id}/resume")),
+        ("POST", format!("/sessions/{id}/resume")),
+        ("GET", format!("/sessions/{id}/stop")),
+        ("POST", format!("/sessions/{id}/stop")),
+        ("POST", format!("/events/{event_id}/redeliver")),
+    ] {
+        let (status, v) = s.call(method, &path, Some(&b.key), None).await?;
+        ensure!(
+            status == StatusCode::NOT_FOUND && v["error"]["code"] == "not_found",
+            "{method} {path} with another organization's key: {status} {v}"
+        );
+    }
+    for path in [
+        format!("/events?session={id}"),
+        "/events".to_owned(),
+        "/sessions?status=created".to_owned(),
+        format!("/sessions?chargestation={}", a.station),
+    ] {
+        let v = s.ok("GET", &path, Some(&b.key), None).await?;
+        ensure!(
+            v["data"].as_array().is_some_and(Vec::is_empty),
+            "{path} with another organization's key: {v}"
+        );
+    }
+    // The operator token opens /admin only (an API key on /admin: authentication_and_isolation).
+    for (method, path) in [
+        ("GET", "/sessions"),
+        ("GET", "/organization"),
+        ("GET", "/events"),
+    ] {
+        let (status, v) = s.call(method, path, Some(ADMIN_TOKEN), None).await?;
+        ensure!(
+            status == StatusCode::UNAUTHORIZED && v["error"]["code"] == "unauthorized",
+            "{method} {path} with the admin token: {status} {v}"
+        );
+    }
+    // Payment return pages: the id is the capability, and the page shows only the status.
+    let page = |path: String| {
+        let http = s.http.clone();
+        let url = format!("{}{path}", s.api);
+        async move { anyhow::Ok(http.get(url).send().await?.text().await?) }
+    };
+    let success = page(format!("/payments/{id}/success")).await?;
+    ensure!(
+        success.contains(&id) && success.contains("data-status"),
+        "{success}"
+    );
+    let payment_url = created["payment"]["url"].as_str().unwrap_or("payment url");
+    for private in [
+        a.user.as_str(),
+        a.station.as_str(),
+        a.connectors[0].as_str(),
+        payment_url,
+        "1800",
+        "usd",
+    ] {
+        ensure!(
+            !success.contains(private),
+            "the return page shows {private}: {success}"
+        );
+    }
+    let unknown = format!("ses_{}", random_body());
+    for path in [
+        format!("/payments/{unknown}/success"),
+        format!("/payments/{unknown}/cancel"),
+        "/payments/not-an-id/success".to_owned(),
+    ] {
+        let body = page(path.clone()).await?;
+        ensure!(
+            body.contains("This link is not valid") && !body.contains(&id),
+            "{path}: {body}"
+        );
+    }
+    // An unknown id's cancel page cancelled nothing.
+    let still = s
+        .ok("GET", &format!("/sessions/{id}"), Some(&a.key), None)
+        .await?;
+    ensure!(still["status"] == "created", "{still}");
+    Ok(())
+}
+
+/// The session's events in `/events`, once the outbox recorded them.
+async fn wait_for_events(s: &Stack, key: &str, id: &str) -> anyhow::Result<Vec<Value>> {
+    for _ in 0..100 {
+        let v = s
+            .ok("GET", &format!("/events?session={id}"), Some(key), None)
+            .await?;
+        if let Some(events) = v["data"].as_array().filter(|e| !e.is_empty()) {
+            return Ok(events.clone());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    bail!("no events recorded for {id}")
 }
 
 async fn validation_errors_name_the_field(s: &Stack) -> anyhow::Result<()> {
@@ -620,14 +736,7 @@ async fn webhooks_arrive_signed_with_the_session(s: &Stack) -> anyhow::Result<()
         )
         .await?;
     let secret = rotated["secret"].as_str().context("secret")?.to_owned();
-    let created = s
-        .ok(
-            "POST",
-            "/sessions",
-            Some(&t.key),
-            Some(session_body(&t, &t.connectors[0])),
-        )
-        .await?;
+    let created = s.created(&t).await?;
     let id: domain::ids::SessionId = created["_id"].as_str().context("id")?.parse()?;
     s.sessions
         .payment_authorized(
@@ -712,14 +821,7 @@ async fn openapi_docs_and_return_pages(s: &Stack) -> anyhow::Result<()> {
         .await?;
     ensure!(docs.contains("/openapi.json"));
     let t = s.tenant().await?;
-    let created = s
-        .ok(
-            "POST",
-            "/sessions",
-            Some(&t.key),
-            Some(session_body(&t, &t.connectors[0])),
-        )
-        .await?;
+    let created = s.created(&t).await?;
     let id = created["_id"].as_str().context("id")?;
     let page = s
         .http
@@ -996,6 +1098,7 @@ fn main() -> std::process::ExitCode {
         let trials = vec![
             trial!(create_session_answers_with_the_payment),
             trial!(authentication_and_isolation),
+            trial!(access_boundaries),
             trial!(validation_errors_name_the_field),
             trial!(idempotency_key_makes_retries_safe),
             trial!(busy_connector_and_refused_commands),
