@@ -567,11 +567,13 @@ async fn set_enabled(
 
 /// `GET /events` query.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct EventsQuery {
     /// Only this session's events.
     pub session: Option<String>,
     /// At most this many (default 50, max 500).
+    #[param(minimum = 1, maximum = 500)]
     pub limit: Option<u64>,
 }
 
@@ -580,9 +582,16 @@ pub struct EventsQuery {
 pub async fn events(
     State(state): State<AppState>,
     Org(org): Org,
-    Query(q): Query<EventsQuery>,
+    query: Result<Query<EventsQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
-    let limit = q.limit.unwrap_or(50).clamp(1, 500);
+    let Query(q) = query.map_err(ApiError::from)?;
+    let limit = q.limit.unwrap_or(50);
+    if !(1..=500).contains(&limit) {
+        return Err(ApiError::invalid(
+            "limit",
+            "limit must be between 1 and 500",
+        ));
+    }
     let log = state
         .store
         .event_log(&org, q.session.as_deref(), limit)

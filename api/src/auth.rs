@@ -31,7 +31,8 @@ impl FromRequestParts<AppState> for Org {
 }
 
 /// The organization of the API key `key` (the bearer token without `Bearer `); REST and gRPC
-/// both call this. `None` or an unknown / revoked key is 401 `unauthorized`.
+/// both call this. `None` or an unknown / revoked key is 401 `unauthorized`; a key over its
+/// rate limit is 429 `rate_limited`.
 pub async fn authenticate(state: &AppState, key: Option<&str>) -> Result<OrganizationId, ApiError> {
     let unauthorized = || {
         ApiError::new(
@@ -41,11 +42,18 @@ pub async fn authenticate(state: &AppState, key: Option<&str>) -> Result<Organiz
         )
     };
     let key = key.ok_or_else(unauthorized)?;
-    state
+    let org = state
         .store
         .authenticate(key)
         .await?
-        .ok_or_else(unauthorized)
+        .ok_or_else(unauthorized)?;
+    // Only real keys get a bucket, so unknown ones cannot grow the table.
+    state
+        .config
+        .rate_limit
+        .check(key)
+        .map_err(ApiError::rate_limited)?;
+    Ok(org)
 }
 
 /// The operator: the admin token from the configuration.

@@ -35,6 +35,7 @@ pub struct ApiError {
     code: &'static str,
     message: String,
     field: Option<String>,
+    retry_after: Option<std::time::Duration>,
 }
 
 impl ApiError {
@@ -45,7 +46,26 @@ impl ApiError {
             code,
             message: message.into(),
             field: None,
+            retry_after: None,
         }
+    }
+
+    /// 429 rate_limited: the key's rate limit; `Retry-After` says when to send again.
+    pub fn rate_limited(wait: std::time::Duration) -> Self {
+        let secs = wait.as_secs_f64().ceil().max(1.0);
+        Self {
+            retry_after: Some(std::time::Duration::from_secs_f64(secs)),
+            ..Self::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                format!("too many requests with this API key; retry in {secs} s"),
+            )
+        }
+    }
+
+    /// How long to wait before retrying, for a rate-limited request.
+    pub fn retry_after(&self) -> Option<std::time::Duration> {
+        self.retry_after
     }
 
     /// Names the field to blame.
@@ -108,7 +128,14 @@ impl IntoResponse for ApiError {
                 field: self.field,
             },
         };
-        (self.status, Json(body)).into_response()
+        let mut response = (self.status, Json(body)).into_response();
+        if let Some(wait) = self.retry_after {
+            response.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from(wait.as_secs()),
+            );
+        }
+        response
     }
 }
 
@@ -190,4 +217,108 @@ impl From<SessionClientError> for ApiError {
             ),
         }
     }
+}
+
+/// Gives every error answer the JSON error shape, including the ones axum writes itself in
+/// plain text before a handler runs (a path segment that is not UTF-8, a method the route does
+/// not have, an oversized body, a query that does not parse): the status and headers (`Allow`,
+/// `Retry-After`) stay, the text becomes the message.
+pub async fn json_errors(response: Response) -> Response {
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    let text = axum::body::to_bytes(body, 64 * 1024)
+        .await
+        .map(|b| String::from_utf8_lossy(&b).trim().to_owned())
+        .unwrap_or_default();
+    let code = match status {
+        StatusCode::NOT_FOUND => "not_found",
+        StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
+        StatusCode::PAYLOAD_TOO_LARGE => "payload_too_large",
+        StatusCode::TOO_MANY_REQUESTS => "rate_limited",
+        s if s.is_server_error() => "internal_error",
+        _ => "invalid_request",
+    };
+    let message = match (text.is_empty(), status) {
+        (_, s) if s.is_server_error() => "internal error; try again later".to_owned(),
+        (true, _) => status
+            .canonical_reason()
+            .unwrap_or("request refused")
+            .to_owned(),
+        (false, _) => text,
+    };
+    parts.headers.remove(axum::http::header::CONTENT_LENGTH);
+    let mut rewritten = ApiError::new(status, code, message).into_response();
+    for (name, value) in &parts.headers {
+        if name != axum::http::header::CONTENT_TYPE {
+            rewritten.headers_mut().insert(name.clone(), value.clone());
+        }
+    }
+    rewritten
+}
+
+impl From<axum::extract::rejection::QueryRejection> for ApiError {
+    fn from(rejection: axum::extract::rejection::QueryRejection) -> Self {
+        // `Failed to deserialize query string: limit: invalid digit found in string`
+        let text = rejection.body_text();
+        let field = text
+            .split_once("query string: ")
+            .and_then(|(_, rest)| rest.split_once(": "))
+            .map(|(f, _)| f.to_owned())
+            .filter(|f| !f.contains(' '));
+        Self {
+            field,
+            ..Self::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                format!("the query string is not valid: {text}"),
+            )
+        }
+    }
+}
+
+/// Largest request body the API reads (axum's default for `Json` too).
+pub const MAX_BODY_BYTES: usize = 2 * 1024 * 1024;
+
+/// Refuses a JSON body that is not an object before a handler reads it: serde would take an
+/// array (`[null, null]`) for a struct, field by field.
+pub async fn object_bodies(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let is_json = request
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if !is_json {
+        return next.run(request).await;
+    }
+    let (parts, body) = request.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, MAX_BODY_BYTES).await else {
+        return ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            format!("the body is larger than {MAX_BODY_BYTES} bytes"),
+        )
+        .into_response();
+    };
+    let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
+    if first.is_some_and(|b| *b != b'{') {
+        return ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_request",
+            "the request body must be a JSON object",
+        )
+        .into_response();
+    }
+    next.run(axum::extract::Request::from_parts(parts, bytes.into()))
+        .await
 }

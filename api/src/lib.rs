@@ -7,11 +7,15 @@
 //!   event log.
 //! - `pages`: the driver's payment return pages.
 //! - `auth`: bearer API keys (per organization) and the operator's admin token.
-//! - `error`: the JSON error body with stable codes.
+//! - [`limits`]: per-key request rate limits (429 with `Retry-After`).
+//! - `error`: the JSON error body with stable codes, also for axum's own rejections.
+//! - `openapi`: the error answers every operation documents.
 
 pub mod admin;
 pub mod auth;
 pub mod error;
+pub mod limits;
+mod openapi;
 pub mod pages;
 pub mod sessions;
 
@@ -19,6 +23,7 @@ use axum::Router;
 use axum::response::{Html, IntoResponse};
 use axum::routing::{get, post};
 use domain::config::SessionTimings;
+use openapi::ErrorResponses;
 use store::Store;
 use utoipa::OpenApi;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
@@ -34,6 +39,8 @@ pub struct ApiConfig {
     /// The most power a connector without its own `max_power_w` is assumed to deliver, W
     /// (the stop deadline's worst case); `None` assumes only what the station reports.
     pub default_max_power_w: Option<i64>,
+    /// Requests per API key ([`limits::RateLimiter::default`]: 1,000/s, bursts of 5,000).
+    pub rate_limit: limits::RateLimiter,
 }
 
 /// What every handler shares.
@@ -57,7 +64,7 @@ pub struct AppState {
         admin::create_rate, admin::get_rate, admin::create_webhook_endpoint, admin::list_webhook_endpoints,
         admin::rotate_secret, admin::enable_endpoint, admin::disable_endpoint, admin::events, admin::redeliver,
     ),
-    modifiers(&Security)
+    modifiers(&Security, &ErrorResponses)
 )]
 struct ApiDoc;
 
@@ -146,6 +153,8 @@ pub fn router(state: AppState) -> Router {
         .route("/openapi.json", get(openapi_json))
         .route("/docs", get(docs))
         .route("/healthz", get(|| async { "ok" }))
+        .layer(axum::middleware::from_fn(error::object_bodies))
+        .layer(axum::middleware::map_response(error::json_errors))
         .with_state(state)
 }
 

@@ -53,6 +53,7 @@ pub struct SessionList {
 
 /// `GET /sessions` query.
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
     /// Only this status.
@@ -60,6 +61,7 @@ pub struct ListQuery {
     /// Only this charge station.
     pub chargestation: Option<String>,
     /// Page size, 1 to 100 (default 20).
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<u64>,
     /// From the previous page's `next_cursor`.
     pub cursor: Option<String>,
@@ -350,8 +352,7 @@ pub async fn list(
     Org(org): Org,
     query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<SessionList>, ApiError> {
-    let Query(q) = query
-        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", e.body_text()))?;
+    let Query(q) = query.map_err(ApiError::from)?;
     list_sessions(&state, &org, q).await.map(Json)
 }
 

@@ -225,6 +225,13 @@ enum Commands {
         /// a CCS connector delivers, by default; 0 assumes only what stations report).
         #[arg(long, env = "CHARGELINK_DEFAULT_MAX_POWER", default_value_t = 350_000)]
         default_max_power: i64,
+        /// Requests per second each API key may send (REST and gRPC); over it, 429 with
+        /// `Retry-After`. 0 turns limits off.
+        #[arg(long, env = "CHARGELINK_API_RATE_LIMIT", default_value_t = api::limits::RateLimiter::DEFAULT_PER_SECOND)]
+        rate_limit: u32,
+        /// Requests an API key may send at once before the rate applies.
+        #[arg(long, env = "CHARGELINK_API_RATE_BURST", default_value_t = api::limits::RateLimiter::DEFAULT_BURST)]
+        rate_burst: u32,
     },
     /// Run an OCPP 1.6J gateway (WebSocket CSMS + the worker for charger commands).
     Gateway {
@@ -473,6 +480,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             task_queue,
             timings,
             default_max_power,
+            rate_limit,
+            rate_burst,
         } => {
             let store = store::Store::open(&database.database_url).await?;
             let client = worker::connect(&temporal.settings(), Duration::from_secs(60)).await?;
@@ -483,6 +492,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     admin_token,
                     timings: timings.timings(),
                     default_max_power_w: (default_max_power > 0).then_some(default_max_power),
+                    rate_limit: api::limits::RateLimiter::new(rate_limit, rate_burst),
                 },
             };
             // gRPC (`chargelink.v1.SessionService` + reflection) shares the port: its paths never

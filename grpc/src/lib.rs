@@ -43,6 +43,44 @@ pub const WATCH_POLL_INTERVAL: Duration = Duration::from_millis(250);
 /// Events read per query while catching up.
 const WATCH_BATCH: u64 = 100;
 
+/// Largest request message the service decodes: every request is a few ids and a key, so
+/// anything bigger is refused (`OUT_OF_RANGE`) before it is buffered, not tonic's 4 MiB.
+pub const MAX_REQUEST_BYTES: usize = 64 * 1024;
+
+/// Watch pollers running, per session id.
+static WATCHING: std::sync::Mutex<std::collections::BTreeMap<String, usize>> =
+    std::sync::Mutex::new(std::collections::BTreeMap::new());
+
+/// How many `Watch` streams poll for `session` right now: one per client that has not gone
+/// away (a client that closes its stream stops its poller within one poll interval).
+pub fn watching(session: &str) -> usize {
+    let map = WATCHING.lock().unwrap_or_else(|p| p.into_inner());
+    map.get(session).copied().unwrap_or(0)
+}
+
+/// Counts one poller in [`watching`] while it lives.
+struct Polling(String);
+
+impl Polling {
+    fn start(session: &str) -> Self {
+        let mut map = WATCHING.lock().unwrap_or_else(|p| p.into_inner());
+        *map.entry(session.to_owned()).or_default() += 1;
+        Self(session.to_owned())
+    }
+}
+
+impl Drop for Polling {
+    fn drop(&mut self) {
+        let mut map = WATCHING.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = map.get_mut(&self.0) {
+            *n -= 1;
+            if *n == 0 {
+                map.remove(&self.0);
+            }
+        }
+    }
+}
+
 /// The `SessionService` implementation.
 #[derive(Clone)]
 pub struct SessionService {
@@ -89,15 +127,14 @@ pub fn router(state: AppState) -> Result<axum::Router, tonic_reflection::server:
     let reflection_v1alpha = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
         .build_v1alpha()?;
-    Ok(
-        tonic::service::Routes::new(pb::session_service_server::SessionServiceServer::new(
-            SessionService::new(state),
-        ))
-        .add_service(reflection_v1)
-        .add_service(reflection_v1alpha)
-        .prepare()
-        .into_axum_router(),
+    Ok(tonic::service::Routes::new(
+        pb::session_service_server::SessionServiceServer::new(SessionService::new(state))
+            .max_decoding_message_size(MAX_REQUEST_BYTES),
     )
+    .add_service(reflection_v1)
+    .add_service(reflection_v1alpha)
+    .prepare()
+    .into_axum_router())
 }
 
 /// The whole API on one port: the REST router with the gRPC routes merged in. `chargelink api`
@@ -125,6 +162,7 @@ pub fn status(e: ApiError) -> Status {
         // The station refused the command it was sent.
         H::BAD_GATEWAY => Code::Aborted,
         H::SERVICE_UNAVAILABLE => Code::Unavailable,
+        H::TOO_MANY_REQUESTS => Code::ResourceExhausted,
         _ => Code::Internal,
     };
     let message = match e.field_name() {
@@ -137,6 +175,9 @@ pub fn status(e: ApiError) -> Status {
     }
     if let Some(Ok(v)) = e.field_name().map(str::parse) {
         s.metadata_mut().insert("chargelink-error-field", v);
+    }
+    if let Some(Ok(v)) = e.retry_after().map(|w| w.as_secs().to_string().parse()) {
+        s.metadata_mut().insert("retry-after", v);
     }
     s
 }
@@ -307,6 +348,7 @@ type Sender = tokio::sync::mpsc::Sender<Result<pb::SessionEvent, Status>>;
 
 impl Watcher {
     async fn run(mut self, tx: Sender) {
+        let _polling = Polling::start(self.id.as_str());
         loop {
             match self.step(&tx).await {
                 Ok(Step::More) => continue,
@@ -324,7 +366,7 @@ impl Watcher {
             tokio::select! {
                 () = tokio::time::sleep(self.poll_interval) => {}
                 () = tx.closed() => {
-                    tracing::debug!("watcher went away");
+                    tracing::info!("the client went away; watch stops polling");
                     return;
                 }
             }

@@ -67,8 +67,16 @@ enum Reply {
 #[derive(Debug)]
 pub(crate) enum Outgoing {
     Text(String),
-    Close(&'static str),
+    Close(u16, &'static str),
 }
+
+/// Largest WebSocket message (and frame) a station may send. OCPP 1.6 messages are a few KB; a
+/// bigger one is closed with 1009 (message too big) before it is buffered whole, so a station
+/// cannot make the gateway hold more than this per connection.
+pub const MAX_MESSAGE_BYTES: usize = 1024 * 1024;
+
+/// The close code for a message over [`MAX_MESSAGE_BYTES`] (RFC 6455 §7.4.1).
+pub const CLOSE_MESSAGE_TOO_BIG: u16 = 1009;
 
 struct Inner {
     station: ChargeStationId,
@@ -192,8 +200,13 @@ impl StationHandle {
 
     /// Closes the connection (a newer one replaced it, or the gateway shuts down).
     pub fn close(&self, reason: &'static str) {
+        self.close_with(1000, reason);
+    }
+
+    /// Closes the connection with close `code` (queued after what is already being sent).
+    fn close_with(&self, code: u16, reason: &'static str) {
+        let _ = self.inner.outbox.try_send(Outgoing::Close(code, reason));
         self.inner.closed.send_replace(true);
-        let _ = self.inner.outbox.try_send(Outgoing::Close(reason));
     }
 
     pub(crate) async fn send(&self, frame: &Frame) -> bool {
@@ -266,14 +279,16 @@ pub(crate) async fn serve(
         async move {
             loop {
                 let out = tokio::select! {
+                    // What is queued (a close with its own code included) goes out first.
+                    biased;
                     out = outbox_rx.recv() => out,
-                    _ = writer_closed.wait_for(|c| *c) => Some(Outgoing::Close("closed")),
+                    _ = writer_closed.wait_for(|c| *c) => Some(Outgoing::Close(1000, "closed")),
                 };
                 let result = match out {
                     Some(Outgoing::Text(text)) => sink.send(Message::text(text)).await,
-                    Some(Outgoing::Close(reason)) => {
+                    Some(Outgoing::Close(code, reason)) => {
                         let frame = CloseFrame {
-                            code: 1000,
+                            code,
                             reason: reason.into(),
                         };
                         let close = sink.send(Message::Close(Some(frame)));
@@ -309,7 +324,15 @@ pub(crate) async fn serve(
             }
             Ok(None) => break,
             Ok(Some(Err(e))) => {
-                debug!(error = %e, "socket error");
+                // tungstenite refuses a message over the limit as it reads it ("Space limit
+                // exceeded: Message too long"); say so to the station instead of just dropping it.
+                let text = e.to_string();
+                if text.contains("Message too long") || text.contains("Space limit exceeded") {
+                    warn!(error = %text, max_bytes = MAX_MESSAGE_BYTES, "message too big; closing with 1009");
+                    handle.close_with(CLOSE_MESSAGE_TOO_BIG, "message too big (max 1 MiB)");
+                } else {
+                    debug!(error = %text, "socket error");
+                }
                 break;
             }
             Ok(Some(Ok(m))) => m,

@@ -170,7 +170,12 @@ impl Frame {
                 "an OCPP-J message is a JSON array",
             ));
         };
-        let id = items.get(1).and_then(Value::as_str).map(str::to_owned);
+        // Echo the offending message's id only when it is one: an overlong "id" is not sent back.
+        let id = items
+            .get(1)
+            .and_then(Value::as_str)
+            .filter(|id| (1..=MAX_MESSAGE_ID_LEN).contains(&id.len()))
+            .map(str::to_owned);
         let reject = |description: &str| {
             Parsed::Reject(CallError::new(
                 id.clone().unwrap_or_else(|| UNKNOWN_MESSAGE_ID.to_owned()),

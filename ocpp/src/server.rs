@@ -119,8 +119,8 @@ async fn upgrade(
             // OCPP messages are small: keep per-connection buffers small (10k connections).
             .read_buffer_size(4 * 1024)
             .write_buffer_size(0)
-            .max_message_size(1024 * 1024)
-            .max_frame_size(1024 * 1024);
+            .max_message_size(crate::connection::MAX_MESSAGE_BYTES)
+            .max_frame_size(crate::connection::MAX_MESSAGE_BYTES);
         if ws.selected_protocol().is_none() {
             // OCPP-J §3.1.2: complete the handshake without a subprotocol, then close.
             warn!("no ocpp1.6 subprotocol offered; closing");

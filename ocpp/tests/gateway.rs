@@ -424,6 +424,207 @@ async fn bad_frames_get_the_right_callerror_and_the_connection_stays_up(
     Ok(())
 }
 
+/// What a junk frame must get back: the CALLERROR code the decoder gives it, or nothing.
+fn expected_answer(text: &str) -> Option<(String, &'static str)> {
+    match ocpp::frame::Frame::parse(text) {
+        ocpp::frame::Parsed::Reject(e) => Some((e.id, e.code.as_str())),
+        _ => None,
+    }
+}
+
+/// Sends `junk` (text or binary), then a Heartbeat, and returns the CALLERRORs that came before
+/// the Heartbeat's answer: the connection must still be up and in step.
+async fn answers_to(
+    ws: &mut raw::Socket,
+    junk: tokio_tungstenite::tungstenite::Message,
+    n: usize,
+) -> anyhow::Result<Vec<serde_json::Value>> {
+    use futures::SinkExt;
+    ws.send(junk).await?;
+    let sync = format!("sync-{n}");
+    raw::send(ws, &json!([2, sync, "Heartbeat", {}]).to_string()).await?;
+    let mut errors = Vec::new();
+    loop {
+        let v = raw::recv(ws).await?;
+        if v[1] == sync.as_str() {
+            ensure!(v[0] == 3, "Heartbeat after junk {n}: {v}");
+            return Ok(errors);
+        }
+        if v[0] == 4 {
+            errors.push(v);
+        }
+    }
+}
+
+async fn junk_from_one_station_leaves_another_stations_session_alone(
+    stack: Arc<Stack>,
+) -> anyhow::Result<()> {
+    use rand::{Rng, SeedableRng};
+    use tokio_tungstenite::tungstenite::Message;
+    // Arrange: CP1 charges a paid session.
+    let station = stack.station(stack.spec("CP1")).await?;
+    let input = stack.input("CP1")?;
+    stack.start_paid(&input).await?;
+    stack.await_status(&input, SessionStatus::Started).await?;
+    let before = delivered(&station);
+
+    // Act: CP2 sends every kind of junk.
+    let mut ws = raw::connect(&stack.url(), "CP2").await?;
+    let seed = 13;
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let mut n = 0;
+    // Random texts (most are not JSON) and random JSON-ish arrays.
+    for _ in 0..150 {
+        let len = rng.random_range(0..300);
+        let bytes: Vec<u8> = (0..len).map(|_| rng.random()).collect();
+        let mut text = String::from_utf8_lossy(&bytes).into_owned();
+        if rng.random_bool(0.3) {
+            text = format!(
+                "[{},\"{}\",{text}]",
+                rng.random_range(0..6),
+                rng.random::<u32>()
+            );
+        }
+        n += 1;
+        let errors = answers_to(&mut ws, Message::text(text.clone()), n).await?;
+        let expected = expected_answer(&text);
+        let got: Vec<_> = errors
+            .iter()
+            .map(|e| (e[1].as_str().unwrap_or_default().to_owned(), e[2].clone()))
+            .collect();
+        match expected {
+            Some((id, code)) => ensure!(
+                got == [(id, json!(code))],
+                "seed {seed}, junk {n} {text:?}: {got:?}"
+            ),
+            None => ensure!(got.is_empty(), "seed {seed}, junk {n} {text:?}: {got:?}"),
+        }
+    }
+    // Binary frames, not UTF-8: OCPP-J is text only.
+    for bytes in [
+        vec![0xff, 0xfe, 0x00, 0x80],
+        b"[2,\"b1\",\"Heartbeat\",{}]".to_vec(),
+    ] {
+        n += 1;
+        let errors = answers_to(&mut ws, Message::binary(bytes), n).await?;
+        ensure!(
+            errors.len() == 1 && errors[0][2] == "FormationViolation" && errors[0][1] == "-1",
+            "binary frame: {errors:?}"
+        );
+    }
+    // Wrongly typed fields and frames, unknown actions.
+    for (text, id, code) in [
+        (
+            r#"[2,"t1","MeterValues",{"connectorId":"x","meterValue":[]}]"#,
+            "t1",
+            "TypeConstraintViolation",
+        ),
+        (
+            r#"[2,"t2","BootNotification",{"chargePointVendor":5,"chargePointModel":"m"}]"#,
+            "t2",
+            "TypeConstraintViolation",
+        ),
+        (
+            r#"[2,"t3","StopTransaction",{"transactionId":1,"meterStop":"lots","timestamp":"2026-01-01T00:00:00Z"}]"#,
+            "t3",
+            "TypeConstraintViolation",
+        ),
+        (r#"["2","t4","Heartbeat",{}]"#, "t4", "FormationViolation"),
+        (r#"[2,7,"Heartbeat",{}]"#, "-1", "FormationViolation"),
+        (r#"[2,"t6","Teleport",{}]"#, "t6", "NotImplemented"),
+        (r#"[2,"t7","UpdateFirmware",{}]"#, "t7", "NotSupported"),
+    ] {
+        n += 1;
+        let errors = answers_to(&mut ws, Message::text(text), n).await?;
+        ensure!(
+            errors.len() == 1 && errors[0][1] == id && errors[0][2] == code,
+            "{text}: {errors:?}"
+        );
+    }
+    // Out of order: answers to CALLs never sent are dropped; a stop and meter values for a
+    // transaction that never started are acknowledged (a station would resend them forever).
+    for text in [
+        r#"[3,"never-sent",{}]"#,
+        r#"[4,"never-sent","GenericError","",{}]"#,
+    ] {
+        n += 1;
+        let errors = answers_to(&mut ws, Message::text(text), n).await?;
+        ensure!(errors.is_empty(), "{text}: {errors:?}");
+    }
+    let stop = raw::call(
+        &mut ws,
+        "o1",
+        "StopTransaction",
+        json!({"transactionId": 424242, "meterStop": 5, "timestamp": "2026-01-01T00:00:00Z"}),
+    )
+    .await?;
+    ensure!(stop[0] == 3, "stop of an unknown transaction: {stop}");
+    let mv = raw::call(
+        &mut ws,
+        "o2",
+        "MeterValues",
+        json!({"connectorId": 1, "transactionId": 424242,
+        "meterValue": [{"timestamp": "2026-01-01T00:00:00Z", "sampledValue": [{"value": "9"}]}]}),
+    )
+    .await?;
+    ensure!(mv[0] == 3, "meter values of an unknown transaction: {mv}");
+    // Oversized: closed with 1009 before the gateway buffers it whole.
+    raw::send(
+        &mut ws,
+        &"x".repeat(ocpp::connection::MAX_MESSAGE_BYTES + 1),
+    )
+    .await?;
+    let close = loop {
+        match tokio::time::timeout(Duration::from_secs(10), futures::StreamExt::next(&mut ws)).await
+        {
+            Ok(Some(Ok(Message::Close(frame)))) => break frame,
+            Ok(Some(Ok(_))) => continue,
+            other => bail!("no close frame after an oversized message: {other:?}"),
+        }
+    };
+    let close = close.context("a close frame with a code")?;
+    ensure!(
+        u16::from(close.code) == ocpp::connection::CLOSE_MESSAGE_TOO_BIG
+            && close.reason.contains("too big"),
+        "{close:?}"
+    );
+    // The gateway is still there for CP2.
+    let mut ws = raw::connect(&stack.url(), "CP2").await?;
+    let hb = raw::call(&mut ws, "again", "Heartbeat", json!({})).await?;
+    ensure!(hb[0] == 3, "{hb}");
+
+    // Assert: CP1 kept charging through all that, and its session ends as usual.
+    let state = station
+        .wait_for("more energy", Duration::from_secs(10), |s| {
+            s.connector(1)
+                .is_some_and(|c| c.energy_wh - METER_START_WH > before)
+        })
+        .await?;
+    ensure!(
+        state
+            .connector(1)
+            .is_some_and(|c| c.status == ChargePointStatus::Charging),
+        "CP1 stopped charging"
+    );
+    ensure!(
+        stack.sessions.session(&input.session_id).await?.status == SessionStatus::Started,
+        "CP1's session changed"
+    );
+    stack.sessions.stop(&input.session_id).await?;
+    let outcome = stack.outcome(&input).await?;
+    ensure!(
+        outcome.end_reason == Some(EndReason::StoppedByApi),
+        "{outcome:?}"
+    );
+    let energy = delivered(&station);
+    ensure!(
+        outcome.captured == Some(usd(cents_for(energy))),
+        "{outcome:?} for {energy} Wh"
+    );
+    station.stop().await?;
+    Ok(())
+}
+
 async fn repeated_and_late_transaction_messages_are_idempotent(
     stack: Arc<Stack>,
 ) -> anyhow::Result<()> {
@@ -598,6 +799,40 @@ async fn start_for_a_finished_session_is_stopped_again(stack: Arc<Stack>) -> any
         }
     };
     ensure!(stop[3]["transactionId"] == tx, "{stop}");
+    Ok(())
+}
+
+/// Each station's own key, for [`a_station_connects_only_with_its_own_credentials`].
+fn own_key(station: &str) -> String {
+    format!("{station}-own-key-0123456789")
+}
+
+/// With a key per station, a station's valid credentials open its own URL only: another
+/// station's user and key, or its own user with another's key, are refused before the upgrade.
+async fn a_station_connects_only_with_its_own_credentials(stack: Arc<Stack>) -> anyhow::Result<()> {
+    use tokio_tungstenite::tungstenite::Error as WsError;
+    let url = stack.url();
+    let status = |r: Result<_, WsError>| match r {
+        Err(WsError::Http(resp)) => Some(resp.status().as_u16()),
+        Ok(()) => Some(101),
+        Err(_) => None,
+    };
+    let (k1, k2) = (own_key("CP1"), own_key("CP2"));
+    for (path, user, key, expected) in [
+        ("CP1", "CP1", k1.as_str(), 101),
+        ("CP2", "CP2", k2.as_str(), 101),
+        ("CP1", "CP2", k2.as_str(), 401),
+        ("CP1", "CP1", k2.as_str(), 401),
+        ("CP2", "CP1", k1.as_str(), 401),
+        ("CP1", "CP1", support::KEY, 401),
+    ] {
+        let req = raw::request(&url, path, Some((user, key)), Some("ocpp1.6"))?;
+        let got = status(tokio_tungstenite::connect_async(req).await.map(|_| ()));
+        ensure!(
+            got == Some(expected),
+            "/{path} as {user} with {key}: {got:?}, expected {expected}"
+        );
+    }
     Ok(())
 }
 
@@ -1100,6 +1335,7 @@ fn main() -> std::process::ExitCode {
         trial!(never_plugged_in_cancels_the_session),
         trial!(disconnect_and_reconnect_mid_session),
         trial!(bad_frames_get_the_right_callerror_and_the_connection_stays_up),
+        trial!(junk_from_one_station_leaves_another_stations_session_alone),
         trial!(repeated_and_late_transaction_messages_are_idempotent),
         trial!(start_fails_when_the_connector_gives_up),
         trial!(start_for_a_finished_session_is_stopped_again),
@@ -1113,6 +1349,37 @@ fn main() -> std::process::ExitCode {
             Trial::test(
                 "reconnecting_to_another_gateway_moves_the_station",
                 move || reconnecting_to_another_gateway_moves_the_station(&env),
+            )
+        },
+        {
+            let env = env.clone();
+            Trial::test(
+                "a_station_connects_only_with_its_own_credentials",
+                move || {
+                    let file = env
+                        .dir
+                        .join(format!("own-keys-{}.json", &random_body()[..8]));
+                    let stations = ocpp::auth::StationsFile {
+                        stations: ["CP1", "CP2"]
+                            .iter()
+                            .filter_map(|id| {
+                                Some(ocpp::auth::StationEntry::hashed(
+                                    id.parse().ok()?,
+                                    own_key(id).as_bytes(),
+                                ))
+                            })
+                            .collect(),
+                    };
+                    stations
+                        .write(&file)
+                        .map_err(|e| Failed::from(format!("stations file: {e}")))?;
+                    with_stack(
+                        &env,
+                        "own_credentials",
+                        move |c| c.stations_file = file,
+                        a_station_connects_only_with_its_own_credentials,
+                    )
+                },
             )
         },
         {

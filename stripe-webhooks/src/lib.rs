@@ -158,6 +158,13 @@ async fn receive<S: SessionSignals>(
         telemetry::stripe::webhook(kind, "duplicate");
         return answer(StatusCode::OK, "duplicate");
     }
+    // Events of a connected account (Stripe Connect sets `account`) are not chargelink's, even
+    // when one names a chargelink session: its payments live on this account only.
+    if let Some(account) = &event.account {
+        tracing::warn!(account, "event of another Stripe account ignored");
+        state.seen.insert(event_id);
+        return answer(StatusCode::OK, "another account");
+    }
     let action = events::action(&event);
     let result = match action {
         Action::Ignore(why) => {

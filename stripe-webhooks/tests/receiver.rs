@@ -223,6 +223,33 @@ async fn an_event_for_an_unknown_session_is_acknowledged() {
 }
 
 #[tokio::test]
+async fn an_event_of_another_account_signals_nothing() {
+    let signals = Recording::default();
+    let url = start(signals.clone()).await;
+    // Correctly signed, naming a real session, but a connected account's (Stripe Connect).
+    let body = completed_event("evt_connect", "ses_1").replacen(
+        r#""id":"evt_connect","#,
+        r#""id":"evt_connect","account":"acct_someone_else","#,
+        1,
+    );
+    assert!(body.contains("acct_someone_else"), "{body}");
+    let (status, answer) = post(&url, &body, signed(&body)).await;
+    assert_eq!(
+        (status, answer["outcome"].as_str()),
+        (200, Some("another account"))
+    );
+    assert!(signals.calls().is_empty());
+    // The same event of this account signals.
+    let own = completed_event("evt_own", "ses_1");
+    let (status, answer) = post(&url, &own, signed(&own)).await;
+    assert_eq!(
+        (status, answer["outcome"].as_str()),
+        (200, Some("signalled"))
+    );
+    assert_eq!(signals.calls(), vec![authorized("ses_1")]);
+}
+
+#[tokio::test]
 async fn a_temporal_outage_answers_5xx_and_the_redelivery_signals() {
     let signals = Recording::default();
     signals.fail.store(1, Ordering::SeqCst);

@@ -81,6 +81,7 @@ pub async fn start() -> anyhow::Result<Stack> {
         store: store.clone(),
         sessions: sessions.clone(),
         config: api::ApiConfig {
+            rate_limit: Default::default(),
             default_max_power_w: None,
             admin_token: None,
             timings: Default::default(),

@@ -666,6 +666,7 @@ fn main() -> std::process::ExitCode {
                 store: store.clone(),
                 sessions: sessions.clone(),
                 config: api::ApiConfig {
+                    rate_limit: Default::default(),
                     admin_token,
                     timings: Default::default(),
                     default_max_power_w: None,

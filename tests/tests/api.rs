@@ -85,6 +85,17 @@ impl Stack {
         Ok(v)
     }
 
+    /// A session of `t` on its first connector, as `POST /sessions` answered it.
+    async fn created(&self, t: &Tenant) -> anyhow::Result<Value> {
+        self.ok(
+            "POST",
+            "/sessions",
+            Some(&t.key),
+            Some(session_body(t, &t.connectors[0])),
+        )
+        .await
+    }
+
     /// Creates an organization with a rate, a user, a station with two connectors on an energy
     /// rate and one on a PARKING_TIME rate, and a webhook endpoint at the test receiver.
     async fn tenant(&self) -> anyhow::Result<Tenant> {
@@ -255,14 +266,7 @@ async fn authentication_and_isolation(s: &Stack) -> anyhow::Result<()> {
         "an API key is not the admin token"
     );
 
-    let created = s
-        .ok(
-            "POST",
-            "/sessions",
-            Some(&a.key),
-            Some(session_body(&a, &a.connectors[0])),
-        )
-        .await?;
+    let created = s.created(&a).await?;
     let id = created["_id"].as_str().context("id")?;
     // B sees nothing of A: not the session, not its connector, not its controls.
     for (method, path) in [
@@ -294,6 +298,118 @@ async fn authentication_and_isolation(s: &Stack) -> anyhow::Result<()> {
         "{listed}"
     );
     Ok(())
+}
+
+/// Who gets in, beyond `authentication_and_isolation`: another organization's key sees none of
+/// a session's reads, commands (GET and POST), events or redeliveries; the operator token is not
+/// an API key; the payment return pages show a session's id and status and nothing else, and
+/// an unknown id the same page as a malformed one.
+async fn access_boundaries(s: &Stack) -> anyhow::Result<()> {
+    let (a, b) = (s.tenant().await?, s.tenant().await?);
+    let created = s.created(&a).await?;
+    let id = created["_id"].as_str().context("id")?.to_owned();
+    let events = wait_for_events(s, &a.key, &id).await?;
+    let event_id = events[0]["event"]["_id"]
+        .as_str()
+        .context("event id")?
+        .to_owned();
+    for (method, path) in [
+        ("GET", format!("/sessions/{id}")),
+        ("GET", format!("/sessions/{id}/pause")),
+        ("POST", format!("/sessions/{id}/pause")),
+        ("GET", format!("/sessions/{id}/resume")),
+        ("POST", format!("/sessions/{id}/resume")),
+        ("GET", format!("/sessions/{id}/stop")),
+        ("POST", format!("/sessions/{id}/stop")),
+        ("POST", format!("/events/{event_id}/redeliver")),
+    ] {
+        let (status, v) = s.call(method, &path, Some(&b.key), None).await?;
+        ensure!(
+            status == StatusCode::NOT_FOUND && v["error"]["code"] == "not_found",
+            "{method} {path} with another organization's key: {status} {v}"
+        );
+    }
+    for path in [
+        format!("/events?session={id}"),
+        "/events".to_owned(),
+        "/sessions?status=created".to_owned(),
+        format!("/sessions?chargestation={}", a.station),
+    ] {
+        let v = s.ok("GET", &path, Some(&b.key), None).await?;
+        ensure!(
+            v["data"].as_array().is_some_and(Vec::is_empty),
+            "{path} with another organization's key: {v}"
+        );
+    }
+    // The operator token opens /admin only (an API key on /admin: authentication_and_isolation).
+    for (method, path) in [
+        ("GET", "/sessions"),
+        ("GET", "/organization"),
+        ("GET", "/events"),
+    ] {
+        let (status, v) = s.call(method, path, Some(ADMIN_TOKEN), None).await?;
+        ensure!(
+            status == StatusCode::UNAUTHORIZED && v["error"]["code"] == "unauthorized",
+            "{method} {path} with the admin token: {status} {v}"
+        );
+    }
+    // Payment return pages: the id is the capability, and the page shows only the status.
+    let page = |path: String| {
+        let http = s.http.clone();
+        let url = format!("{}{path}", s.api);
+        async move { anyhow::Ok(http.get(url).send().await?.text().await?) }
+    };
+    let success = page(format!("/payments/{id}/success")).await?;
+    ensure!(
+        success.contains(&id) && success.contains("data-status"),
+        "{success}"
+    );
+    let payment_url = created["payment"]["url"].as_str().unwrap_or("payment url");
+    for private in [
+        a.user.as_str(),
+        a.station.as_str(),
+        a.connectors[0].as_str(),
+        payment_url,
+        "1800",
+        "usd",
+    ] {
+        ensure!(
+            !success.contains(private),
+            "the return page shows {private}: {success}"
+        );
+    }
+    let unknown = format!("ses_{}", random_body());
+    for path in [
+        format!("/payments/{unknown}/success"),
+        format!("/payments/{unknown}/cancel"),
+        "/payments/not-an-id/success".to_owned(),
+    ] {
+        let body = page(path.clone()).await?;
+        ensure!(
+            body.contains("This link is not valid") && !body.contains(&id),
+            "{path}: {body}"
+        );
+    }
+    // An unknown id's cancel page cancelled nothing.
+    let still = s
+        .ok("GET", &format!("/sessions/{id}"), Some(&a.key), None)
+        .await?;
+    ensure!(still["status"] == "created", "{still}");
+    Ok(())
+}
+
+/// The session's events in `/events`, once the outbox recorded them.
+async fn wait_for_events(s: &Stack, key: &str, id: &str) -> anyhow::Result<Vec<Value>> {
+    for _ in 0..100 {
+        let v = s
+            .ok("GET", &format!("/events?session={id}"), Some(key), None)
+            .await?;
+        if let Some(events) = v["data"].as_array().filter(|e| !e.is_empty()) {
+            return Ok(events.clone());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    bail!("no events recorded for {id}")
 }
 
 async fn validation_errors_name_the_field(s: &Stack) -> anyhow::Result<()> {
@@ -620,14 +736,7 @@ async fn webhooks_arrive_signed_with_the_session(s: &Stack) -> anyhow::Result<()
         )
         .await?;
     let secret = rotated["secret"].as_str().context("secret")?.to_owned();
-    let created = s
-        .ok(
-            "POST",
-            "/sessions",
-            Some(&t.key),
-            Some(session_body(&t, &t.connectors[0])),
-        )
-        .await?;
+    let created = s.created(&t).await?;
     let id: domain::ids::SessionId = created["_id"].as_str().context("id")?.parse()?;
     s.sessions
         .payment_authorized(
@@ -712,14 +821,7 @@ async fn openapi_docs_and_return_pages(s: &Stack) -> anyhow::Result<()> {
         .await?;
     ensure!(docs.contains("/openapi.json"));
     let t = s.tenant().await?;
-    let created = s
-        .ok(
-            "POST",
-            "/sessions",
-            Some(&t.key),
-            Some(session_body(&t, &t.connectors[0])),
-        )
-        .await?;
+    let created = s.created(&t).await?;
     let id = created["_id"].as_str().context("id")?;
     let page = s
         .http
@@ -739,6 +841,180 @@ async fn openapi_docs_and_return_pages(s: &Stack) -> anyhow::Result<()> {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     bail!("the cancel page did not cancel the session")
+}
+
+/// schemathesis (installed by `scripts/python-deps` into `.tools/schemathesis`) fuzzes every
+/// operation of `/openapi.json` with an organization's API key: valid and invalid bodies,
+/// parameters and headers, bounded per operation so the run stays short. No answer may be a 5xx,
+/// and every answer must match its documented status, content type and schema (errors: the
+/// `{"error": {"code", "message", "field"}}` body).
+async fn schemathesis_finds_no_server_error_and_no_undocumented_answer(
+    s: &Stack,
+) -> anyhow::Result<()> {
+    let t = s.tenant().await?;
+    // A session, so that list pages hold one.
+    s.ok(
+        "POST",
+        "/sessions",
+        Some(&t.key),
+        Some(session_body(&t, &t.connectors[0])),
+    )
+    .await?;
+    // What schemathesis found, pinned: axum's own rejections carry the JSON error shape, an
+    // array is not an object body, and the documented query parameters are in the query.
+    let k = Some(t.key.as_str());
+    for (method, path, body, status, field) in [
+        ("GET", "/sessions?limit=abc", None, 400, Some("limit")),
+        ("GET", "/events?limit=0", None, 400, Some("limit")),
+        ("GET", "/sessions/%FF", None, 400, None),
+        ("DELETE", "/sessions", None, 405, None),
+        ("POST", "/users", Some(json!([null, null])), 422, None),
+    ] {
+        let (got, v) = s.call(method, path, k, body).await?;
+        ensure!(
+            got.as_u16() == status
+                && v["error"]["code"].is_string()
+                && v["error"]["message"].is_string()
+                && v["error"]["field"].as_str() == field,
+            "{method} {path}: {got} {v}"
+        );
+    }
+    let doc = s.ok("GET", "/openapi.json", None, None).await?;
+    let limit = &doc["paths"]["/sessions"]["get"]["parameters"];
+    ensure!(
+        limit
+            .as_array()
+            .is_some_and(|ps| ps.iter().all(|p| p["in"] == "query")),
+        "{limit}"
+    );
+    let bin = std::env::var_os("CHARGELINK_SCHEMATHESIS")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| {
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../.tools/schemathesis/bin/schemathesis")
+        });
+    ensure!(
+        bin.exists(),
+        "schemathesis is not installed at {}: run scripts/python-deps (or set CHARGELINK_SCHEMATHESIS)",
+        bin.display()
+    );
+    let report = std::env::temp_dir().join(format!("schemathesis-{}", random_body()));
+    let out = tokio::process::Command::new(&bin)
+        .arg("run")
+        .arg(format!("{}/openapi.json", s.api))
+        .args(["--checks", "all"])
+        // Random ids name no resource: a well-formed request for one is rightly a 404.
+        .args(["--exclude-checks", "positive_data_acceptance"])
+        .args(["--max-examples", "25", "--seed", "13", "--workers", "1"])
+        .args(["--phases", "examples,coverage,fuzzing"])
+        .args(["--request-timeout", "10", "--no-color"])
+        .arg("--header")
+        .arg(format!("Authorization: Bearer {}", t.key))
+        .args(["--report", "vcr", "--report-dir"])
+        .arg(&report)
+        .env("SCHEMATHESIS_TELEMETRY", "false")
+        // schemathesis keeps its example database in the working directory.
+        .current_dir(std::env::temp_dir())
+        .kill_on_drop(true)
+        .output()
+        .await
+        .context("running schemathesis")?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    ensure!(
+        out.status.success(),
+        "schemathesis found problems (exit {:?}; requests and answers in {}):\n{stdout}\n{}",
+        out.status.code(),
+        report.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // "Test cases:" and the count under it.
+    let counts = stdout
+        .lines()
+        .skip_while(|l| !l.starts_with("Test cases:"))
+        .take(2)
+        .collect::<Vec<_>>()
+        .join(" ");
+    println!("schemathesis: {counts}");
+    Ok(())
+}
+
+/// Per-key rate limits on a second API over the same store and workflows, with a tight limit
+/// (2 requests, then 1/s): the third request in a row is a 429 `rate_limited` with
+/// `Retry-After`, over gRPC too (`RESOURCE_EXHAUSTED`); another key is not slowed; after the
+/// wait the key is served again.
+async fn rate_limits_answer_429_with_retry_after(s: &Stack) -> anyhow::Result<()> {
+    let state = api::AppState {
+        store: s.store.clone(),
+        sessions: s.sessions.clone(),
+        config: api::ApiConfig {
+            rate_limit: api::limits::RateLimiter::new(1, 2),
+            admin_token: Some(ADMIN_TOKEN.into()),
+            timings: Default::default(),
+            default_max_power_w: None,
+        },
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let limited = format!("http://{}", listener.local_addr()?);
+    tokio::spawn(api::serve_app(
+        listener,
+        grpc::with_rest(state)?,
+        std::future::pending(),
+    ));
+    let (a, b) = (s.tenant().await?, s.tenant().await?);
+    let get = |key: String| {
+        let url = format!("{limited}/sessions");
+        let http = s.http.clone();
+        async move { http.get(url).bearer_auth(key).send().await }
+    };
+    for _ in 0..2 {
+        let r = get(a.key.clone()).await?;
+        ensure!(
+            r.status() == StatusCode::OK,
+            "within the burst: {}",
+            r.status()
+        );
+    }
+    let r = get(a.key.clone()).await?;
+    let retry = r
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    let status = r.status();
+    let body: Value = r.json().await?;
+    ensure!(
+        status == StatusCode::TOO_MANY_REQUESTS
+            && body["error"]["code"] == "rate_limited"
+            && retry == Some(1),
+        "{status} retry-after {retry:?} {body}"
+    );
+    let mut grpc = chargelink_tests::grpc_client::connect(&limited).await?;
+    let refused = grpc
+        .list(chargelink_tests::grpc_client::auth(
+            &a.key,
+            grpc::pb::ListRequest::default(),
+        ))
+        .await
+        .err()
+        .context("gRPC over the limit")?;
+    ensure!(
+        refused.code() == tonic::Code::ResourceExhausted
+            && refused.metadata().get("retry-after").is_some(),
+        "{refused:?}"
+    );
+    let r = get(b.key.clone()).await?;
+    ensure!(r.status() == StatusCode::OK, "another key: {}", r.status());
+    // Unknown keys are refused as before, not counted.
+    let r = get("ck_unknown".into()).await?;
+    ensure!(r.status() == StatusCode::UNAUTHORIZED, "{}", r.status());
+    tokio::time::sleep(Duration::from_secs(retry.unwrap_or(1))).await;
+    let r = get(a.key.clone()).await?;
+    ensure!(
+        r.status() == StatusCode::OK,
+        "after Retry-After: {}",
+        r.status()
+    );
+    Ok(())
 }
 
 async fn receive(
@@ -794,6 +1070,7 @@ fn main() -> std::process::ExitCode {
             store: store.clone(),
             sessions: sessions.clone(),
             config: api::ApiConfig {
+                rate_limit: Default::default(),
                 admin_token: Some(ADMIN_TOKEN.into()),
                 timings: Default::default(),
                 default_max_power_w: None,
@@ -821,6 +1098,7 @@ fn main() -> std::process::ExitCode {
         let trials = vec![
             trial!(create_session_answers_with_the_payment),
             trial!(authentication_and_isolation),
+            trial!(access_boundaries),
             trial!(validation_errors_name_the_field),
             trial!(idempotency_key_makes_retries_safe),
             trial!(busy_connector_and_refused_commands),
@@ -828,6 +1106,8 @@ fn main() -> std::process::ExitCode {
             trial!(list_filters_and_cursor),
             trial!(webhooks_arrive_signed_with_the_session),
             trial!(openapi_docs_and_return_pages),
+            trial!(schemathesis_finds_no_server_error_and_no_undocumented_answer),
+            trial!(rate_limits_answer_429_with_retry_after),
         ];
         let conclusion = harness::run_next_to_worker(args, trials, worker).await;
         drop(server);

@@ -193,12 +193,75 @@ async fn created(
         .context("session")
 }
 
+/// A `Watch` of session `id` from its first event.
+async fn watch(
+    c: &mut SessionServiceClient<Channel>,
+    key: &str,
+    id: &str,
+) -> anyhow::Result<tonic::Streaming<pb::SessionEvent>> {
+    let request = pb::WatchRequest {
+        id: id.to_owned(),
+        ..Default::default()
+    };
+    Ok(c.watch(auth(key, request)).await?.into_inner())
+}
+
 fn create(t: &Tenant, connector: &str) -> pb::CreateRequest {
     pb::CreateRequest {
         user: t.user.clone(),
         connector: connector.to_owned(),
         ..Default::default()
     }
+}
+
+/// A Watch whose client goes away stops polling (its poller leaves `grpc::watching`), and a
+/// request over the message limit is refused before it is decoded, the connection still usable.
+async fn watch_stops_when_the_client_goes_away_and_huge_requests_are_refused(
+    s: &Stack,
+) -> anyhow::Result<()> {
+    let t = s.tenant().await?;
+    let mut c = s.client();
+    let session = created(&mut c, &t, &t.connectors[0]).await?;
+    let stream = watch(&mut c, &t.key, &session.id).await?;
+    let wait_for = |n: usize| {
+        let id = session.id.clone();
+        async move {
+            for _ in 0..50 {
+                if grpc::watching(&id) == n {
+                    return Ok(());
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            bail!("{} pollers for {id}, expected {n}", grpc::watching(&id))
+        }
+    };
+    wait_for(1).await?;
+    drop(stream);
+    wait_for(0).await?;
+
+    let huge = pb::CreateRequest {
+        user: "u".repeat(grpc::MAX_REQUEST_BYTES + 1),
+        ..create(&t, &t.connectors[0])
+    };
+    let refused = c
+        .create(auth(&t.key, huge))
+        .await
+        .err()
+        .context("a request over the limit")?;
+    ensure!(
+        refused.code() == Code::OutOfRange || refused.code() == Code::ResourceExhausted,
+        "{refused:?}"
+    );
+    let again = c
+        .get(auth(
+            &t.key,
+            pb::GetRequest {
+                id: session.id.clone(),
+            },
+        ))
+        .await?;
+    ensure!(again.into_inner().id == session.id);
+    Ok(())
 }
 
 async fn create_get_and_list(s: &Stack) -> anyhow::Result<()> {
@@ -605,16 +668,7 @@ async fn watch_follows_a_session_to_its_end(s: &Stack) -> anyhow::Result<()> {
     let session = created(&mut c, &t, &t.connectors[0]).await?;
     let id: domain::ids::SessionId = session.id.parse()?;
     // Watch from the start, while the session runs: the recorded events first, then live ones.
-    let stream = c
-        .watch(auth(
-            &t.key,
-            pb::WatchRequest {
-                id: session.id.clone(),
-                ..Default::default()
-            },
-        ))
-        .await?
-        .into_inner();
+    let stream = watch(&mut c, &t.key, &session.id).await?;
     let watching = tokio::spawn(drain(stream));
 
     s.sessions
@@ -756,16 +810,7 @@ async fn watch_ends_when_a_driver_cancels(s: &Stack) -> anyhow::Result<()> {
     let t = s.tenant().await?;
     let mut c = s.client();
     let session = created(&mut c, &t, &t.connectors[1]).await?;
-    let stream = c
-        .watch(auth(
-            &t.key,
-            pb::WatchRequest {
-                id: session.id.clone(),
-                ..Default::default()
-            },
-        ))
-        .await?
-        .into_inner();
+    let stream = watch(&mut c, &t.key, &session.id).await?;
     let watching = tokio::spawn(drain(stream));
     // The driver leaves the payment page.
     s.http
@@ -850,6 +895,7 @@ fn main() -> std::process::ExitCode {
             store: store.clone(),
             sessions: sessions.clone(),
             config: api::ApiConfig {
+                rate_limit: Default::default(),
                 admin_token: Some(ADMIN_TOKEN.into()),
                 timings: Default::default(),
                 default_max_power_w: None,
@@ -886,6 +932,7 @@ fn main() -> std::process::ExitCode {
             trial!(refused_commands),
             trial!(watch_follows_a_session_to_its_end),
             trial!(watch_ends_when_a_driver_cancels),
+            trial!(watch_stops_when_the_client_goes_away_and_huge_requests_are_refused),
             trial!(reflection_lists_the_service),
         ];
         let conclusion = harness::run_next_to_worker(args, trials, worker).await;
