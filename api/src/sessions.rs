@@ -15,6 +15,8 @@ use sha2::{Digest, Sha256};
 use store::SessionFilter;
 use tracing::Instrument;
 use workflows::SessionInput;
+use workflows::client::SessionClientError;
+use workflows::messages::CommandErrorCode;
 
 use crate::AppState;
 use crate::auth::Org;
@@ -487,5 +489,31 @@ pub async fn command(
     }
     .instrument(span)
     .await;
-    Ok(answer?)
+    match answer {
+        // The store has this session, so Temporal not finding its workflow is either the end
+        // (the workflow completed a moment ago) or Temporal coming back (a restart): never a 404.
+        Err(SessionClientError::NotFound(_)) => {
+            let ended = state
+                .store
+                .session(org, &id)
+                .await?
+                .is_some_and(|s| s.status.is_final());
+            Err(if ended {
+                ApiError::new(
+                    StatusCode::CONFLICT,
+                    CommandErrorCode::SessionFinished.as_str(),
+                    format!("session {id} has ended"),
+                )
+            } else {
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "workflow_service_unavailable",
+                    format!(
+                        "the workflow of session {id} could not be reached just now; try again"
+                    ),
+                )
+            })
+        }
+        other => Ok(other?),
+    }
 }
