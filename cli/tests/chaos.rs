@@ -144,11 +144,12 @@ struct World {
 }
 
 impl World {
-    fn org(&self, group: Group) -> &Org {
+    /// The organization of `group`'s stations and the receiver of its webhooks.
+    fn tenant(&self, group: Group) -> (&Org, &Receiver) {
         if group == Group::Hold {
-            &self.hold
+            (&self.hold, &self.hold_hooks)
         } else {
-            &self.main
+            (&self.main, &self.main_hooks)
         }
     }
 
@@ -325,7 +326,7 @@ async fn run_session(
 ) -> anyhow::Result<()> {
     let mut rng = StdRng::seed_from_u64(rng_seed);
     let group = path.group();
-    let org = world.org(group);
+    let (org, _) = world.tenant(group);
     let pool = world.pool(group);
     let connector = pool.take().await;
     let body = json!({"user": org.user, "connector": connector, "type": "payment_link"});
@@ -819,11 +820,7 @@ async fn chaos(stack: &ProcessStack, plan: Plan) -> anyhow::Result<()> {
     let money = audit_money(stack, &stored).await?;
     let (mut lost, mut out_of_order, mut duplicates) = (0, 0, 0);
     for (id, path) in &ids {
-        let (org, receiver) = if path.group() == Group::Hold {
-            (&world.hold, &world.hold_hooks)
-        } else {
-            (&world.main, &world.main_hooks)
-        };
+        let (org, receiver) = world.tenant(path.group());
         let (l, o, d) = webhook_audit(stack, org, receiver, id).await?;
         lost += l;
         out_of_order += o;
