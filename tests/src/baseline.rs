@@ -2,7 +2,8 @@
 //! workflow runs the same activities, signals, updates and timers as a paid session that
 //! charges and is stopped (three activities before `POST /sessions` answers, two to start,
 //! one re-armed deadline timer per meter value, four to stop and settle), with activities that
-//! do nothing. A session run next to it on the same dev server, divided by this run, is what
+//! do nothing (store writes and the station lookup as local activities, as the session runs
+//! them). A session run next to it on the same dev server, divided by this run, is what
 //! chargelink's own work (store, Stripe, API, gateway) costs above the engine.
 
 use std::time::Duration;
@@ -14,7 +15,7 @@ use temporalio_client::{
 use temporalio_macros::{activities, workflow, workflow_methods};
 use temporalio_sdk::activities::{ActivityContext, ActivityError};
 use temporalio_sdk::{
-    ActivityOptions, SyncWorkflowContext, TimerOptions, WorkflowContext, WorkflowContextView,
+    ActivityOptions, LocalActivityOptions, SyncWorkflowContext, TimerOptions, WorkflowContext, WorkflowContextView,
     WorkflowResult,
 };
 
@@ -50,13 +51,26 @@ pub struct BareSession {
     wake: u64,
 }
 
+/// One step, run as the session runs it: store writes (`record`) and the station lookup as
+/// local activities, everything else as a regular activity.
 async fn step(ctx: &WorkflowContext<BareSession>, name: &str) -> WorkflowResult<()> {
-    ctx.execute_activity(
-        BareActivities::step,
-        name.to_owned(),
-        ActivityOptions::with_start_to_close_timeout(Duration::from_secs(30)).build(),
-    )
-    .await?;
+    if matches!(name, "record" | "locate_charge_station") {
+        ctx.execute_local_activity(
+            BareActivities::step,
+            name.to_owned(),
+            LocalActivityOptions::builder()
+                .start_to_close_timeout(Duration::from_secs(30))
+                .build(),
+        )
+        .await?;
+    } else {
+        ctx.execute_activity(
+            BareActivities::step,
+            name.to_owned(),
+            ActivityOptions::with_start_to_close_timeout(Duration::from_secs(30)).build(),
+        )
+        .await?;
+    }
     Ok(())
 }
 

@@ -141,7 +141,7 @@ impl Scenario {
         if std::env::var_os("CHARGELINK_RECORD_HISTORIES").is_none() {
             return Ok(());
         }
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../workflows/tests/histories/v3");
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../workflows/tests/histories/v4");
         std::fs::create_dir_all(&dir)?;
         let runs = self.runs(input).await?;
         let many = runs.len() > 1;

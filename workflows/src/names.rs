@@ -36,6 +36,11 @@ pub const REQUEST_METER_VALUES: &str = "request_meter_values";
 /// (sessions that started charging before it replay the old loop, `session::legacy`).
 pub const PATCH_CHARGE_V2: &str = "charge-v2";
 
+/// Patch: store writes (`record_session`) and the station lookup (`locate_charge_station`) run
+/// as local activities, in the worker's own workflow task, instead of a round trip through the
+/// Temporal server each (sessions started before it keep regular activities for their run).
+pub const PATCH_LOCAL_STORE_AND_LOOKUP: &str = "local-store-and-lookup";
+
 /// Signal: the card hold is placed.
 pub const SIGNAL_PAYMENT_AUTHORIZED: &str = "payment_authorized";
 /// Signal: the provider expired the payment page.

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use temporalio_common::RetryPolicy;
-use temporalio_sdk::ActivityOptions;
+use temporalio_sdk::{ActivityOptions, LocalActivityOptions};
 
 /// Failure type names activities use for business rejections that retrying cannot fix.
 pub mod failure_types {
@@ -42,6 +42,21 @@ pub fn store(summary: String) -> ActivityOptions {
         .build()
 }
 
+/// Store writes as a local activity: retried like [`store`] until they succeed. The worker runs
+/// them inside the session's workflow task, so no activity task travels through the server
+/// (each regular activity costs a schedule, a poll and a new workflow task).
+pub fn store_local(summary: String) -> LocalActivityOptions {
+    LocalActivityOptions::builder()
+        .start_to_close_timeout(Duration::from_secs(30))
+        .retry_policy(retry(
+            Duration::from_millis(500),
+            Duration::from_secs(30),
+            0,
+        ))
+        .summary(summary)
+        .build()
+}
+
 /// Creating the payment page: bounded, the driver is waiting for the answer.
 pub fn create_payment(summary: String) -> ActivityOptions {
     ActivityOptions::with_close_timeouts(
@@ -67,6 +82,16 @@ pub fn settle_payment(summary: String) -> ActivityOptions {
 /// Looking a station up in the registry.
 pub fn locate(summary: String) -> ActivityOptions {
     ActivityOptions::with_start_to_close_timeout(Duration::from_secs(10))
+        .retry_policy(retry(Duration::from_millis(500), Duration::from_secs(5), 3))
+        .summary(summary)
+        .build()
+}
+
+/// [`locate`] as a local activity: the registry is the store, which the session worker reaches.
+pub fn locate_local(summary: String) -> LocalActivityOptions {
+    LocalActivityOptions::builder()
+        .start_to_close_timeout(Duration::from_secs(10))
+        .schedule_to_close_timeout(Duration::from_secs(30))
         .retry_policy(retry(Duration::from_millis(500), Duration::from_secs(5), 3))
         .summary(summary)
         .build()

@@ -44,17 +44,29 @@ pub(super) async fn record(
             .collect::<Vec<_>>()
             .join(", ")
     };
-    ctx.execute_activity(
-        contracts::RecordSession,
-        RecordSessionInput {
-            organization,
-            session,
-            events,
-        },
-        options::store(summary),
-    )
-    .await
-    .map_err(|e| activity_failed("record_session", e))
+    let input = RecordSessionInput {
+        organization,
+        session,
+        events,
+    };
+    let recorded = if local_store_and_lookup(ctx) {
+        ctx.execute_local_activity(
+            contracts::RecordSession,
+            input,
+            options::store_local(summary),
+        )
+        .await
+    } else {
+        ctx.execute_activity(contracts::RecordSession, input, options::store(summary))
+            .await
+    };
+    recorded.map_err(|e| activity_failed("record_session", e))
+}
+
+/// Whether store writes and station lookups run as local activities (new command shape: behind
+/// a patch, so sessions recorded before it replay with regular activities).
+fn local_store_and_lookup(ctx: &WorkflowContext<SessionWorkflow>) -> bool {
+    ctx.patched(names::PATCH_LOCAL_STORE_AND_LOOKUP)
 }
 
 /// Moves the session to `status` (and its search attribute).
@@ -111,16 +123,26 @@ pub(super) async fn locate(
     ctx: &WorkflowContext<SessionWorkflow>,
     input: &SessionInput,
 ) -> Option<String> {
-    let found = ctx
-        .execute_activity(
+    let lookup = LocateChargeStationInput {
+        session_id: input.session_id.clone(),
+        charge_station: input.charge_station.clone(),
+    };
+    let summary = format!("locate {}", input.charge_station);
+    let found = if local_store_and_lookup(ctx) {
+        ctx.execute_local_activity(
             contracts::LocateChargeStation,
-            LocateChargeStationInput {
-                session_id: input.session_id.clone(),
-                charge_station: input.charge_station.clone(),
-            },
-            options::locate(format!("locate {}", input.charge_station)),
+            lookup,
+            options::locate_local(summary),
         )
-        .await;
+        .await
+    } else {
+        ctx.execute_activity(
+            contracts::LocateChargeStation,
+            lookup,
+            options::locate(summary),
+        )
+        .await
+    };
     found.ok().and_then(|l| l.task_queue)
 }
 
