@@ -7,6 +7,7 @@
 
 #![allow(dead_code, unreachable_pub)]
 
+pub mod pki;
 pub mod python;
 pub mod raw;
 pub mod standins;
@@ -199,6 +200,7 @@ pub async fn store_station(
                 id: id.into(),
                 name: id.into(),
                 auth_key: KEY.into(),
+                security_profile: Default::default(),
             },
             now,
         )
