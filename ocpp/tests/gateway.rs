@@ -1292,7 +1292,7 @@ fn mutual_tls_station_charges_through_a_session(env: &Env) -> Result<(), Failed>
     let pki = (|| {
         let dir = env.dir.join(format!("mtls-pki-{}", &random_body()[..8]));
         std::fs::create_dir_all(&dir)?;
-        let ca = support::pki::Ca::new("chargelink test CA")?;
+        let ca = chargelink_tests::pki::Ca::new("chargelink test CA")?;
         let ca_path = ca.write(&dir, "ca")?;
         let (cert, key) = ca.issue(&dir, "server", "gateway", ServerAuth)?;
         let client = ca.issue(&dir, "client-CP1", "CP1", ClientAuth)?;

@@ -17,6 +17,7 @@ use std::time::Duration;
 
 use anyhow::{Context, ensure};
 use chargelink_tests::fixtures::random_body;
+use chargelink_tests::pki::Ca;
 use domain::station::SecurityProfile;
 use futures::{SinkExt, StreamExt};
 use ocpp::{Gateway, GatewayConfig, StoreRegistry, StoreStationDirectory, TlsPaths};
@@ -24,7 +25,6 @@ use rcgen::ExtendedKeyUsagePurpose;
 use serde_json::Value;
 use sim::SimTls;
 use support::KEY;
-use support::pki::Ca;
 use tokio_tungstenite::Connector;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;

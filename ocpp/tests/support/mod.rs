@@ -7,7 +7,6 @@
 
 #![allow(dead_code, unreachable_pub)]
 
-pub mod pki;
 pub mod python;
 pub mod raw;
 pub mod standins;

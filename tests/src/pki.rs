@@ -1,5 +1,5 @@
-//! A test PKI made with rcgen at test time: certificate authorities and the certificates they
-//! issue, written as PEM files.
+//! A test PKI made with rcgen at test time (OCPP security profile 3): certificate authorities
+//! and the certificates they issue, written as PEM files.
 
 use std::path::{Path, PathBuf};
 
