@@ -35,7 +35,6 @@ pub struct CreateSession {
     pub kind: String,
     /// Optional targets; `payment_expiry_time` in seconds.
     #[serde(default)]
-    #[schema(value_type = Object)]
     pub target: Option<SessionTarget>,
     /// Hold in minor units, within the organization's bounds; default
     /// `minimum_amount_to_start_session`.
@@ -47,7 +46,6 @@ pub struct CreateSession {
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct SessionList {
     /// Sessions, newest first.
-    #[schema(value_type = Vec<Object>)]
     pub data: Vec<Session>,
     /// Pass as `cursor` to get the next page.
     pub next_cursor: Option<String>,
@@ -83,7 +81,8 @@ fn session_id_for(org: &str, idempotency_key: Option<&str>) -> Result<SessionId,
 
 /// Creates a payment-link session and answers with its payment page.
 #[utoipa::path(post, path = "/sessions", request_body = CreateSession, tag = "sessions",
-    responses((status = 201, description = "the session with its payment", body = Object),
+    responses((status = 201, description = "the session with its payment", body = Session),
+              (status = 200, description = "the same session again: a retry with the same Idempotency-Key", body = Session),
               (status = 400, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody),
               (status = 409, body = crate::error::ErrorBody)),
     security(("api_key" = [])))]
@@ -314,7 +313,7 @@ pub async fn create_session(
 
 /// One session.
 #[utoipa::path(get, path = "/sessions/{id}", tag = "sessions", params(("id" = String, Path)),
-    responses((status = 200, body = Object), (status = 404, body = crate::error::ErrorBody)), security(("api_key" = [])))]
+    responses((status = 200, body = Session), (status = 404, body = crate::error::ErrorBody)), security(("api_key" = [])))]
 pub async fn get(
     State(state): State<AppState>,
     Org(org): Org,
@@ -425,7 +424,7 @@ pub async fn owned(
 
 /// Pauses charging (`session.paused`).
 #[utoipa::path(post, path = "/sessions/{id}/pause", tag = "sessions", params(("id" = String, Path)),
-    responses((status = 200, body = Object), (status = 409, body = crate::error::ErrorBody)), security(("api_key" = [])))]
+    responses((status = 200, body = Session), (status = 409, body = crate::error::ErrorBody)), security(("api_key" = [])))]
 pub async fn pause(
     State(state): State<AppState>,
     Org(org): Org,
@@ -436,7 +435,7 @@ pub async fn pause(
 
 /// Resumes charging (`session.resumed`).
 #[utoipa::path(post, path = "/sessions/{id}/resume", tag = "sessions", params(("id" = String, Path)),
-    responses((status = 200, body = Object), (status = 409, body = crate::error::ErrorBody)), security(("api_key" = [])))]
+    responses((status = 200, body = Session), (status = 409, body = crate::error::ErrorBody)), security(("api_key" = [])))]
 pub async fn resume(
     State(state): State<AppState>,
     Org(org): Org,
@@ -450,7 +449,7 @@ pub async fn resume(
 /// ends on its last meter values). Refused on rates with a
 /// PARKING_TIME component (`stop_not_allowed`).
 #[utoipa::path(post, path = "/sessions/{id}/stop", tag = "sessions", params(("id" = String, Path)),
-    responses((status = 200, body = Object), (status = 409, body = crate::error::ErrorBody)), security(("api_key" = [])))]
+    responses((status = 200, body = Session), (status = 409, body = crate::error::ErrorBody)), security(("api_key" = [])))]
 pub async fn stop(
     State(state): State<AppState>,
     Org(org): Org,

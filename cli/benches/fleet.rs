@@ -15,7 +15,8 @@
 //!
 //! Run: `cargo bench -p chargelink --bench fleet`. Sizes: `FLEET_SESSIONS` (default 200),
 //! `FLEET_MINUTES` (measured window, default 2), `FLEET_CONCURRENCY` (clients creating
-//! sessions, default 32), `FLEET_HOLD_SHARE` (default 0.25).
+//! sessions, default 32), `FLEET_HOLD_SHARE` (default 0.25). `CHARGELINK_WORKFLOW_POLLERS` and
+//! `CHARGELINK_ACTIVITY_POLLERS` are passed to the worker and the gateway when set.
 
 #![allow(
     clippy::unwrap_used,
@@ -507,24 +508,31 @@ async fn bench() -> anyhow::Result<bool> {
     let window = Duration::from_secs_f64(minutes * 60.0);
     let cached = (sessions + 200).to_string();
     let bin = Path::new(env!("CARGO_BIN_EXE_chargelink"));
-    let stack = ProcessStack::start(
-        bin,
-        &[
-            ("CHARGELINK_METER_INTERVAL", "10"),
-            ("CHARGELINK_STOP_LATENCY", "2"),
-            ("CHARGELINK_START_ATTEMPT_TIMEOUT", "60"),
-            ("CHARGELINK_START_RETRY_INITIAL", "1"),
-            ("CHARGELINK_START_RETRY_MAX", "10"),
-            ("CHARGELINK_STOP_CONFIRM_TIMEOUT", "60"),
-            ("CHARGELINK_FAULT_GRACE", "300"),
-            ("CHARGELINK_MAX_CACHED_SESSIONS", &cached),
-            (
-                "RUST_LOG",
-                "warn,ocpp::server=info,ocpp::activities=info,sim=info",
-            ),
-        ],
-    )
-    .await?;
+    // Poller counts are the first knob of a busy worker; passed through so runs can compare.
+    let pollers: Vec<(&str, String)> =
+        ["CHARGELINK_WORKFLOW_POLLERS", "CHARGELINK_ACTIVITY_POLLERS"]
+            .into_iter()
+            .filter_map(|k| std::env::var(k).ok().map(|v| (k, v)))
+            .collect();
+    for (k, v) in &pollers {
+        println!("{k}={v}");
+    }
+    let mut env: Vec<(&str, &str)> = pollers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    env.extend([
+        ("CHARGELINK_METER_INTERVAL", "10"),
+        ("CHARGELINK_STOP_LATENCY", "2"),
+        ("CHARGELINK_START_ATTEMPT_TIMEOUT", "60"),
+        ("CHARGELINK_START_RETRY_INITIAL", "1"),
+        ("CHARGELINK_START_RETRY_MAX", "10"),
+        ("CHARGELINK_STOP_CONFIRM_TIMEOUT", "60"),
+        ("CHARGELINK_FAULT_GRACE", "300"),
+        ("CHARGELINK_MAX_CACHED_SESSIONS", &cached),
+        (
+            "RUST_LOG",
+            "warn,ocpp::server=info,ocpp::activities=info,sim=info",
+        ),
+    ]);
+    let stack = ProcessStack::start(bin, &env).await?;
     let result = run(&stack, sessions, window, concurrency, hold_share).await;
     if result.is_err() {
         stack.diagnose();

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use temporalio_sdk::runtime::{AutoscalingOptions, PollerBehavior};
 use url::Url;
 
 #[derive(Parser)]
@@ -55,6 +56,49 @@ impl MetricsArgs {
                 .with_context(|| format!("binding the metrics address {addr}"))?;
         }
         Ok(runtime)
+    }
+}
+
+/// How many task polls a Temporal worker keeps open. Temporal's default (5 of each, with
+/// autoscaling where the server offers it) starves a busy worker: every workflow task waits for
+/// a poller to come back, which is queueing on top of the engine's own latency.
+#[derive(clap::Args, Clone, Default)]
+struct PollerArgs {
+    /// Workflow task pollers: a number (at least 2), or `auto` for Temporal's poller autoscaling
+    /// (1 to 100, starting at 5); unset keeps the SDK's default.
+    #[arg(long, env = "CHARGELINK_WORKFLOW_POLLERS", value_parser = pollers)]
+    workflow_pollers: Option<PollerBehavior>,
+    /// Activity task pollers: a number, or `auto`; unset keeps the SDK's default.
+    #[arg(long, env = "CHARGELINK_ACTIVITY_POLLERS", value_parser = pollers)]
+    activity_pollers: Option<PollerBehavior>,
+}
+
+impl PollerArgs {
+    fn apply(&self, options: &mut temporalio_sdk::WorkerOptions) {
+        if let Some(p) = self.workflow_pollers {
+            options.workflow_task_poller_behavior = Some(p);
+        }
+        if let Some(p) = self.activity_pollers {
+            options.activity_task_poller_behavior = Some(p);
+        }
+    }
+}
+
+fn pollers(text: &str) -> Result<PollerBehavior, String> {
+    if text == "auto" {
+        return Ok(PollerBehavior::Autoscaling(
+            AutoscalingOptions::builder()
+                .minimum(1)
+                .maximum(100)
+                .initial(5)
+                .build(),
+        ));
+    }
+    match text.parse::<usize>() {
+        Ok(n) if n >= 2 => Ok(PollerBehavior::SimpleMaximum(n)),
+        _ => Err(format!(
+            "`{text}` is not a poller count: give a number of at least 2, or `auto`"
+        )),
     }
 }
 
@@ -197,6 +241,8 @@ enum Commands {
         /// sessions one worker holds.
         #[arg(long, env = "CHARGELINK_MAX_CACHED_SESSIONS", default_value_t = 1000)]
         max_cached_sessions: usize,
+        #[command(flatten)]
+        pollers: PollerArgs,
     },
     /// Serve the REST API (sessions, admin resources, payment return pages, the Stripe webhook
     /// receiver, OpenAPI at /docs) and, on the same port, the gRPC `chargelink.v1.SessionService`
@@ -264,6 +310,8 @@ enum Commands {
         meter_interval: u64,
         #[command(flatten)]
         metrics: MetricsArgs,
+        #[command(flatten)]
+        pollers: PollerArgs,
     },
     /// Run simulated charge stations that speak OCPP 1.6J over WebSocket.
     Sim {
@@ -438,6 +486,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             webhook_retry_initial,
             webhook_retry_max,
             max_cached_sessions,
+            pollers,
         } => {
             let runtime = metrics.start().await?;
             let store = store::Store::open(&database.database_url).await?;
@@ -475,6 +524,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let store_activities = activities::store::StoreActivities::new(store);
             worker::run(&runtime, client, &task_queue, move |options| {
                 options.max_cached_workflows = max_cached_sessions;
+                pollers.apply(options);
                 options
                     .register_activities(store_activities)
                     .register_activities(locator);
@@ -547,6 +597,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             tls_client_ca,
             meter_interval,
             metrics,
+            pollers,
         } => {
             let runtime = metrics.start().await?;
             let client = worker::connect(&temporal.settings(), Duration::from_secs(60)).await?;
@@ -554,6 +605,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 ocpp::GatewayConfig::new(instance_id, stations_file.clone().unwrap_or_default());
             config.bind = listen;
             config.meter_sample_interval = Duration::from_secs(meter_interval);
+            config.activity_pollers = pollers.activity_pollers;
             if let (Some(cert), Some(key)) = (tls_cert, tls_key) {
                 config.tls = Some(ocpp::TlsPaths {
                     cert,

@@ -113,11 +113,13 @@ impl fmt::Debug for Currency {
 }
 
 /// An amount in the currency's minor unit (cents for USD), always with its currency.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Money {
     /// Minor units; `1800` USD is 18.00 USD.
     pub amount: i64,
     /// The currency of `amount`.
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub currency: Currency,
 }
 

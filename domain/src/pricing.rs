@@ -77,24 +77,31 @@ impl MeterSample {
 }
 
 /// Cost of one priced component.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CostComponent {
     /// The dimension billed.
     #[serde(rename = "type")]
     pub dimension: Dimension,
     /// Quantity billed after step_size: kWh for ENERGY, hours for TIME and PARKING_TIME, 1 for FLAT.
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub quantity: Decimal,
     /// Price per unit, excluding tax.
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub unit_price: Decimal,
     /// Tax percent applied (0 when the component has none).
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub tax: Decimal,
     /// Cost excluding tax, in major units (exact).
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub before_tax: Decimal,
     /// Cost including tax, in major units (exact).
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub total: Decimal,
 }
 
 /// The cost of a session at some instant.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CostSummary {
     /// Total including tax, rounded to minor units (see [`to_minor_units`]).

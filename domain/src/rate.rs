@@ -16,6 +16,7 @@ use crate::tariff::engine::Pricer;
 use crate::tariff::{PriceComponent, Tariff, TariffElement, TariffError, TariffRestrictions};
 
 /// What a price component charges for.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum Dimension {

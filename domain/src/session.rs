@@ -9,6 +9,7 @@ use crate::money::{Currency, Money};
 use crate::pricing::CostSummary;
 
 /// Where a session is in its life.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SessionStatus {
@@ -46,6 +47,7 @@ impl SessionStatus {
 }
 
 /// Where the card hold is in its life.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum PaymentStatus {
@@ -62,6 +64,7 @@ pub enum PaymentStatus {
 }
 
 /// Provider references of a payment (Stripe).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StripeRefs {
     /// The PaymentIntent holding the card; known once the driver paid.
@@ -73,16 +76,20 @@ pub struct StripeRefs {
 }
 
 /// The payment entity of a session.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Payment {
     /// Payment id.
     #[serde(rename = "_id")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub id: PaymentId,
     /// The session it pays for.
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub session: SessionId,
     /// The hosted payment page the driver is sent to.
     pub url: String,
     /// Currency of every amount.
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub currency: Currency,
     /// The hold, in minor units.
     pub authorized_amount: i64,
@@ -112,6 +119,7 @@ impl Payment {
 }
 
 /// Per-session targets set at creation.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SessionTarget {
@@ -121,6 +129,7 @@ pub struct SessionTarget {
 }
 
 /// The cost of a session as the API shows it; empty until charging starts.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SessionCost {
     /// Total including tax, in minor units.
@@ -128,6 +137,7 @@ pub struct SessionCost {
     pub amount: Option<i64>,
     /// Currency of `amount`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
     pub currency: Option<Currency>,
     /// Per-dimension costs and the quantities behind them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -146,6 +156,7 @@ impl SessionCost {
 }
 
 /// Why a session ended or was cancelled.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum EndReason {
@@ -192,6 +203,7 @@ impl EndReason {
 }
 
 /// What the station answered to the last stop chargelink sent for a session.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum StationAnswer {
@@ -209,6 +221,7 @@ pub enum StationAnswer {
 
 /// A stop chargelink asked for: why, when, how often, and the station's latest answer. Shown
 /// on the session from the first stop until the end, so a client sees what a stop led to.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StopState {
     /// Why the session is being stopped (the end reason it gets if the station confirms).
@@ -227,20 +240,26 @@ pub struct StopState {
 }
 
 /// A charging session with its payment, as the API returns it.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Session {
     /// Session id.
     #[serde(rename = "_id")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub id: SessionId,
     /// The driver.
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub user: UserId,
     /// The charge station.
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub chargestation: ChargeStationId,
     /// The connector.
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub connector: ConnectorRef,
     /// Session status.
     pub status: SessionStatus,
     /// The rate applied.
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub rate: RateId,
     /// Targets set at creation.
     pub target: SessionTarget,

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use temporalio_client::Client;
+use temporalio_sdk::runtime::PollerBehavior;
 use temporalio_sdk::{Worker, WorkerOptions};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
@@ -54,6 +55,8 @@ pub struct GatewayConfig {
     pub pending_start_ttl: Duration,
     /// How long a command waits for a station that is not connected (it may be reconnecting).
     pub offline_grace: Duration,
+    /// Pollers of the charger-command task queue; `None` keeps the Temporal SDK's default.
+    pub activity_pollers: Option<PollerBehavior>,
 }
 
 impl GatewayConfig {
@@ -72,6 +75,7 @@ impl GatewayConfig {
             max_connections: 20_000,
             pending_start_ttl: Duration::from_secs(15 * 60),
             offline_grace: Duration::from_secs(5),
+            activity_pollers: None,
         }
     }
 
@@ -198,10 +202,11 @@ impl Gateway {
             self.registry.clone(),
             self.config.offline_grace,
         );
-        let options = WorkerOptions::new(self.task_queue())
+        let mut options = WorkerOptions::new(self.task_queue())
             .register_activities(activities)
             .graceful_shutdown_period(Duration::from_secs(5))
             .build();
+        options.activity_task_poller_behavior = self.config.activity_pollers;
         let mut worker = Worker::new(runtime, temporal, options)
             .context("creating the gateway's Temporal worker")?;
         let stop_worker = worker.shutdown_handle();

@@ -893,6 +893,20 @@ async fn schemathesis_finds_no_server_error_and_no_undocumented_answer(
             .is_some_and(|ps| ps.iter().all(|p| p["in"] == "query")),
         "{limit}"
     );
+    // The session object is documented field by field (not a bare object), so schemathesis
+    // checks every session answer against it.
+    let session = &doc["components"]["schemas"]["Session"];
+    for field in ["_id", "status", "payment", "cost", "createdAt"] {
+        ensure!(
+            session["properties"][field].is_object(),
+            "Session schema lacks {field}: {session}"
+        );
+    }
+    let created = &doc["paths"]["/sessions"]["post"]["responses"]["201"];
+    ensure!(
+        created.to_string().contains("#/components/schemas/Session"),
+        "POST /sessions 201 is not the Session schema: {created}"
+    );
     let bin = std::env::var_os("CHARGELINK_SCHEMATHESIS")
         .map(std::path::PathBuf::from)
         .unwrap_or_else(|| {
