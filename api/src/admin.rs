@@ -9,6 +9,7 @@ use axum::http::StatusCode;
 use chrono::Utc;
 use domain::ids::{OrganizationId, RateId};
 use domain::rate::Rate;
+use domain::station::SecurityProfile;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use store::{
@@ -260,6 +261,13 @@ pub struct CreateChargeStation {
     /// random 40-character key is made and shown once in the answer.
     #[serde(default)]
     pub ocpp_password: Option<String>,
+    /// The OCPP 1.6 security profile the station must connect with: 1 = Basic auth over
+    /// `ws://` or `wss://` (the default), 2 = Basic auth over `wss://` only, 3 = `wss://` with a
+    /// client certificate from the gateway's client CA whose subject CN is the station id (no
+    /// password is used). A station connecting any other way is refused with 401.
+    #[serde(default)]
+    #[schema(minimum = 1, maximum = 3)]
+    pub security_profile: Option<i64>,
 }
 
 /// Shortest and longest AuthorizationKey accepted (OCPP 1.6 security: 16 to 20 bytes, sent as
@@ -277,6 +285,12 @@ pub async fn create_charge_station(
     req.id
         .parse::<domain::ids::ChargeStationId>()
         .map_err(|e| ApiError::invalid("id", format!("{e}")))?;
+    let security_profile = req
+        .security_profile
+        .map(SecurityProfile::from_number)
+        .transpose()
+        .map_err(|e| ApiError::invalid("security_profile", e.to_string()))?
+        .unwrap_or_default();
     if req.connectors.is_empty() {
         return Err(ApiError::invalid(
             "connectors",
@@ -331,6 +345,7 @@ pub async fn create_charge_station(
                 id: req.id.clone(),
                 name: req.name.clone(),
                 auth_key: auth_key.clone(),
+                security_profile,
             },
             now,
         )
@@ -358,6 +373,7 @@ pub async fn create_charge_station(
         StatusCode::CREATED,
         Json(json!({
             "_id": req.id, "name": req.name, "connectors": connectors,
+            "security_profile": security_profile.number(),
             "ocpp": { "username": req.id, "password": auth_key, "path": format!("/ocpp/{}", req.id) },
         })),
     ))
@@ -378,7 +394,7 @@ pub async fn list_charge_stations(
             .into_iter()
             .map(|c| json!({ "_id": c.id, "connector_id": c.connector_number, "rate": c.rate_id, "status": c.status, "max_power_w": c.max_power_w }))
             .collect();
-        out.push(json!({ "_id": s.id, "name": s.name, "online": s.is_online(Utc::now()), "last_seen_at": s.last_seen_at, "connectors": connectors }));
+        out.push(json!({ "_id": s.id, "name": s.name, "security_profile": s.security_profile().number(), "online": s.is_online(Utc::now()), "last_seen_at": s.last_seen_at, "connectors": connectors }));
     }
     Ok(Json(json!({ "data": out })))
 }

@@ -300,6 +300,11 @@ enum Commands {
         /// TLS private key (PEM).
         #[arg(long, env = "CHARGELINK_GATEWAY_TLS_KEY", requires = "tls_cert")]
         tls_key: Option<PathBuf>,
+        /// CA certificate(s) (PEM) that sign station client certificates, for security
+        /// profile 3: certificates presented are verified against it; stations without one
+        /// (profiles 1 and 2) still connect.
+        #[arg(long, env = "CHARGELINK_GATEWAY_TLS_CLIENT_CA", requires = "tls_cert")]
+        tls_client_ca: Option<PathBuf>,
         /// MeterValueSampleInterval pushed to stations, seconds.
         #[arg(long, env = "CHARGELINK_METER_INTERVAL", default_value_t = 60)]
         meter_interval: u64,
@@ -367,6 +372,16 @@ enum Commands {
         /// Answer the central system's CALLs this many milliseconds late.
         #[arg(long, default_value_t = 0)]
         reply_delay_ms: u64,
+        /// CA certificate (PEM) the gateway's TLS certificate chains to, for a `wss://` URL.
+        #[arg(long, env = "CHARGELINK_SIM_TLS_CA")]
+        tls_ca: Option<PathBuf>,
+        /// The stations' client certificate (PEM), for security profile 3; `{id}` in the path
+        /// is replaced by each station's id (one certificate per station).
+        #[arg(long, env = "CHARGELINK_SIM_CLIENT_CERT", requires_all = ["client_key", "tls_ca"])]
+        client_cert: Option<PathBuf>,
+        /// The client certificate's private key (PEM); `{id}` as for `--client-cert`.
+        #[arg(long, env = "CHARGELINK_SIM_CLIENT_KEY", requires = "client_cert")]
+        client_key: Option<PathBuf>,
     },
     /// Run the Stripe-compatible sandbox (hosted checkout page, signed webhooks).
     StripeSandbox {
@@ -579,6 +594,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             stations_file,
             tls_cert,
             tls_key,
+            tls_client_ca,
             meter_interval,
             metrics,
             pollers,
@@ -591,7 +607,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             config.meter_sample_interval = Duration::from_secs(meter_interval);
             config.activity_pollers = pollers.activity_pollers;
             if let (Some(cert), Some(key)) = (tls_cert, tls_key) {
-                config.tls = Some(ocpp::TlsPaths { cert, key });
+                config.tls = Some(ocpp::TlsPaths {
+                    cert,
+                    key,
+                    client_ca: tls_client_ca,
+                });
             }
             // The registry lives in the store's database, whichever directory checks the keys.
             let store = store::Store::open(&database.database_url).await?;
@@ -625,6 +645,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             drop_after,
             offline_for,
             reply_delay_ms,
+            tls_ca,
+            client_cert,
+            client_key,
         } => {
             let mut template = sim::StationSpec::new(url.clone(), "", key.clone());
             template.connectors = connectors;
@@ -639,6 +662,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             template.behaviour.ignore_remote_stop = ignore_remote_stop;
             template.behaviour.drop_connection = drop_after.zip(offline_for);
             template.behaviour.reply_delay = Duration::from_millis(reply_delay_ms);
+            template.tls = tls_ca.map(|ca| sim::SimTls {
+                ca,
+                client: client_cert.zip(client_key),
+            });
             let config = sim::SimConfig {
                 url,
                 stations,

@@ -9,6 +9,7 @@
 //! - [`pricing`]: live and final cost of a session from meter samples and the rate.
 //! - [`session`]: the session and payment objects exactly as the API and webhooks show them.
 //! - [`events`]: webhook event types.
+//! - [`station`]: a charge station's OCPP [`station::SecurityProfile`].
 //! - [`config`]: the durations and limits that drive a session.
 
 pub mod config;
@@ -18,6 +19,7 @@ pub mod money;
 pub mod pricing;
 pub mod rate;
 pub mod session;
+pub mod station;
 pub mod tariff;
 
 pub use money::{Currency, Money, MoneyError};

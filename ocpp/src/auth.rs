@@ -1,5 +1,7 @@
 //! Station credentials (OCPP 1.6 security profiles 1 and 2: HTTP Basic auth on the upgrade
-//! request, username = station id, password = the station's AuthorizationKey).
+//! request, username = station id, password = the station's AuthorizationKey) and each
+//! station's [`SecurityProfile`] (profile 3 authenticates with a client certificate instead,
+//! checked by the server against the TLS handshake).
 //!
 //! Keys are stored as HMAC-SHA256(salt, key) with a random per-station salt and compared in
 //! constant time. A fast hash is enough because AuthorizationKeys are random (16 to 20 bytes,
@@ -14,6 +16,7 @@ use std::path::Path;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use domain::ids::ChargeStationId;
+use domain::station::SecurityProfile;
 use ring::hmac;
 use serde::{Deserialize, Serialize};
 
@@ -58,11 +61,18 @@ pub trait StationDirectory: Send + Sync + 'static {
         key: &[u8],
     ) -> Result<Verdict, DirectoryError>;
 
+    /// The security profile `station` must connect with; `None` for an unknown station.
+    async fn security_profile(
+        &self,
+        station: &ChargeStationId,
+    ) -> Result<Option<SecurityProfile>, DirectoryError>;
+
     /// Every known station.
     async fn list(&self) -> Result<Vec<ChargeStationId>, DirectoryError>;
 }
 
-/// One station in the stations file: `{"id": "CP001", "salt": "<hex>", "key_hmac": "<hex>"}`.
+/// One station in the stations file: `{"id": "CP001", "salt": "<hex>", "key_hmac": "<hex>"}`,
+/// optionally with `"security_profile": 2` or `3` (1 when absent).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StationEntry {
     /// The station id (last path segment of its URL).
@@ -71,6 +81,13 @@ pub struct StationEntry {
     pub salt: String,
     /// HMAC-SHA256(salt, key), hex.
     pub key_hmac: String,
+    /// How the station must connect.
+    #[serde(default, skip_serializing_if = "is_basic")]
+    pub security_profile: SecurityProfile,
+}
+
+fn is_basic(p: &SecurityProfile) -> bool {
+    *p == SecurityProfile::Basic
 }
 
 impl StationEntry {
@@ -82,6 +99,15 @@ impl StationEntry {
             id,
             salt: hex(&salt),
             key_hmac: hex(tag.as_ref()),
+            security_profile: SecurityProfile::Basic,
+        }
+    }
+
+    /// The entry with `profile` instead.
+    pub fn with_profile(self, profile: SecurityProfile) -> Self {
+        Self {
+            security_profile: profile,
+            ..self
         }
     }
 }
@@ -104,6 +130,7 @@ impl StationsFile {
 struct Stored {
     key: hmac::Key,
     tag: Vec<u8>,
+    profile: SecurityProfile,
 }
 
 /// A [`StationDirectory`] loaded once from a JSON [`StationsFile`].
@@ -143,6 +170,7 @@ impl FileStationDirectory {
             let stored = Stored {
                 key: hmac::Key::new(hmac::HMAC_SHA256, &salt),
                 tag,
+                profile: entry.security_profile,
             };
             if stations.insert(entry.id.clone(), stored).is_some() {
                 return Err(DirectoryError::Invalid(format!(
@@ -170,6 +198,13 @@ impl StationDirectory for FileStationDirectory {
                 Err(_) => Verdict::WrongKey,
             },
         })
+    }
+
+    async fn security_profile(
+        &self,
+        station: &ChargeStationId,
+    ) -> Result<Option<SecurityProfile>, DirectoryError> {
+        Ok(self.stations.get(station).map(|s| s.profile))
     }
 
     async fn list(&self) -> Result<Vec<ChargeStationId>, DirectoryError> {
@@ -255,6 +290,18 @@ impl StationDirectory for StoreStationDirectory {
         })
     }
 
+    async fn security_profile(
+        &self,
+        station: &ChargeStationId,
+    ) -> Result<Option<SecurityProfile>, DirectoryError> {
+        Ok(self
+            .store
+            .charge_station(station.as_str())
+            .await
+            .map_err(|e| DirectoryError::Unavailable(e.to_string()))?
+            .map(|row| row.security_profile()))
+    }
+
     async fn list(&self) -> Result<Vec<ChargeStationId>, DirectoryError> {
         // Only the gateway's own bookkeeping lists stations; the store answers per station.
         Ok(Vec::new())
@@ -286,6 +333,36 @@ mod tests {
         // The file holds no key material in clear.
         let json = serde_json::to_string(&file).unwrap();
         assert!(!json.contains("secret"));
+        assert_eq!(
+            dir.security_profile(&cp).await.unwrap(),
+            Some(SecurityProfile::Basic)
+        );
+        assert_eq!(
+            dir.security_profile(&"CP2".parse().unwrap()).await.unwrap(),
+            None
+        );
+    }
+
+    #[tokio::test]
+    async fn the_stations_file_carries_the_security_profile() {
+        let cp: ChargeStationId = "CP3".parse().unwrap();
+        let entry = StationEntry::hashed(cp.clone(), b"unused-key-0123456")
+            .with_profile(SecurityProfile::TlsClientCertificate);
+        let json = serde_json::to_value(&entry).unwrap();
+        assert_eq!(json["security_profile"], 3);
+        // Files written before profiles existed still load, as profile 1.
+        let mut old = json.clone();
+        old.as_object_mut().unwrap().remove("security_profile");
+        let old: StationEntry = serde_json::from_value(old).unwrap();
+        assert_eq!(old.security_profile, SecurityProfile::Basic);
+        let dir = FileStationDirectory::from_file(StationsFile {
+            stations: vec![serde_json::from_value(json).unwrap()],
+        })
+        .unwrap();
+        assert_eq!(
+            dir.security_profile(&cp).await.unwrap(),
+            Some(SecurityProfile::TlsClientCertificate)
+        );
     }
 
     #[test]

@@ -44,7 +44,8 @@ pub struct GatewayConfig {
     pub call_timeout: Duration,
     /// `MeterValueSampleInterval` pushed to stations at boot.
     pub meter_sample_interval: Duration,
-    /// TLS certificate and key (security profile 2); `None` serves plain `ws://`.
+    /// TLS certificate and key (security profiles 2 and 3) and the client CA (profile 3);
+    /// `None` serves plain `ws://`.
     pub tls: Option<TlsPaths>,
     /// The JSON stations file with hashed keys.
     pub stations_file: PathBuf,
@@ -296,6 +297,7 @@ impl Gateway {
         info!(
             addr = %self.local_addr,
             tls = self.tls.is_some(),
+            client_certificates = self.config.tls.as_ref().is_some_and(|t| t.client_ca.is_some()),
             task_queue = %self.task_queue(),
             "OCPP gateway listening"
         );

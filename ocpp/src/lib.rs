@@ -5,7 +5,8 @@
 //! # Layout
 //! - [`gateway`]: [`GatewayConfig`], [`Gateway`] (bind, then run the server and the Temporal
 //!   worker of the gateway's own task queue) and [`run`] for the CLI.
-//! - `server`: accept loop (plain or TLS), Basic auth before the upgrade, subprotocol check.
+//! - `server`: accept loop (plain or TLS), authentication by security profile before the
+//!   upgrade, subprotocol check.
 //! - [`connection`]: one socket: read loop, writer task, [`StationHandle::call`] with one
 //!   outstanding CALL and a timeout.
 //! - [`frame`]: OCPP-J framing (`CALL`, `CALLRESULT`, `CALLERROR`) and error codes.
@@ -17,7 +18,8 @@
 //! - [`registry`]: the persistent [`Registry`] ([`StoreRegistry`], in the store's database) and
 //!   the live [`Connections`].
 //! - [`auth`]: [`StationDirectory`] and the file-backed [`FileStationDirectory`].
-//! - [`tls`]: rustls setup for security profile 2.
+//! - [`tls`]: rustls setup for security profiles 2 and 3 (client CA), and the
+//!   [`tls::PeerIdentity`] a handshake established.
 //! - `shutdown`: the shutdown signal every task listens to.
 
 pub mod activities;

@@ -1,5 +1,7 @@
-//! The WebSocket endpoint `/ocpp/{station id}`: accept loop (plain or TLS), HTTP Basic auth
-//! before the upgrade, `ocpp1.6` subprotocol negotiation, and one task per connection.
+//! The WebSocket endpoint `/ocpp/{station id}`: accept loop (plain or TLS), authentication
+//! before the upgrade by the station's security profile (HTTP Basic auth, over TLS for
+//! profile 2; a client certificate naming the station for profile 3), `ocpp1.6` subprotocol
+//! negotiation, and one task per connection.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -7,13 +9,13 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
-use axum::extract::{Path, State};
+use axum::extract::{Extension, Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
 use domain::ids::ChargeStationId;
+use domain::station::SecurityProfile;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::service::TowerToHyperService;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
@@ -25,6 +27,7 @@ use crate::central::Central;
 use crate::connection::{SocketLimits, StationHandle, serve};
 use crate::registry::{Connections, Registry, StationLocation};
 use crate::shutdown::Shutdown;
+use crate::tls::PeerIdentity;
 
 /// The subprotocol of OCPP 1.6J.
 pub const SUBPROTOCOL: &str = "ocpp1.6";
@@ -62,8 +65,10 @@ pub(crate) fn router(state: Arc<ServerState>) -> Router {
         .with_state(state)
 }
 
-fn unauthorized(why: &'static str) -> Response {
-    debug!(why, "refused");
+/// 401 with the reason in the body, so a station's operator can see what to fix; logged with
+/// the station id (the span) for the security event log.
+fn unauthorized(why: &'static str, peer: &PeerIdentity) -> Response {
+    warn!(why, ?peer, "refused");
     let mut response = (StatusCode::UNAUTHORIZED, why).into_response();
     response.headers_mut().insert(
         header::WWW_AUTHENTICATE,
@@ -72,10 +77,81 @@ fn unauthorized(why: &'static str) -> Response {
     response
 }
 
+/// Why a station is refused before the upgrade; `None` lets it in.
+async fn refusal(
+    state: &ServerState,
+    station: &ChargeStationId,
+    headers: &HeaderMap,
+    peer: &PeerIdentity,
+) -> Result<Option<&'static str>, Response> {
+    // Unknown stations get the same answer as wrong keys so ids cannot be probed (OCPP-J
+    // suggests 404).
+    const UNKNOWN_OR_WRONG: &str = "unknown charge station or wrong key";
+    let profile = match state.directory.security_profile(station).await {
+        Ok(Some(profile)) => profile,
+        Ok(None) => {
+            debug!("unknown charge station");
+            return Ok(Some(UNKNOWN_OR_WRONG));
+        }
+        Err(e) => {
+            warn!(error = %e, "station directory failed");
+            return Err((StatusCode::SERVICE_UNAVAILABLE, "try again later").into_response());
+        }
+    };
+    if profile.requires_tls() && *peer == PeerIdentity::Plain {
+        return Ok(Some(match profile {
+            SecurityProfile::TlsClientCertificate => {
+                "security profile 3: connect over wss:// (TLS) with the station's client certificate"
+            }
+            _ => "security profile 2: connect over wss:// (TLS)",
+        }));
+    }
+    if profile == SecurityProfile::TlsClientCertificate {
+        // The certificate alone authenticates (OCA security white paper, profile 3); a Basic
+        // header, if the station sends one, is ignored.
+        return Ok(match peer {
+            PeerIdentity::Certificate {
+                common_name: Some(cn),
+            } if cn == station.as_str() => None,
+            PeerIdentity::Certificate {
+                common_name: Some(_),
+            } => Some(
+                "security profile 3: the client certificate's subject CN is another charge station id",
+            ),
+            PeerIdentity::Certificate { common_name: None } => {
+                Some("security profile 3: the client certificate has no single subject CN")
+            }
+            _ => Some("security profile 3: a client certificate is required"),
+        });
+    }
+    let Some((user, key)) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|h| h.to_str().ok())
+        .and_then(basic_credentials)
+    else {
+        return Ok(Some("Basic credentials required"));
+    };
+    if user != station.as_str() {
+        return Ok(Some("the username must be the charge station id"));
+    }
+    match state.directory.verify(station, &key).await {
+        Ok(Verdict::Accepted) => Ok(None),
+        Ok(verdict @ (Verdict::UnknownStation | Verdict::WrongKey)) => {
+            debug!(?verdict, "Basic credentials do not match");
+            Ok(Some(UNKNOWN_OR_WRONG))
+        }
+        Err(e) => {
+            warn!(error = %e, "station directory failed");
+            Err((StatusCode::SERVICE_UNAVAILABLE, "try again later").into_response())
+        }
+    }
+}
+
 async fn upgrade(
     ws: WebSocketUpgrade,
     Path(station): Path<String>,
     headers: HeaderMap,
+    Extension(peer): Extension<PeerIdentity>,
     State(state): State<Arc<ServerState>>,
 ) -> Response {
     let span = info_span!("upgrade", charge_point_id = %station);
@@ -83,32 +159,10 @@ async fn upgrade(
         let Ok(station) = station.parse::<ChargeStationId>() else {
             return (StatusCode::NOT_FOUND, "not a charge station id").into_response();
         };
-        // Security profile 1/2: credentials are checked before the upgrade. Unknown stations
-        // get the same 401 as wrong keys so ids cannot be probed (OCPP-J suggests 404).
-        let Some((user, key)) = headers
-            .get(header::AUTHORIZATION)
-            .and_then(|h| h.to_str().ok())
-            .and_then(basic_credentials)
-        else {
-            return unauthorized("Basic credentials required");
-        };
-        if user != station.as_str() {
-            return unauthorized("the username must be the charge station id");
-        }
-        match state.directory.verify(&station, &key).await {
-            Ok(Verdict::Accepted) => {}
-            Ok(Verdict::UnknownStation) => {
-                warn!("unknown charge station");
-                return unauthorized("unknown charge station or wrong key");
-            }
-            Ok(Verdict::WrongKey) => {
-                warn!("wrong key");
-                return unauthorized("unknown charge station or wrong key");
-            }
-            Err(e) => {
-                warn!(error = %e, "station directory failed");
-                return (StatusCode::SERVICE_UNAVAILABLE, "try again later").into_response();
-            }
+        match refusal(&state, &station, &headers, &peer).await {
+            Ok(None) => {}
+            Ok(Some(why)) => return unauthorized(why, &peer),
+            Err(response) => return response,
         }
         let Ok(permit) = state.permits.clone().try_acquire_owned() else {
             warn!("connection limit reached");
@@ -220,13 +274,16 @@ pub(crate) async fn accept_loop(
         let router = router.clone();
         match tls.clone() {
             None => {
-                tokio::spawn(serve_http(stream, peer, router));
+                tokio::spawn(serve_http(stream, peer, PeerIdentity::Plain, router));
             }
             Some(acceptor) => {
                 tokio::spawn(async move {
                     let handshake = acceptor.accept(stream);
                     match tokio::time::timeout(Duration::from_secs(10), handshake).await {
-                        Ok(Ok(tls)) => serve_http(tls, peer, router).await,
+                        Ok(Ok(tls)) => {
+                            let identity = PeerIdentity::of(tls.get_ref().1);
+                            serve_http(tls, peer, identity, router).await;
+                        }
                         Ok(Err(e)) => debug!(%peer, error = %e, "TLS handshake failed"),
                         Err(_) => debug!(%peer, "TLS handshake timed out"),
                     }
@@ -236,11 +293,15 @@ pub(crate) async fn accept_loop(
     }
 }
 
-async fn serve_http<I>(io: I, peer: SocketAddr, router: Router)
+async fn serve_http<I>(io: I, peer: SocketAddr, identity: PeerIdentity, router: Router)
 where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let service = TowerToHyperService::new(router);
+    // Every request on this connection carries how the peer identified itself at the transport.
+    let service = hyper::service::service_fn(move |mut request: hyper::Request<_>| {
+        request.extensions_mut().insert(identity.clone());
+        tower_service::Service::call(&mut router.clone(), request)
+    });
     let connection = hyper::server::conn::http1::Builder::new()
         .timer(TokioTimer::new())
         .header_read_timeout(Duration::from_secs(10))

@@ -1094,6 +1094,7 @@ fn tls_security_profile_2(env: &Env) -> Result<(), Failed> {
             config.tls = Some(ocpp::TlsPaths {
                 cert: dir.join("cert.pem"),
                 key: dir.join("key.pem"),
+                client_ca: None,
             });
             let gateway = ocpp::Gateway::bind(config, store).await?;
             let addr = gateway.local_addr();
@@ -1284,6 +1285,79 @@ async fn a_rebooted_station_answers_the_stop_with_no_transaction(
     Ok(())
 }
 
+/// A profile-3 station (client certificate from the gateway's client CA, CN = its id, no
+/// usable password) charges through a whole paid session over mutual TLS.
+fn mutual_tls_station_charges_through_a_session(env: &Env) -> Result<(), Failed> {
+    use rcgen::ExtendedKeyUsagePurpose::{ClientAuth, ServerAuth};
+    let pki = (|| {
+        let dir = env.dir.join(format!("mtls-pki-{}", &random_body()[..8]));
+        std::fs::create_dir_all(&dir)?;
+        let ca = chargelink_tests::pki::Ca::new("chargelink test CA")?;
+        let ca_path = ca.write(&dir, "ca")?;
+        let (cert, key) = ca.issue(&dir, "server", "gateway", ServerAuth)?;
+        let client = ca.issue(&dir, "client-CP1", "CP1", ClientAuth)?;
+        let file = dir.join("stations.json");
+        ocpp::auth::StationsFile {
+            stations: vec![
+                ocpp::auth::StationEntry::hashed("CP1".parse()?, b"unused-by-profile-3")
+                    .with_profile(domain::station::SecurityProfile::TlsClientCertificate),
+            ],
+        }
+        .write(&file)?;
+        let tls = ocpp::TlsPaths {
+            cert,
+            key,
+            client_ca: Some(ca_path.clone()),
+        };
+        Ok::<_, anyhow::Error>((
+            tls,
+            file,
+            sim::SimTls {
+                ca: ca_path,
+                client: Some(client),
+            },
+        ))
+    })();
+    let (tls, file, station_tls) = pki.map_err(|e| Failed::from(format!("{e:#}")))?;
+    with_stack(
+        env,
+        "mtls_session",
+        move |c| {
+            c.tls = Some(tls);
+            c.stations_file = file;
+        },
+        move |stack| async move {
+            let mut spec = stack.spec("CP1");
+            spec.url = format!("wss://{}/ocpp", stack.addr);
+            spec.key = "not-the-key-0123456789".into();
+            spec.tls = Some(station_tls);
+            let station = stack.station(spec).await?;
+            let input = stack.input("CP1")?;
+            stack.start_paid(&input).await?;
+            station
+                .wait_for("charging", Duration::from_secs(10), |s| {
+                    s.connector(1)
+                        .is_some_and(|c| c.status == ChargePointStatus::Charging)
+                })
+                .await?;
+            stack.await_status(&input, SessionStatus::Started).await?;
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            stack.sessions.stop(&input.session_id).await?;
+            let outcome = stack.outcome(&input).await?;
+            ensure!(outcome.status == SessionStatus::Ended, "{outcome:?}");
+            let energy = delivered(&station);
+            ensure!(energy > 0, "no energy delivered");
+            ensure!(
+                outcome.captured == Some(usd(cents_for(energy))),
+                "captured {:?} for {energy} Wh",
+                outcome.captured
+            );
+            station.stop().await?;
+            Ok(())
+        },
+    )
+}
+
 fn main() -> std::process::ExitCode {
     let args = Arguments::from_args();
     let Some(tokio) = chargelink_tests::harness::runtime() else {
@@ -1386,6 +1460,12 @@ fn main() -> std::process::ExitCode {
             let env = env.clone();
             Trial::test("tls_security_profile_2", move || {
                 tls_security_profile_2(&env)
+            })
+        },
+        {
+            let env = env.clone();
+            Trial::test("mutual_tls_station_charges_through_a_session", move || {
+                mutual_tls_station_charges_through_a_session(&env)
             })
         },
     ];

@@ -69,6 +69,9 @@ pub struct StationSpec {
     pub behaviour: Behaviour,
     /// First wait before reconnecting after a lost connection (doubles up to 30 s).
     pub reconnect_backoff: Duration,
+    /// TLS for a `wss://` URL (the CA, and a client certificate for security profile 3);
+    /// `None` for `ws://`.
+    pub tls: Option<crate::SimTls>,
 }
 
 impl StationSpec {
@@ -85,6 +88,7 @@ impl StationSpec {
             heartbeat_interval: None,
             behaviour: Behaviour::default(),
             reconnect_backoff: Duration::from_millis(200),
+            tls: None,
         }
     }
 

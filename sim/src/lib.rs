@@ -13,12 +13,14 @@
 //! - [`config`]: [`StationSpec`], [`Behaviour`], [`SimConfig`].
 //! - `station`: the station task (socket, outbox, connector state machine).
 //! - [`state`]: [`SimState`], the snapshot tests wait on.
+//! - [`tls`]: [`SimTls`], `wss://` with an optional client certificate (security profile 3).
 
 use domain::ids as domain_ids;
 
 pub mod config;
 pub mod state;
 mod station;
+pub mod tls;
 
 use std::future::Future;
 use std::time::Duration;
@@ -28,6 +30,7 @@ use tracing::info;
 
 pub use config::{Behaviour, SimConfig, StationSpec};
 pub use state::{ConnectorView, SimState};
+pub use tls::SimTls;
 
 use station::{Command, Station};
 
@@ -162,6 +165,7 @@ pub async fn run(config: SimConfig, shutdown: impl Future<Output = ()>) -> Vec<S
             spec.id = format!("{}{n}", config.id_prefix);
             // Ids are checked by `stations_file`; the gateway refuses any other.
             spec.key = config.key.clone();
+            spec.tls = spec.tls.map(|t| t.for_station(&spec.id));
             handles.push(run_station(spec));
             if !config.ramp.is_zero() {
                 tokio::time::sleep(config.ramp).await;

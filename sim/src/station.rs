@@ -265,9 +265,14 @@ impl Station {
             "Authorization",
             HeaderValue::from_str(&auth).map_err(|e| e.to_string())?,
         );
-        let (socket, _) = tokio_tungstenite::connect_async(request)
-            .await
-            .map_err(|e| e.to_string())?;
+        let connector = match &self.spec.tls {
+            None => None,
+            Some(tls) => Some(tokio_tungstenite::Connector::Rustls(tls.client_config()?)),
+        };
+        let (socket, _) =
+            tokio_tungstenite::connect_async_tls_with_config(request, None, false, connector)
+                .await
+                .map_err(|e| e.to_string())?;
         Ok(socket)
     }
 

@@ -72,6 +72,8 @@ pub struct NewChargeStation {
     pub name: String,
     /// The station's AuthorizationKey (stored salted and hashed).
     pub auth_key: String,
+    /// How the station must connect.
+    pub security_profile: domain::station::SecurityProfile,
 }
 
 /// A new connector.
@@ -263,6 +265,7 @@ impl Store {
             name: Set(new.name),
             auth_key_hash: Set(secrets::hash_salted(&salt, &new.auth_key)),
             auth_key_salt: Set(salt),
+            security_profile: Set(new.security_profile.number().into()),
             gateway_queue: Set(None),
             last_seen_at: Set(None),
             created_at: Set(now),

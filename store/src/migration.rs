@@ -19,6 +19,7 @@ impl MigratorTrait for Migrator {
             Box::new(Initial),
             Box::new(StationRegistry),
             Box::new(ConnectorMaxPower),
+            Box::new(StationSecurityProfile),
         ]
     }
 }
@@ -282,6 +283,43 @@ impl MigrationTrait for ConnectorMaxPower {
                         ColumnDef::new(connector::Column::MaxPowerW)
                             .big_integer()
                             .null(),
+                    )
+                    .to_owned(),
+            )
+            .await
+    }
+}
+
+/// `charge_stations.security_profile`: the OCPP security profile (1, 2 or 3) a station must
+/// connect with. Existing stations get 1 (Basic auth over `ws://` or `wss://`), what the
+/// gateway did for every station before. `Initial` builds `charge_stations` from the entity, so
+/// a database created after this column existed already has it.
+struct StationSecurityProfile;
+
+impl MigrationName for StationSecurityProfile {
+    fn name(&self) -> &str {
+        "m20261206_000004_station_security_profile"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for StationSecurityProfile {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        if manager
+            .has_column("charge_stations", "security_profile")
+            .await?
+        {
+            return Ok(());
+        }
+        manager
+            .alter_table(
+                Table::alter()
+                    .table(charge_station::Entity)
+                    .add_column(
+                        ColumnDef::new(charge_station::Column::SecurityProfile)
+                            .integer()
+                            .not_null()
+                            .default(1),
                     )
                     .to_owned(),
             )

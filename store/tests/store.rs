@@ -294,6 +294,7 @@ async fn stations_connectors_and_rates_are_scoped_to_their_organization() {
                     id: station.clone(),
                     name: "demo".into(),
                     auth_key: "s3cret-key".into(),
+                    security_profile: Default::default(),
                 },
                 t(0),
             )
@@ -452,6 +453,7 @@ async fn the_registry_migration_upgrades_a_database_of_the_first_release() {
                     id: "CP-OLD".into(),
                     name: "old".into(),
                     auth_key: "k".into(),
+                    security_profile: Default::default(),
                 },
                 t(0),
             )
@@ -478,5 +480,48 @@ async fn the_registry_migration_upgrades_a_database_of_the_first_release() {
             .await
             .unwrap();
         assert!(tx.id >= 1, "{backend}");
+    }
+}
+
+#[tokio::test]
+async fn stations_keep_their_security_profile_and_old_ones_get_profile_1() {
+    use domain::station::SecurityProfile;
+    use sea_orm_migration::MigratorTrait;
+    for (backend, store) in stores().await {
+        let org = seeded(&store, "p").await;
+        for (id, profile) in [
+            ("CP-P2", SecurityProfile::TlsBasic),
+            ("CP-P3", SecurityProfile::TlsClientCertificate),
+        ] {
+            store
+                .create_charge_station(
+                    &org,
+                    NewChargeStation {
+                        id: id.into(),
+                        name: id.into(),
+                        auth_key: "k".into(),
+                        security_profile: profile,
+                    },
+                    t(0),
+                )
+                .await
+                .unwrap();
+            let row = store.charge_station(id).await.unwrap().unwrap();
+            assert_eq!(row.security_profile(), profile, "{backend}");
+        }
+        // A database of the release before profiles: the column is not there yet (dropped
+        // here, with its migration unrecorded), and its stations connected with Basic auth.
+        let db = store.connection();
+        for sql in [
+            "ALTER TABLE charge_stations DROP COLUMN security_profile",
+            "DELETE FROM seaql_migrations WHERE version = 'm20261206_000004_station_security_profile'",
+        ] {
+            db.execute_unprepared(sql).await.unwrap();
+        }
+        store::migration::Migrator::up(db, None).await.unwrap();
+        for id in ["CP-P2", "CP-P3"] {
+            let row = store.charge_station(id).await.unwrap().unwrap();
+            assert_eq!(row.security_profile(), SecurityProfile::Basic, "{backend}");
+        }
     }
 }

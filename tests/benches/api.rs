@@ -161,6 +161,7 @@ fn main() -> anyhow::Result<()> {
                     id: station.clone(),
                     name: "bench".into(),
                     auth_key: random_body(),
+                    security_profile: Default::default(),
                 },
                 now,
             )

@@ -12,6 +12,7 @@
 //! - [`harness`]: the tokio runtime, recording worker and trial runner of each test binary.
 //! - [`grpc_client`]: the gRPC `SessionService` from tests (API key metadata, `Watch` read in a
 //!   task).
+//! - [`pki`]: a CA and its server and client certificates, made at test time (mutual TLS).
 //! - [`processes`]: the stack as real `chargelink` processes (kill, restart, logs), seeded
 //!   through the admin REST API.
 //! - [`stack`]: the stack for end-to-end tests (dev server, store, worker with the real payment
@@ -24,6 +25,7 @@ pub mod devserver;
 pub mod fixtures;
 pub mod grpc_client;
 pub mod harness;
+pub mod pki;
 pub mod processes;
 pub mod recording;
 pub mod stack;

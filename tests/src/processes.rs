@@ -533,11 +533,16 @@ impl ProcessStack {
     /// (`--power-w`, `--refuse-remote-start`, `--unplug-after`, …), and waits until the gateway
     /// has it (online in the store, its connectors' statuses reported).
     pub async fn sim(&self, station: &Station, flags: &[&str]) -> anyhow::Result<()> {
+        self.sim_at(&self.ocpp, station, flags).await
+    }
+
+    /// [`Self::sim`] against the gateway URL `url` (`wss://…` for a gateway with TLS).
+    pub async fn sim_at(&self, url: &str, station: &Station, flags: &[&str]) -> anyhow::Result<()> {
         let prefix = station.id.trim_end_matches('1');
         let mut args = vec![
             "sim",
             "--url",
-            &self.ocpp,
+            url,
             "--stations",
             "1",
             "--id-prefix",

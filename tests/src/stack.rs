@@ -192,6 +192,7 @@ pub async fn tenant(store: &Store) -> anyhow::Result<Tenant> {
                 id: station.clone(),
                 name: "test".into(),
                 auth_key: random_body(),
+                security_profile: Default::default(),
             },
             now,
         )

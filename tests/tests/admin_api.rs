@@ -558,6 +558,14 @@ async fn rates_stations_and_endpoints_are_validated(s: &Stack) -> anyhow::Result
             ),
             "ocpp_password",
         ),
+        (
+            Some(json!({"id": fresh(), "name": "s", "connectors": one, "security_profile": 0})),
+            "security_profile",
+        ),
+        (
+            Some(json!({"id": fresh(), "name": "s", "connectors": one, "security_profile": 4})),
+            "security_profile",
+        ),
     ];
     for (body, field) in cases {
         let got = s.call("POST", "/charge-stations", k, body.clone()).await?;
@@ -588,6 +596,30 @@ async fn rates_stations_and_endpoints_are_validated(s: &Stack) -> anyhow::Result
         status == StatusCode::CREATED && created["ocpp"]["password"] == provisioned,
         "provisioned key: {status} {created}"
     );
+    ensure!(
+        created["security_profile"] == 1,
+        "profile 1 (Basic auth) by default: {created}"
+    );
+    // Security profile 3 (client certificate) is kept and shown on the station.
+    let mtls = fresh();
+    let (status, created) = s
+        .call(
+            "POST",
+            "/charge-stations",
+            k,
+            Some(json!({"id": mtls, "name": "s", "connectors": one, "security_profile": 3})),
+        )
+        .await?;
+    ensure!(
+        status == StatusCode::CREATED && created["security_profile"] == 3,
+        "profile 3: {status} {created}"
+    );
+    let (_, stations) = s.call("GET", "/charge-stations", k, None).await?;
+    let listed = stations["data"]
+        .as_array()
+        .and_then(|d| d.iter().find(|st| st["_id"] == mtls.as_str()))
+        .context("the profile-3 station is listed")?;
+    ensure!(listed["security_profile"] == 3, "{listed}");
 
     let not_http = s
         .call(

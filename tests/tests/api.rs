@@ -812,6 +812,12 @@ async fn openapi_docs_and_return_pages(s: &Stack) -> anyhow::Result<()> {
     ] {
         ensure!(doc["paths"].get(path).is_some(), "{path} documented");
     }
+    let profile =
+        &doc["components"]["schemas"]["CreateChargeStation"]["properties"]["security_profile"];
+    ensure!(
+        profile["minimum"] == 1 && profile["maximum"] == 3,
+        "security_profile documented with its range: {profile}"
+    );
     let docs = s
         .http
         .get(format!("{}/docs", s.api))

@@ -199,6 +199,7 @@ pub async fn store_station(
                 id: id.into(),
                 name: id.into(),
                 auth_key: KEY.into(),
+                security_profile: Default::default(),
             },
             now,
         )

@@ -14,6 +14,10 @@ pub struct Model {
     /// Salted SHA-256 of the station's AuthorizationKey.
     pub auth_key_hash: String,
     pub auth_key_salt: String,
+    /// The OCPP security profile the station must connect with (1, 2 or 3, see
+    /// [`domain::station::SecurityProfile`]); 1 for stations made before profiles existed.
+    #[sea_orm(default_value = 1)]
+    pub security_profile: i32,
     /// Task queue of the gateway holding the connection; `None` when offline. Kept by the
     /// station registry (`station_connections` is the source).
     pub gateway_queue: Option<String>,
@@ -29,6 +33,13 @@ pub enum Relation {}
 impl ActiveModelBehavior for ActiveModel {}
 
 impl Model {
+    /// The station's security profile; an unknown number (a row written by a newer release)
+    /// counts as the strictest, so it is never weakened.
+    pub fn security_profile(&self) -> domain::station::SecurityProfile {
+        domain::station::SecurityProfile::from_number(self.security_profile.into())
+            .unwrap_or(domain::station::SecurityProfile::TlsClientCertificate)
+    }
+
     /// Whether the station is connected to a gateway that is alive at `now`: a gateway killed
     /// outright never says its stations went away, so its lease running out says it instead.
     pub fn is_online(&self, now: chrono::DateTime<chrono::Utc>) -> bool {
