@@ -25,7 +25,6 @@ use chargelink_tests::processes::{self, ProcessStack, Scenario};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
 use prost::Message;
-use serde_json::json;
 
 /// One span as the receiver got it.
 #[derive(Debug, Clone)]
@@ -230,17 +229,7 @@ fn session_trace_complete(
 
 async fn a_sessions_spans_reach_the_collector(stack: &ProcessStack) -> anyhow::Result<()> {
     let (org, station) = stack.charging_tenant().await?;
-    let created = stack
-        .create_session(&org, &station.connectors[0], json!({}))
-        .await?;
-    let sid = created["_id"].as_str().context("id")?.to_owned();
-    stack.pay(&created).await?;
-    stack
-        .wait_session(&org, &sid, Duration::from_secs(60), "a cost", |s| {
-            s["status"] == "started" && s["cost"]["amount"].as_i64() > Some(0)
-        })
-        .await?;
-    stack.stop_until_captured(&org, &sid).await?;
+    let (sid, _) = stack.paid_session(&org, &station.connectors[0]).await?;
 
     // The batch processors export every 200 ms (OTEL_BSP_SCHEDULE_DELAY); the workflow's own
     // span ends when the workflow does, a moment after the capture.
