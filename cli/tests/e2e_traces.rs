@@ -5,7 +5,8 @@
 //! `POST /sessions` request and goes through the workflow's update-with-start, the workflow, the
 //! Stripe checkout creation on the worker and the RemoteStart on the gateway; every parent of
 //! that trace's spans must be in it (the context crossed every process), and each service's spans
-//! name the session.
+//! name the session. The tools of the stack (simulated stations, the Stripe sandbox) get the same
+//! environment and export nothing.
 
 #![allow(
     clippy::unwrap_used,
@@ -264,6 +265,12 @@ async fn a_sessions_spans_reach_the_collector(stack: &ProcessStack) -> anyhow::R
     }
     let (_, bad) = *EXPORTS.lock().unwrap_or_else(|p| p.into_inner());
     ensure!(bad == 0, "{bad} exports did not decode");
+    // The tools (sim, stripe-sandbox, migrate) got the same environment and export nothing.
+    let services: BTreeSet<&str> = all.iter().map(|s| s.service.as_str()).collect();
+    ensure!(
+        services == BTreeSet::from(["chargelink-api", "chargelink-gateway", "chargelink-worker"]),
+        "only the api, the worker and the gateway export: {services:?}"
+    );
     Ok(())
 }
 
