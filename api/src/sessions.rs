@@ -298,12 +298,16 @@ pub async fn create_session(
         max_power_w: connector.max_power_w.or(state.config.default_max_power_w),
         continued: None,
     };
+    // The request's span (`telemetry::http::track`) names the session it made.
+    tracing::Span::current().record("session_id", tracing::field::display(&session_id));
     let span = tracing::info_span!("create_session", session_id = %session_id);
-    let session = {
-        let _e = span.enter();
+    // Instrumented (not only entered while the call is made): the workflow start is polled
+    // inside the span, so its Temporal span is this one's child and its logs carry the id.
+    let session = async {
         tracing::info!(amount, "creating session");
-        state.sessions.start(input)
+        state.sessions.start(input).await
     }
+    .instrument(span)
     .await?;
     Ok(Created {
         session,

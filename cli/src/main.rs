@@ -121,6 +121,9 @@ impl TemporalArgs {
         worker::TemporalSettings {
             address: self.temporal_address.clone(),
             namespace: self.temporal_namespace.clone(),
+            // The trace context rides along with workflow starts, updates, signals and
+            // activities only when this process exports traces.
+            traces: telemetry::traces::configured(),
         }
     }
 }
@@ -461,11 +464,44 @@ enum WebhooksCommand {
     },
 }
 
+impl Commands {
+    /// The `service.name` of the processes that export traces (`OTEL_SERVICE_NAME` overrides
+    /// it); the tools (sim, sandbox, price, ...) export none.
+    fn traced_service(&self) -> Option<&'static str> {
+        match self {
+            Commands::Api { .. } => Some("chargelink-api"),
+            Commands::Worker { .. } => Some("chargelink-worker"),
+            Commands::Gateway { .. } => Some("chargelink-gateway"),
+            _ => None,
+        }
+    }
+}
+
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    logs::init(cli.log_format);
-    match run(cli).await {
+    let traces = match cli
+        .command
+        .traced_service()
+        .map(telemetry::traces::Traces::from_env)
+        .transpose()
+    {
+        Ok(traces) => traces.flatten(),
+        Err(e) => {
+            eprintln!("chargelink: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    logs::init(cli.log_format, traces.as_ref());
+    if let Some(traces) = &traces {
+        tracing::info!(service = traces.service(), "exporting traces over OTLP");
+    }
+    let outcome = run(cli).await;
+    if let Some(traces) = traces {
+        // Blocks until the batch processor's thread has sent what is queued.
+        let _ = tokio::task::spawn_blocking(move || traces.shutdown()).await;
+    }
+    match outcome {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             // `{:#}` prints the whole cause chain on one line.

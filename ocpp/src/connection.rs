@@ -142,7 +142,16 @@ impl StationHandle {
         let started = std::time::Instant::now();
         let n = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
         let id = format!("cs-{n}");
-        let span = info_span!("ocpp_call", charge_point_id = %self.inner.station, ocpp_message_id = %id, action = A::NAME);
+        let span = info_span!(
+            "ocpp_call",
+            otel.name = %format_args!("ocpp {}", A::NAME),
+            otel.kind = "client",
+            charge_point_id = %self.inner.station,
+            ocpp_message_id = %id,
+            action = A::NAME,
+            result = tracing::field::Empty,
+            otel.status_code = tracing::field::Empty,
+        );
         let work = async {
             let payload = serde_json::to_value(request).map_err(|e| CallFailed::BadResponse {
                 action: A::NAME,
@@ -194,6 +203,10 @@ impl StationHandle {
             Ok(_) => debug!("answered"),
             Err(e) => warn!(error = %e, "call failed"),
         });
+        span.record("result", outcome(&result));
+        if result.is_err() {
+            span.record("otel.status_code", "ERROR");
+        }
         telemetry::ocpp::command(A::NAME, outcome(&result), started.elapsed());
         result
     }
@@ -356,8 +369,15 @@ pub(crate) async fn serve(
         match Frame::parse(text.as_str()) {
             Parsed::Frame(Frame::Call(call)) => {
                 telemetry::ocpp::call_in(&call.action);
-                let span =
-                    info_span!("ocpp_message", ocpp_message_id = %call.id, action = %call.action);
+                let span = info_span!(
+                    "ocpp_message",
+                    otel.name = %format_args!("ocpp {} received", call.action),
+                    otel.kind = "server",
+                    ocpp_message_id = %call.id,
+                    action = %call.action,
+                );
+                // Each CALL from the station starts its own trace, not one of the connection.
+                telemetry::traces::new_trace(&span);
                 let (reply, followup) = central
                     .handle_call(&handle, call)
                     .instrument(span.clone())

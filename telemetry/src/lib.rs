@@ -1,6 +1,6 @@
 //! chargelink's metrics: every family the processes record ([`sessions`], [`payments`],
 //! [`stripe`], [`webhooks`], [`ocpp`], [`http`]), and the Prometheus text endpoint that serves
-//! them ([`Exporter`]).
+//! them ([`Exporter`]); and traces over OTLP ([`traces`]), on when an endpoint is configured.
 //!
 //! Recording goes through the `metrics` facade, so a library only calls the functions here (a
 //! counter increment is a few atomic operations; without an installed recorder it is a no-op,
@@ -26,6 +26,7 @@ pub mod ocpp;
 pub mod payments;
 pub mod sessions;
 pub mod stripe;
+pub mod traces;
 pub mod webhooks;
 
 /// Extra text appended to a scrape (computed at scrape time), e.g. gauges read from the store.

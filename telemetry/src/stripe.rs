@@ -5,6 +5,7 @@ use std::future::Future;
 use std::time::Instant;
 
 use metrics::{Unit, counter, describe_counter, describe_histogram, histogram};
+use tracing::Instrument;
 
 /// Stripe API calls, by `operation` and `result` (`ok`, `rejected`, `unavailable`).
 pub const REQUESTS: &str = "chargelink_stripe_requests_total";
@@ -30,18 +31,31 @@ pub(crate) fn describe() {
     counter!(DUPLICATES).absolute(0);
 }
 
-/// Runs one Stripe call, recording its result (`classify` names it) and latency.
+/// Runs one Stripe call in a `stripe_request` span (`operation`, `result`), recording its
+/// result (`classify` names it) and latency.
 pub async fn timed<T, E>(
     operation: &'static str,
     call: impl Future<Output = Result<T, E>>,
     classify: impl FnOnce(&E) -> &'static str,
 ) -> Result<T, E> {
+    let span = tracing::info_span!(
+        "stripe_request",
+        otel.name = %format_args!("stripe {operation}"),
+        otel.kind = "client",
+        operation,
+        result = tracing::field::Empty,
+        otel.status_code = tracing::field::Empty,
+    );
     let started = Instant::now();
-    let result = call.await;
+    let result = call.instrument(span.clone()).await;
     let label = match &result {
         Ok(_) => "ok",
         Err(e) => classify(e),
     };
+    span.record("result", label);
+    if result.is_err() {
+        span.record("otel.status_code", "ERROR");
+    }
     histogram!(DURATION, "operation" => operation).record(crate::secs(started.elapsed()));
     counter!(REQUESTS, "operation" => operation, "result" => label).increment(1);
     result

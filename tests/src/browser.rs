@@ -1,5 +1,6 @@
-//! The driver's browser: `tests/browser/pay.mjs` pays on a hosted payment page in headless
-//! chromium (Debian's, driven by playwright-core).
+//! A real browser (Debian's headless chromium, driven by playwright-core): the driver paying on
+//! a hosted payment page (`tests/browser/pay.mjs`), and the operator reading a session in the
+//! Temporal Web UI (`tests/browser/temporal-ui.mjs`).
 
 use std::path::Path;
 use std::process::Command;
@@ -9,6 +10,31 @@ use serde_json::Value;
 
 /// Runs `tests/browser/pay.mjs` (headless chromium via playwright-core); its JSON answer.
 pub fn pay_in_browser(url: &str, card: &str) -> anyhow::Result<Value> {
+    run_script("pay.mjs", &[url, card])
+}
+
+/// Runs `tests/browser/temporal-ui.mjs`: opens `url` (a page of the Temporal Web UI) and reads
+/// it as `views`, each a tab to open (`""`: the page as it opened) and the strings its text must
+/// come to hold (waits up to 30 s a view), with a full-page screenshot of each (`screenshot`,
+/// then `<stem>-<n>.png`); its JSON answer (`shots`, `found`, `missing`, `text`).
+pub fn temporal_ui_page(
+    url: &str,
+    screenshot: &Path,
+    views: &[(&str, Vec<String>)],
+) -> anyhow::Result<Value> {
+    let shot = screenshot.display().to_string();
+    let mut args = vec![url, shot.as_str()];
+    for (tab, expected) in views {
+        if !tab.is_empty() {
+            args.extend(["--tab", tab]);
+        }
+        args.extend(expected.iter().map(String::as_str));
+    }
+    run_script("temporal-ui.mjs", &args)
+}
+
+/// Runs `tests/browser/<script>` with node and Debian's chromium; its JSON answer.
+fn run_script(script: &str, args: &[&str]) -> anyhow::Result<Value> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("browser");
     ensure!(
         dir.join("node_modules/playwright-core").exists(),
@@ -20,13 +46,13 @@ pub fn pay_in_browser(url: &str, card: &str) -> anyhow::Result<Value> {
         "{chromium} not found: run scripts/test (it installs Debian's chromium)"
     );
     let out = Command::new("node")
-        .arg(dir.join("pay.mjs"))
-        .args([url, card])
+        .arg(dir.join(script))
+        .args(args)
         .env("CHROMIUM", &chromium)
         .output()?;
     ensure!(
         out.status.success(),
-        "browser script failed: {}",
+        "browser script {script} failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
     Ok(serde_json::from_slice(&out.stdout)?)

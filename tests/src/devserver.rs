@@ -35,7 +35,10 @@ pub struct DevServer {
     child: std::sync::Mutex<Child>,
     /// `http://127.0.0.1:<port>`.
     pub url: Url,
+    /// The Web UI (`http://127.0.0.1:<ui port>`), when started with it.
+    pub ui: Option<Url>,
     port: u16,
+    ui_port: Option<u16>,
     /// The SQLite file history is kept in (`None`: in memory).
     db: Option<PathBuf>,
 }
@@ -44,35 +47,44 @@ impl DevServer {
     /// Starts an in-memory dev server on a free port with chargelink's search attributes, and
     /// waits (up to a minute, not the SDK's fixed 5 s) until it answers.
     pub async fn start() -> anyhow::Result<Self> {
-        Self::launch(free_port()?, None).await
+        Self::launch(free_port()?, None, None).await
     }
 
     /// Like [`Self::start`], with history in the SQLite file `db`, so [`Self::restart`] keeps
     /// every workflow.
     pub async fn start_persistent(db: PathBuf) -> anyhow::Result<Self> {
-        Self::launch(free_port()?, Some(db)).await
+        Self::launch(free_port()?, None, Some(db)).await
     }
 
-    fn spawn(port: u16, db: Option<&Path>) -> anyhow::Result<Child> {
+    /// Like [`Self::start`], with the Web UI on a free port ([`Self::ui`]); the other servers are
+    /// headless.
+    pub async fn start_with_ui() -> anyhow::Result<Self> {
+        Self::launch(free_port()?, Some(free_port()?), None).await
+    }
+
+    fn spawn(port: u16, ui_port: Option<u16>, db: Option<&Path>) -> anyhow::Result<Child> {
         let mut cmd = Command::new(temporal_cli()?);
         cmd.args([
             "server",
             "start-dev",
             "--ip",
             "127.0.0.1",
-            "--headless",
             "--namespace",
             "default",
-        ])
-        .args(["--port", &port.to_string(), "--log-level", "error"])
-        .args([
-            "--dynamic-config-value",
-            "frontend.enableUpdateWorkflowExecution=true",
-        ])
-        .args([
-            "--dynamic-config-value",
-            "frontend.enableUpdateWorkflowExecutionAsyncAccepted=true",
         ]);
+        match ui_port {
+            Some(ui) => cmd.args(["--ui-ip", "127.0.0.1", "--ui-port", &ui.to_string()]),
+            None => cmd.arg("--headless"),
+        };
+        cmd.args(["--port", &port.to_string(), "--log-level", "error"])
+            .args([
+                "--dynamic-config-value",
+                "frontend.enableUpdateWorkflowExecution=true",
+            ])
+            .args([
+                "--dynamic-config-value",
+                "frontend.enableUpdateWorkflowExecutionAsyncAccepted=true",
+            ]);
         if let Some(db) = db {
             cmd.arg("--db-filename").arg(db);
         }
@@ -85,12 +97,16 @@ impl DevServer {
             .context("starting the Temporal dev server")
     }
 
-    async fn launch(port: u16, db: Option<PathBuf>) -> anyhow::Result<Self> {
-        let child = Self::spawn(port, db.as_deref())?;
+    async fn launch(port: u16, ui_port: Option<u16>, db: Option<PathBuf>) -> anyhow::Result<Self> {
+        let child = Self::spawn(port, ui_port, db.as_deref())?;
         let server = Self {
             child: std::sync::Mutex::new(child),
             url: Url::from_str(&format!("http://127.0.0.1:{port}"))?,
+            ui: ui_port
+                .map(|p| Url::from_str(&format!("http://127.0.0.1:{p}")))
+                .transpose()?,
             port,
+            ui_port,
             db,
         };
         server.wait_ready().await?;
@@ -130,7 +146,7 @@ impl DevServer {
     /// answers. Only a persistent server keeps its workflows.
     pub async fn restart(&self) -> anyhow::Result<()> {
         self.kill();
-        *self.child() = Self::spawn(self.port, self.db.as_deref())?;
+        *self.child() = Self::spawn(self.port, self.ui_port, self.db.as_deref())?;
         self.wait_ready().await
     }
 }

@@ -46,6 +46,28 @@ struct Proc {
     env: Vec<(String, String)>,
 }
 
+/// The Temporal dev server a stack runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Temporal {
+    /// History in memory, no Web UI (the default).
+    InMemory,
+    /// History in a file in the stack's directory: the server can be restarted.
+    Persistent,
+    /// History in memory, with the Web UI on a free port (`server.ui`).
+    WithUi,
+}
+
+impl Temporal {
+    /// [`Temporal::Persistent`] if `persistent`, else [`Temporal::InMemory`].
+    pub fn persistent_if(persistent: bool) -> Self {
+        if persistent {
+            Self::Persistent
+        } else {
+            Self::InMemory
+        }
+    }
+}
+
 /// A running stack of chargelink processes; every process is killed on drop.
 pub struct ProcessStack {
     /// The working directory of every process (logs in `logs/`).
@@ -124,6 +146,16 @@ impl ProcessStack {
         extra_env: &[(&str, &str)],
         persistent_temporal: bool,
     ) -> anyhow::Result<Self> {
+        Self::start_on(bin, extra_env, Temporal::persistent_if(persistent_temporal)).await
+    }
+
+    /// [`Self::start`] on the given kind of dev server.
+    pub async fn start_on(
+        bin: &Path,
+        extra_env: &[(&str, &str)],
+        temporal: Temporal,
+    ) -> anyhow::Result<Self> {
+        let persistent_temporal = temporal == Temporal::Persistent;
         ensure!(
             bin.exists(),
             "chargelink binary {} not found",
@@ -132,10 +164,10 @@ impl ProcessStack {
         let dir = std::env::temp_dir().join(format!("chargelink-e2e-{}", &random_body()[..12]));
         std::fs::create_dir_all(dir.join("logs"))?;
         std::fs::create_dir_all(dir.join(".data"))?;
-        let server = if persistent_temporal {
-            DevServer::start_persistent(dir.join("temporal.db")).await?
-        } else {
-            DevServer::start().await?
+        let server = match temporal {
+            Temporal::Persistent => DevServer::start_persistent(dir.join("temporal.db")).await?,
+            Temporal::InMemory => DevServer::start().await?,
+            Temporal::WithUi => DevServer::start_with_ui().await?,
         };
         let (api_port, gw_port, sandbox_port) = (free_port()?, free_port()?, free_port()?);
         let worker_metrics = format!("127.0.0.1:{}", free_port()?);
@@ -686,6 +718,24 @@ impl ProcessStack {
         .await
     }
 
+    /// One whole paid session on `connector`: created, paid, charged until it costs something,
+    /// stopped through the API and captured. Its id and its last JSON.
+    pub async fn paid_session(
+        &self,
+        org: &Org,
+        connector: &str,
+    ) -> anyhow::Result<(String, Value)> {
+        let created = self.create_session(org, connector, json!({})).await?;
+        let sid = created["_id"].as_str().context("id")?.to_owned();
+        self.pay(&created).await?;
+        self.wait_session(org, &sid, Duration::from_secs(60), "a cost", |s| {
+            s["status"] == "started" && s["cost"]["amount"].as_i64() > Some(0)
+        })
+        .await?;
+        let ended = self.stop_until_captured(org, &sid).await?;
+        Ok((sid, ended))
+    }
+
     /// Creates a payment-link session; its JSON (with `payment.url`).
     pub async fn create_session(
         &self,
@@ -935,15 +985,26 @@ pub fn run_scenarios_with(
     persistent_temporal: bool,
     scenarios: Vec<(&'static str, Scenario)>,
 ) -> std::process::ExitCode {
+    run_scenarios_on(
+        bin,
+        extra_env,
+        Temporal::persistent_if(persistent_temporal),
+        scenarios,
+    )
+}
+
+/// [`run_scenarios`] on the given kind of dev server.
+pub fn run_scenarios_on(
+    bin: &Path,
+    extra_env: &[(&str, &str)],
+    temporal: Temporal,
+    scenarios: Vec<(&'static str, Scenario)>,
+) -> std::process::ExitCode {
     let args = libtest_mimic::Arguments::from_args();
     let Some(tokio) = crate::harness::runtime() else {
         return std::process::ExitCode::FAILURE;
     };
-    let stack = match tokio.block_on(ProcessStack::start_with(
-        bin,
-        extra_env,
-        persistent_temporal,
-    )) {
+    let stack = match tokio.block_on(ProcessStack::start_on(bin, extra_env, temporal)) {
         Ok(s) => std::sync::Arc::new(s),
         Err(e) => {
             eprintln!("could not start the process stack: {e:#}");

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use temporalio_client::{Client, ClientOptions, Connection, ConnectionOptions};
+use temporalio_sdk::opentelemetry::OpenTelemetryPlugin;
 use temporalio_sdk::{Runtime, Worker, WorkerOptions};
 use url::Url;
 use workflows::SessionWorkflow;
@@ -21,6 +22,10 @@ pub struct TemporalSettings {
     pub address: Url,
     /// Namespace.
     pub namespace: String,
+    /// Carry the OpenTelemetry context through Temporal (the SDK's plugin): client calls,
+    /// workflows and activities become spans of the caller's trace. On when the process exports
+    /// traces (`telemetry::traces`).
+    pub traces: bool,
 }
 
 /// Connects, retrying for up to `patience` (the server may still be starting under compose).
@@ -36,10 +41,18 @@ pub async fn connect(settings: &TemporalSettings, patience: Duration) -> anyhow:
         .await;
         match attempt {
             Ok(connection) => {
-                return Ok(Client::new(
-                    connection,
-                    ClientOptions::new(settings.namespace.clone()).build(),
-                )?);
+                let options = ClientOptions::new(settings.namespace.clone());
+                // On the client, the plugin also reaches every worker made from it: the
+                // workflow interceptor (replay-safe span ids, nothing exported on replay) and
+                // the activity interceptor that continues the workflow's trace.
+                let options = if settings.traces {
+                    options
+                        .plugin(OpenTelemetryPlugin::builder().build())
+                        .build()
+                } else {
+                    options.build()
+                };
+                return Ok(Client::new(connection, options)?);
             }
             Err(e) if tokio::time::Instant::now() >= deadline => {
                 return Err(e)

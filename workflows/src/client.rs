@@ -50,6 +50,45 @@ fn interaction_error(id: &SessionId, e: WorkflowInteractionError) -> SessionClie
     }
 }
 
+/// One line for the Temporal UI: `Session ses_… on CP-1 connector 1, hold 50.00 EUR`.
+pub fn summary(input: &SessionInput) -> String {
+    format!(
+        "Session {} on {} connector {}, hold {}",
+        input.session_id, input.charge_station, input.connector_id, input.authorized_amount
+    )
+}
+
+/// The session's setting for the Temporal UI, one fact an item of a Markdown list (the UI
+/// renders Markdown): organization, driver, station and connector, rate (its price components),
+/// hold.
+pub fn details(input: &SessionInput) -> String {
+    let prices: Vec<String> = input
+        .rate
+        .price_components
+        .iter()
+        .map(|c| format!("{:?} {}", c.dimension, c.price))
+        .collect();
+    let prices = if input.rate.tariff.is_some() {
+        "OCPI tariff".to_owned()
+    } else if prices.is_empty() {
+        "free".to_owned()
+    } else {
+        prices.join(", ")
+    };
+    format!(
+        "- Organization: {}\n- Driver: {}\n- Station: {} connector {} ({})\n- Rate: {} ({} {})\n- Hold: {}",
+        input.organization,
+        input.user,
+        input.charge_station,
+        input.connector_id,
+        input.connector,
+        input.rate_id,
+        input.rate.currency,
+        prices,
+        input.authorized_amount
+    )
+}
+
 /// A client for session workflows on one task queue.
 #[derive(Clone)]
 pub struct SessionClient {
@@ -82,6 +121,10 @@ impl SessionClient {
         )
         // A finished session's id is never reused for a new one.
         .id_reuse_policy(WorkflowIdReusePolicy::RejectDuplicate)
+        // The Temporal UI heads the session's history with these (user metadata; not seen
+        // by the workflow, so not part of replay).
+        .static_summary(summary(&input))
+        .static_details(details(&input))
         .build();
         let handle = self
             .client

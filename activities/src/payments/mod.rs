@@ -336,7 +336,7 @@ fn unix_secs(at: SystemTime) -> i64 {
 impl PaymentActivities {
     /// Creates the hosted payment page (Checkout Session, manual capture).
     #[activity(definition = workflows::contracts::CreatePayment)]
-    #[tracing::instrument(skip_all, fields(session_id = %input.session_id, activity = "create_payment"))]
+    #[tracing::instrument(name = "create_payment", skip_all, fields(session_id = %input.session_id, activity = "create_payment"))]
     pub async fn create_payment(
         self: Arc<Self>,
         ctx: ActivityContext,
@@ -351,7 +351,7 @@ impl PaymentActivities {
 
     /// Expires the page; answers `Authorized` if the driver paid in the same instant.
     #[activity(definition = workflows::contracts::ExpirePayment)]
-    #[tracing::instrument(skip_all, fields(session_id = %input.session_id, activity = "expire_payment"))]
+    #[tracing::instrument(name = "expire_payment", skip_all, fields(session_id = %input.session_id, activity = "expire_payment"))]
     pub async fn expire_payment(
         self: Arc<Self>,
         _ctx: ActivityContext,
@@ -364,7 +364,7 @@ impl PaymentActivities {
 
     /// Reads the payment's state (fallback for late or lost webhooks).
     #[activity(definition = workflows::contracts::RetrievePayment)]
-    #[tracing::instrument(skip_all, fields(session_id = %input.session_id, activity = "retrieve_payment"))]
+    #[tracing::instrument(name = "retrieve_payment", skip_all, fields(session_id = %input.session_id, activity = "retrieve_payment"))]
     pub async fn retrieve_payment(
         self: Arc<Self>,
         _ctx: ActivityContext,
@@ -377,7 +377,7 @@ impl PaymentActivities {
 
     /// Captures the final cost (the rest of the hold is released) and checks what Stripe reports.
     #[activity(definition = workflows::contracts::CapturePayment)]
-    #[tracing::instrument(skip_all, fields(session_id = %input.session_id, activity = "capture_payment", payment_intent_id = %input.intent_id))]
+    #[tracing::instrument(name = "capture_payment", skip_all, fields(session_id = %input.session_id, activity = "capture_payment", payment_intent_id = %input.intent_id))]
     pub async fn capture_payment(
         self: Arc<Self>,
         _ctx: ActivityContext,
@@ -390,7 +390,7 @@ impl PaymentActivities {
 
     /// Releases the whole hold; succeeds if it is already released.
     #[activity(definition = workflows::contracts::CancelPayment)]
-    #[tracing::instrument(skip_all, fields(session_id = %input.session_id, activity = "cancel_payment", payment_intent_id = %input.intent_id))]
+    #[tracing::instrument(name = "cancel_payment", skip_all, fields(session_id = %input.session_id, activity = "cancel_payment", payment_intent_id = %input.intent_id))]
     pub async fn cancel_payment(
         self: Arc<Self>,
         _ctx: ActivityContext,

@@ -35,6 +35,9 @@ pub(super) async fn record(
         let events = s.take_events(kinds, at);
         (s.input.organization.clone(), s.session.clone(), events)
     });
+    // What the Temporal UI shows as the workflow's current details (answered from memory by
+    // the SDK's metadata query; no command, so nothing for replay to compare).
+    ctx.set_current_details(current_details(&session));
     let summary = if kinds.is_empty() {
         format!("save session ({})", session.status.as_str())
     } else {
@@ -67,6 +70,29 @@ pub(super) async fn record(
 /// a patch, so sessions recorded before it replay with regular activities).
 fn local_store_and_lookup(ctx: &WorkflowContext<SessionWorkflow>) -> bool {
     ctx.patched(names::PATCH_LOCAL_STORE_AND_LOOKUP)
+}
+
+/// The session as last recorded, a Markdown list: status (and why it ended), cost, payment.
+pub(super) fn current_details(session: &Session) -> String {
+    let mut lines = vec![format!("- Status: {}", session.status.as_str())];
+    if let Some(reason) = session.end_reason {
+        lines.push(format!("- Ended: {}", reason.as_str()));
+    }
+    if let (Some(amount), Some(currency)) = (session.cost.amount, session.cost.currency) {
+        lines.push(format!("- Cost: {}", Money::new(amount, currency)));
+    }
+    if let Some(p) = &session.payment {
+        let mut line = format!(
+            "- Payment: {:?}, hold {}",
+            p.status,
+            Money::new(p.authorized_amount, p.currency)
+        );
+        if let Some(captured) = p.captured_amount {
+            line.push_str(&format!(", captured {}", Money::new(captured, p.currency)));
+        }
+        lines.push(line);
+    }
+    lines.join("\n")
 }
 
 /// Moves the session to `status` (and its search attribute).
