@@ -15,8 +15,8 @@ use temporalio_client::{
 use temporalio_macros::{activities, workflow, workflow_methods};
 use temporalio_sdk::activities::{ActivityContext, ActivityError};
 use temporalio_sdk::{
-    ActivityOptions, LocalActivityOptions, SyncWorkflowContext, TimerOptions, WorkflowContext, WorkflowContextView,
-    WorkflowResult,
+    ActivityOptions, LocalActivityOptions, SyncWorkflowContext, TimerOptions, WorkflowContext,
+    WorkflowContextView, WorkflowResult,
 };
 
 /// How a bare session is created and what it waits for.
