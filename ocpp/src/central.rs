@@ -63,7 +63,7 @@ pub(crate) enum Followup {
     Configure,
 }
 
-/// How long a StartTransaction / StopTransaction answer waits for its signal's delivery: the
+/// How long a StopTransaction answer waits for its signal's delivery: the
 /// signal retries take about 3 s, each attempt a few seconds more while Temporal is away.
 const CONFIRM_WAIT: Duration = Duration::from_secs(10);
 
@@ -412,7 +412,9 @@ impl Central {
                         timestamp: tx.started_at,
                     },
                 };
-                self.publish_before_answering(session, started).await;
+                // Published, not confirmed: a StartTransaction for a finished session is
+                // stopped remotely by the delivery, which must come after this answer.
+                self.events.publish(session, started);
             }
             let status = if accepted {
                 AuthorizationStatus::Accepted
@@ -523,7 +525,7 @@ impl Central {
         })
     }
 
-    /// Publishes a start or stop and waits (at most [`CONFIRM_WAIT`]) until its signal is
+    /// Publishes a stop and waits (at most [`CONFIRM_WAIT`]) until its signal is
     /// delivered before the station is answered. Answered first, a gateway killed in between
     /// would lose the fact for good: the station, answered, never sends it again, and the
     /// session charges on until its hold runs out (found by the long chaos run, issue #13).

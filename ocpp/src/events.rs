@@ -38,7 +38,7 @@ pub trait SessionEvents: Send + Sync + 'static {
 
     /// Reports `event` like [`SessionEvents::publish`] and answers `true` once it is delivered
     /// (or no longer wanted: the session is gone), `false` if delivery gave up. The gateway
-    /// answers StartTransaction and StopTransaction only then: a gateway killed before the
+    /// answers StopTransaction only then: a gateway killed before the
     /// signal went out leaves the station's message unanswered, so the station sends it again
     /// after reconnecting (OCPP-J retries transaction messages) instead of the fact being lost.
     /// By default the event counts as delivered once published.

@@ -1394,10 +1394,9 @@ async fn silent_for(socket: &mut raw::Socket, wait: Duration) -> bool {
     tokio::time::timeout(wait, raw::recv(socket)).await.is_err()
 }
 
-/// StartTransaction and StopTransaction are answered only once their signal is delivered: a
-/// gateway killed in between leaves them unanswered, so the station sends them again, instead
-/// of the stop being lost and the session charging on until its hold (chaos run, issue #13).
-fn transaction_answers_wait_for_their_signal(env: &Env) -> Result<(), Failed> {
+/// StopTransaction is answered only once its signal is delivered: a gateway killed in between
+/// leaves it unanswered, so the station sends it again, instead of the stop being lost and the session charging on until its hold (chaos run, issue #13).
+fn a_stop_is_answered_once_its_signal_is_delivered(env: &Env) -> Result<(), Failed> {
     env.tokio
         .block_on(async {
             let dir = env.dir.join(format!("confirm-{}", &random_body()[..8]));
@@ -1429,12 +1428,9 @@ fn transaction_answers_wait_for_their_signal(env: &Env) -> Result<(), Failed> {
             let now = chrono::Utc::now().to_rfc3339();
             let start = json!([2, "s1", "StartTransaction", {"connectorId": 1,
                 "idTag": "CONFIRMTAG", "meterStart": 100, "timestamp": now}]);
+            // The start is answered at once (its delivery may have to stop it again, after
+            // the answer).
             raw::send(&mut ws, &start.to_string()).await?;
-            ensure!(
-                silent_for(&mut ws, Duration::from_millis(800)).await,
-                "StartTransaction answered before its signal was delivered"
-            );
-            events.open.send_replace(true);
             let started = raw::recv(&mut ws).await?;
             ensure!(
                 started[1] == "s1" && started[2]["idTagInfo"]["status"] == "Accepted",
@@ -1442,7 +1438,6 @@ fn transaction_answers_wait_for_their_signal(env: &Env) -> Result<(), Failed> {
             );
             let tx = started[2]["transactionId"].clone();
 
-            events.open.send_replace(false);
             let stop_call = json!([2, "t1", "StopTransaction", {"transactionId": tx,
                 "meterStop": 150, "timestamp": now, "reason": "EVDisconnected"}]);
             raw::send(&mut ws, &stop_call.to_string()).await?;
@@ -1537,9 +1532,10 @@ fn main() -> std::process::ExitCode {
         trial!(python_ocpp_charge_point_interoperates),
         {
             let env = env.clone();
-            Trial::test("transaction_answers_wait_for_their_signal", move || {
-                transaction_answers_wait_for_their_signal(&env)
-            })
+            Trial::test(
+                "a_stop_is_answered_once_its_signal_is_delivered",
+                move || a_stop_is_answered_once_its_signal_is_delivered(&env),
+            )
         },
         {
             let env = env.clone();
