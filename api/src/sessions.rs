@@ -344,7 +344,11 @@ pub async fn get_session(
     // A running session's cost moves with every meter value; the workflow has it now, the
     // read model only at each step. Fall back to the read model if the workflow is slow.
     match tokio::time::timeout(Duration::from_secs(2), state.sessions.session(&id)).await {
-        Ok(Ok(live)) => Ok(live),
+        // Ended in the workflow but not yet in the read model: shown as the read model has it
+        // until then, because the busy-connector check of POST /sessions reads the read model.
+        // A driver who saw "ended" and started the next session on the connector got 409
+        // connector_busy naming the session just shown ended (chaos run, issue #13).
+        Ok(Ok(live)) if !live.status.is_final() => Ok(live),
         _ => Ok(stored),
     }
 }

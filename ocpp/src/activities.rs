@@ -6,6 +6,7 @@
 //! workflow locates it again); a timeout or a dropped connection is retryable; a `Rejected`
 //! answer, or a CALLERROR `NotSupported` / `NotImplemented`, is `accepted: false`.
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -115,11 +116,11 @@ impl GatewayActivities {
     #[activity(definition = workflows::contracts::RemoteStart)]
     pub async fn remote_start(
         self: Arc<Self>,
-        _ctx: ActivityContext,
+        ctx: ActivityContext,
         input: RemoteStartInput,
     ) -> Result<CommandReply, ActivityError> {
         let span = info_span!("remote_start", session_id = %input.session_id, charge_point_id = %input.charge_station, connector_id = input.connector_id);
-        async {
+        let work = async {
             let handle = self.station(&input.charge_station).await?;
             let id_tag = IdToken::new(input.id_tag.as_str()).ok_or_else(|| {
                 invalid(format!(
@@ -172,20 +173,19 @@ impl GatewayActivities {
                 accepted,
                 no_transaction: false,
             })
-        }
-        .instrument(span)
-        .await
+        };
+        heartbeating(&ctx, work.instrument(span)).await
     }
 
     /// RemoteStopTransaction.
     #[activity(definition = workflows::contracts::RemoteStop)]
     pub async fn remote_stop(
         self: Arc<Self>,
-        _ctx: ActivityContext,
+        ctx: ActivityContext,
         input: TransactionRef,
     ) -> Result<CommandReply, ActivityError> {
         let span = command_span("remote_stop", &input);
-        async {
+        let work = async {
             let handle = self.station(&input.charge_station).await?;
             let request = RemoteStopTransactionRequest {
                 transaction_id: transaction_id(&input)?,
@@ -207,20 +207,19 @@ impl GatewayActivities {
                 accepted,
                 no_transaction,
             })
-        }
-        .instrument(span)
-        .await
+        };
+        heartbeating(&ctx, work.instrument(span)).await
     }
 
     /// SetChargingProfile: a TxProfile with limit 0 for the transaction.
     #[activity(definition = workflows::contracts::PauseCharging)]
     pub async fn pause_charging(
         self: Arc<Self>,
-        _ctx: ActivityContext,
+        ctx: ActivityContext,
         input: TransactionRef,
     ) -> Result<CommandReply, ActivityError> {
         let span = command_span("pause_charging", &input);
-        async {
+        let work = async {
             let handle = self.station(&input.charge_station).await?;
             let tx = transaction_id(&input)?;
             let profile = pause_profile_id(tx)
@@ -235,20 +234,19 @@ impl GatewayActivities {
                 accepted,
                 no_transaction: false,
             })
-        }
-        .instrument(span)
-        .await
+        };
+        heartbeating(&ctx, work.instrument(span)).await
     }
 
     /// TriggerMessage MeterValues for the transaction's connector.
     #[activity(definition = workflows::contracts::RequestMeterValues)]
     pub async fn request_meter_values(
         self: Arc<Self>,
-        _ctx: ActivityContext,
+        ctx: ActivityContext,
         input: TransactionRef,
     ) -> Result<CommandReply, ActivityError> {
         let span = command_span("request_meter_values", &input);
-        async {
+        let work = async {
             let handle = self.station(&input.charge_station).await?;
             let request = TriggerMessageRequest {
                 requested_message: MessageTrigger::MeterValues,
@@ -264,9 +262,8 @@ impl GatewayActivities {
             } else {
                 CommandReply::rejected()
             })
-        }
-        .instrument(span)
-        .await
+        };
+        heartbeating(&ctx, work.instrument(span)).await
     }
 
     /// ClearChargingProfile of the pause profile. `Unknown` counts as accepted: without the
@@ -274,11 +271,11 @@ impl GatewayActivities {
     #[activity(definition = workflows::contracts::ResumeCharging)]
     pub async fn resume_charging(
         self: Arc<Self>,
-        _ctx: ActivityContext,
+        ctx: ActivityContext,
         input: TransactionRef,
     ) -> Result<CommandReply, ActivityError> {
         let span = command_span("resume_charging", &input);
-        async {
+        let work = async {
             let handle = self.station(&input.charge_station).await?;
             let tx = transaction_id(&input)?;
             let request = ClearChargingProfileRequest {
@@ -297,9 +294,8 @@ impl GatewayActivities {
                 accepted,
                 no_transaction: false,
             })
-        }
-        .instrument(span)
-        .await
+        };
+        heartbeating(&ctx, work.instrument(span)).await
     }
 }
 
@@ -330,6 +326,28 @@ impl GatewayActivities {
             .await
         {
             warn!(error = %e, "could not disarm the pending start");
+        }
+    }
+}
+
+/// How often a charger command tells Temporal it is alive while it waits for the station.
+const HEARTBEAT_EVERY: Duration = Duration::from_secs(2);
+
+/// Runs a charger command, heartbeating meanwhile: a gateway killed in the middle then fails
+/// the attempt after the heartbeat timeout ([`workflows::options::charger_command`]), not after
+/// the whole start-to-close timeout. Without it a RemoteStart lost with its gateway held the
+/// session for 45 s, past its 20 s start window, with no second attempt (chaos run, issue #13).
+async fn heartbeating<F: Future>(ctx: &ActivityContext, work: F) -> F::Output {
+    let mut work = std::pin::pin!(work);
+    let mut tick = tokio::time::interval(HEARTBEAT_EVERY);
+    loop {
+        tokio::select! {
+            out = &mut work => return out,
+            _ = tick.tick() => {
+                if let Err(e) = ctx.record_heartbeat(()).await {
+                    warn!(error = %e, "heartbeat not recorded");
+                }
+            }
         }
     }
 }

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
-use domain::ids::ChargeStationId;
+use domain::ids::{ChargeStationId, SessionId};
 use serde_json::{Value, json};
 use tracing::{Instrument, info, warn};
 use workflows::messages::{
@@ -62,6 +62,10 @@ pub(crate) enum Followup {
     /// Push the metering configuration (after BootNotification).
     Configure,
 }
+
+/// How long a StopTransaction answer waits for its signal's delivery: the
+/// signal retries take about 3 s, each attempt a few seconds more while Temporal is away.
+const CONFIRM_WAIT: Duration = Duration::from_secs(10);
 
 /// A failed CALL: its CALLERROR code and description.
 type Fail = (ErrorCode, String);
@@ -399,18 +403,18 @@ impl Central {
             })?;
             if let (Some(session), None) = (&tx.session_id, &tx.stop) {
                 span.record("session_id", tracing::field::display(session));
-                self.events.publish(
-                    session,
-                    SessionEvent::Started {
-                        station: cp.clone(),
-                        connector_id: tx.connector_id,
-                        started: ChargingStarted {
-                            transaction_id: tx.id,
-                            meter_start_wh: tx.meter_start,
-                            timestamp: tx.started_at,
-                        },
+                let started = SessionEvent::Started {
+                    station: cp.clone(),
+                    connector_id: tx.connector_id,
+                    started: ChargingStarted {
+                        transaction_id: tx.id,
+                        meter_start_wh: tx.meter_start,
+                        timestamp: tx.started_at,
                     },
-                );
+                };
+                // Published, not confirmed: a StartTransaction for a finished session is
+                // stopped remotely by the delivery, which must come after this answer.
+                self.events.publish(session, started);
             }
             let status = if accepted {
                 AuthorizationStatus::Accepted
@@ -496,15 +500,13 @@ impl Central {
                     }
                     // A repeat re-sends the first stop: harmless for the session, and it gives a
                     // signal lost while Temporal was unreachable another chance.
-                    self.events.publish(
-                        session,
-                        SessionEvent::Stopped(ChargingStopped {
-                            transaction_id: tx.id,
-                            meter_stop_wh: stop.meter_stop,
-                            timestamp: stop.at,
-                            reason: stop.reason.clone(),
-                        }),
-                    );
+                    let stopped = SessionEvent::Stopped(ChargingStopped {
+                        transaction_id: tx.id,
+                        meter_stop_wh: stop.meter_stop,
+                        timestamp: stop.at,
+                        reason: stop.reason.clone(),
+                    });
+                    self.publish_before_answering(session, stopped).await;
                 }
             }
             Some(_) => warn!(
@@ -521,6 +523,21 @@ impl Central {
                 .id_tag
                 .map(|_| IdTagInfo::status(AuthorizationStatus::Accepted)),
         })
+    }
+
+    /// Publishes a stop and waits (at most [`CONFIRM_WAIT`]) until its signal is
+    /// delivered before the station is answered. Answered first, a gateway killed in between
+    /// would lose the fact for good: the station, answered, never sends it again, and the
+    /// session charges on until its hold runs out (found by the long chaos run, issue #13).
+    /// Unanswered, the station sends it again after reconnecting, and the repeat publishes it
+    /// again. Past the wait (Temporal away) the station is answered anyway: it must not be
+    /// held up, and the stop is in the registry.
+    async fn publish_before_answering(&self, session: &SessionId, event: SessionEvent) {
+        let confirmed = self.events.publish_confirmed(session, event);
+        match tokio::time::timeout(CONFIRM_WAIT, confirmed).await {
+            Ok(Ok(true)) => {}
+            _ => warn!(%session, "answering the station before its signal was delivered"),
+        }
     }
 
     /// Pushes the metering configuration chargelink relies on (after BootNotification).

@@ -3,7 +3,7 @@
 //! ([`crate::signals`]), so framing and message handling never know about Temporal.
 
 use domain::ids::{ChargeStationId, SessionId};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use workflows::messages::{
     ChargingStarted, ChargingStopped, ConnectorStatus, MeterValues, StartFailed,
 };
@@ -35,6 +35,28 @@ pub enum SessionEvent {
 pub trait SessionEvents: Send + Sync + 'static {
     /// Reports `event` for `session`. Events of one session must be delivered in order.
     fn publish(&self, session: &SessionId, event: SessionEvent);
+
+    /// Reports `event` like [`SessionEvents::publish`] and answers `true` once it is delivered
+    /// (or no longer wanted: the session is gone), `false` if delivery gave up. The gateway
+    /// answers StopTransaction only then: a gateway killed before the
+    /// signal went out leaves the station's message unanswered, so the station sends it again
+    /// after reconnecting (OCPP-J retries transaction messages) instead of the fact being lost.
+    /// By default the event counts as delivered once published.
+    fn publish_confirmed(
+        &self,
+        session: &SessionId,
+        event: SessionEvent,
+    ) -> oneshot::Receiver<bool> {
+        self.publish(session, event);
+        answered(true)
+    }
+}
+
+/// A delivery confirmation that is already in.
+fn answered(delivered: bool) -> oneshot::Receiver<bool> {
+    let (tx, rx) = oneshot::channel();
+    let _ = tx.send(delivered);
+    rx
 }
 
 /// A sink that forwards events to a channel (tests, tools).

@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use domain::ids::{ChargeStationId, SessionId};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tracing::{Instrument, error, info, info_span, warn};
 use workflows::client::{SessionClient, SessionClientError};
 
@@ -42,7 +42,7 @@ const IDLE: Duration = Duration::from_secs(60);
 struct Inner {
     sessions: SessionClient,
     connections: Connections,
-    queues: Mutex<HashMap<SessionId, mpsc::UnboundedSender<SessionEvent>>>,
+    queues: Mutex<Queues>,
     retry: SignalRetry,
 }
 
@@ -80,7 +80,10 @@ impl TemporalEvents {
     }
 }
 
-type Queues = HashMap<SessionId, mpsc::UnboundedSender<SessionEvent>>;
+/// An event and, for [`SessionEvents::publish_confirmed`], who waits for its delivery.
+type Queued = (SessionEvent, Option<oneshot::Sender<bool>>);
+
+type Queues = HashMap<SessionId, mpsc::UnboundedSender<Queued>>;
 
 impl Inner {
     fn queues(&self) -> std::sync::MutexGuard<'_, Queues> {
@@ -88,19 +91,19 @@ impl Inner {
     }
 }
 
-impl SessionEvents for TemporalEvents {
-    fn publish(&self, session: &SessionId, event: SessionEvent) {
+impl TemporalEvents {
+    fn enqueue(&self, session: &SessionId, item: Queued) {
         let mut queues = self.inner.queues();
-        let event = match queues.get(session) {
-            Some(tx) => match tx.send(event) {
+        let item = match queues.get(session) {
+            Some(tx) => match tx.send(item) {
                 Ok(()) => return,
-                Err(mpsc::error::SendError(event)) => event,
+                Err(mpsc::error::SendError(item)) => item,
             },
-            None => event,
+            None => item,
         };
         let (tx, rx) = mpsc::unbounded_channel();
         // Cannot fail: `rx` is alive.
-        let _ = tx.send(event);
+        let _ = tx.send(item);
         queues.insert(session.clone(), tx);
         let inner = self.inner.clone();
         let span = info_span!("session_signals", session_id = %session);
@@ -108,36 +111,52 @@ impl SessionEvents for TemporalEvents {
     }
 }
 
+impl SessionEvents for TemporalEvents {
+    fn publish(&self, session: &SessionId, event: SessionEvent) {
+        self.enqueue(session, (event, None));
+    }
+
+    fn publish_confirmed(
+        &self,
+        session: &SessionId,
+        event: SessionEvent,
+    ) -> oneshot::Receiver<bool> {
+        let (tx, rx) = oneshot::channel();
+        self.enqueue(session, (event, Some(tx)));
+        rx
+    }
+}
+
 async fn deliver_all(
     inner: Arc<Inner>,
     session: SessionId,
-    mut rx: mpsc::UnboundedReceiver<SessionEvent>,
+    mut rx: mpsc::UnboundedReceiver<Queued>,
 ) {
     // An event taken from the queue while coalescing, delivered next.
-    let mut held: Option<SessionEvent> = None;
+    let mut held: Option<Queued> = None;
     loop {
-        if let Some(event) = held.take() {
-            let (event, next) = coalesce(event, &mut rx);
-            held = next;
-            deliver(&inner, &session, event).await;
-            continue;
-        }
-        let event = match tokio::time::timeout(IDLE, rx.recv()).await {
-            Ok(Some(event)) => event,
-            Ok(None) => return,
-            Err(_) => {
-                // Publishers send while holding the lock, so "empty under the lock" is final.
-                let mut queues = inner.queues();
-                if rx.is_empty() {
-                    queues.remove(&session);
-                    return;
+        let item = match held.take() {
+            Some(item) => item,
+            None => match tokio::time::timeout(IDLE, rx.recv()).await {
+                Ok(Some(item)) => item,
+                Ok(None) => return,
+                Err(_) => {
+                    // Publishers send while holding the lock, so "empty under the lock" is final.
+                    let mut queues = inner.queues();
+                    if rx.is_empty() {
+                        queues.remove(&session);
+                        return;
+                    }
+                    continue;
                 }
-                continue;
-            }
+            },
         };
-        let (event, next) = coalesce(event, &mut rx);
+        let ((event, ack), next) = coalesce(item, &mut rx);
         held = next;
-        deliver(&inner, &session, event).await;
+        let delivered = deliver(&inner, &session, event).await;
+        if let Some(ack) = ack {
+            let _ = ack.send(delivered);
+        }
     }
 }
 
@@ -145,23 +164,23 @@ async fn deliver_all(
 /// while a signal was in flight) become one signal: each signal is a history event and a
 /// workflow task, and the session needs the samples, not how they were framed. Stops at the
 /// first other event, which is handed back to go next, so the order is kept.
-fn coalesce(
-    event: SessionEvent,
-    rx: &mut mpsc::UnboundedReceiver<SessionEvent>,
-) -> (SessionEvent, Option<SessionEvent>) {
-    let SessionEvent::MeterValues(mut meter) = event else {
-        return (event, None);
+fn coalesce(item: Queued, rx: &mut mpsc::UnboundedReceiver<Queued>) -> (Queued, Option<Queued>) {
+    // Only plain meter values merge (a confirmed event is delivered as itself).
+    let (SessionEvent::MeterValues(mut meter), None) = item else {
+        return (item, None);
     };
     while meter.samples.len() < MAX_SAMPLES_PER_SIGNAL {
         match rx.try_recv() {
-            Ok(SessionEvent::MeterValues(more)) if more.transaction_id == meter.transaction_id => {
+            Ok((SessionEvent::MeterValues(more), None))
+                if more.transaction_id == meter.transaction_id =>
+            {
                 meter.samples.extend(more.samples);
             }
-            Ok(other) => return (SessionEvent::MeterValues(meter), Some(other)),
+            Ok(other) => return ((SessionEvent::MeterValues(meter), None), Some(other)),
             Err(_) => break,
         }
     }
-    (SessionEvent::MeterValues(meter), None)
+    ((SessionEvent::MeterValues(meter), None), None)
 }
 
 /// Keeps a coalesced signal's payload small (Temporal refuses payloads over 2 MB).
@@ -177,7 +196,8 @@ fn kind(event: &SessionEvent) -> &'static str {
     }
 }
 
-async fn deliver(inner: &Inner, session: &SessionId, event: SessionEvent) {
+/// `true` once delivered or no longer wanted (the session is gone), `false` after giving up.
+async fn deliver(inner: &Inner, session: &SessionId, event: SessionEvent) -> bool {
     let signal = kind(&event);
     let mut backoff = inner.retry.first_backoff;
     for attempt in 1..=inner.retry.attempts.max(1) {
@@ -197,7 +217,7 @@ async fn deliver(inner: &Inner, session: &SessionId, event: SessionEvent) {
                 if let SessionEvent::MeterValues(m) = &event {
                     record_latency(m);
                 }
-                return;
+                return true;
             }
             Err(SessionClientError::NotFound(_)) => {
                 warn!(
@@ -210,7 +230,7 @@ async fn deliver(inner: &Inner, session: &SessionId, event: SessionEvent) {
                 {
                     stop_orphan(&inner.connections, station, started.transaction_id).await;
                 }
-                return;
+                return true;
             }
             Err(e) => {
                 warn!(signal, attempt, error = %e, "signal failed");
@@ -222,6 +242,7 @@ async fn deliver(inner: &Inner, session: &SessionId, event: SessionEvent) {
         }
     }
     error!(signal, "signal not delivered; giving up");
+    false
 }
 
 /// Age of the newest reading once its workflow holds it (station clock against ours: a station
@@ -256,29 +277,31 @@ mod tests {
     use domain::pricing::MeterSample;
     use workflows::messages::{MeterValues, StartFailed};
 
-    fn meter(tx: i64, wh: i64) -> SessionEvent {
-        SessionEvent::MeterValues(MeterValues {
+    fn meter(tx: i64, wh: i64) -> Queued {
+        let event = SessionEvent::MeterValues(MeterValues {
             transaction_id: tx,
             samples: vec![MeterSample::new(Utc::now(), wh, None)],
-        })
+        });
+        (event, None)
     }
 
-    fn energies(event: &SessionEvent) -> Vec<i64> {
-        match event {
+    fn energies(item: &Queued) -> Vec<i64> {
+        match &item.0 {
             SessionEvent::MeterValues(m) => m.samples.iter().map(|s| s.energy_wh).collect(),
             _ => Vec::new(),
         }
     }
 
+    fn failed(reason: &str) -> SessionEvent {
+        SessionEvent::StartFailed(StartFailed {
+            reason: reason.into(),
+        })
+    }
+
     #[test]
     fn queued_meter_values_become_one_signal_in_order() {
         let (tx, mut rx) = mpsc::unbounded_channel();
-        for e in [
-            meter(7, 2),
-            meter(7, 3),
-            meter(8, 4),
-            SessionEvent::StartFailed(StartFailed { reason: "x".into() }),
-        ] {
+        for e in [meter(7, 2), meter(7, 3), meter(8, 4), (failed("x"), None)] {
             tx.send(e).unwrap();
         }
         let (first, held) = coalesce(meter(7, 1), &mut rx);
@@ -288,12 +311,22 @@ mod tests {
         assert_eq!(energies(&held), [4]);
         let (next, held) = coalesce(held, &mut rx);
         assert_eq!(energies(&next), [4]);
-        assert!(matches!(held, Some(SessionEvent::StartFailed(_))));
+        assert!(matches!(held, Some((SessionEvent::StartFailed(_), None))));
         // Anything else passes through untouched.
-        let (same, none) = coalesce(
-            SessionEvent::StartFailed(StartFailed { reason: "y".into() }),
-            &mut rx,
-        );
-        assert!(matches!(same, SessionEvent::StartFailed(_)) && none.is_none());
+        let (same, none) = coalesce((failed("y"), None), &mut rx);
+        assert!(matches!(same.0, SessionEvent::StartFailed(_)) && none.is_none());
+    }
+
+    #[tokio::test]
+    async fn a_confirmed_event_is_not_merged_and_keeps_its_waiter() {
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let (ack, waiter) = oneshot::channel();
+        tx.send((meter(7, 2).0, Some(ack))).unwrap();
+        let (first, held) = coalesce(meter(7, 1), &mut rx);
+        assert_eq!(energies(&first), [1]);
+        let (event, ack) = held.expect("the confirmed reading goes next, on its own");
+        assert!(matches!(event, SessionEvent::MeterValues(_)));
+        ack.expect("its waiter is kept").send(true).unwrap();
+        assert!(waiter.await.unwrap());
     }
 }

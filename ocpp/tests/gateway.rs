@@ -1358,6 +1358,118 @@ fn mutual_tls_station_charges_through_a_session(env: &Env) -> Result<(), Failed>
     )
 }
 
+/// Session events whose delivery the test confirms by hand (`open`).
+struct HeldEvents {
+    open: tokio::sync::watch::Sender<bool>,
+    published: std::sync::Mutex<Vec<ocpp::SessionEvent>>,
+}
+
+impl ocpp::SessionEvents for HeldEvents {
+    fn publish(&self, _: &domain::ids::SessionId, event: ocpp::SessionEvent) {
+        self.published
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(event);
+    }
+
+    fn publish_confirmed(
+        &self,
+        session: &domain::ids::SessionId,
+        event: ocpp::SessionEvent,
+    ) -> tokio::sync::oneshot::Receiver<bool> {
+        self.publish(session, event);
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let mut open = self.open.subscribe();
+        tokio::spawn(async move {
+            if open.wait_for(|o| *o).await.is_ok() {
+                let _ = tx.send(true);
+            }
+        });
+        rx
+    }
+}
+
+/// Whether `socket` stays silent for `wait`.
+async fn silent_for(socket: &mut raw::Socket, wait: Duration) -> bool {
+    tokio::time::timeout(wait, raw::recv(socket)).await.is_err()
+}
+
+/// StopTransaction is answered only once its signal is delivered: a gateway killed in between
+/// leaves it unanswered, so the station sends it again, instead of the stop being lost and the session charging on until its hold (chaos run, issue #13).
+fn a_stop_is_answered_once_its_signal_is_delivered(env: &Env) -> Result<(), Failed> {
+    env.tokio
+        .block_on(async {
+            let dir = env.dir.join(format!("confirm-{}", &random_body()[..8]));
+            std::fs::create_dir_all(&dir)?;
+            let config = support::test_config("confirm", &dir)?;
+            let (store, _) = support::test_store(&dir).await?;
+            let gateway = ocpp::Gateway::bind(config, store).await?;
+            let addr = gateway.local_addr();
+            let session = domain::ids::SessionId::from_unique(&random_body())?;
+            let pending = ocpp::registry::PendingStart {
+                id_tag: "CONFIRMTAG".to_owned(),
+                session_id: session.clone(),
+                station: "CP1".parse()?,
+                connector_id: 1,
+                created_at: chrono::Utc::now(),
+                armed: true,
+                preparing: false,
+            };
+            gateway.registry().put_pending_start(pending).await?;
+            let events = Arc::new(HeldEvents {
+                open: tokio::sync::watch::channel(false).0,
+                published: std::sync::Mutex::default(),
+            });
+            let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+            let server = tokio::spawn(gateway.run_without_temporal(events.clone(), async {
+                let _ = stopped.await;
+            }));
+            let mut ws = raw::connect(&format!("ws://{addr}/ocpp"), "CP1").await?;
+            let now = chrono::Utc::now().to_rfc3339();
+            let start = json!([2, "s1", "StartTransaction", {"connectorId": 1,
+                "idTag": "CONFIRMTAG", "meterStart": 100, "timestamp": now}]);
+            // The start is answered at once (its delivery may have to stop it again, after
+            // the answer).
+            raw::send(&mut ws, &start.to_string()).await?;
+            let started = raw::recv(&mut ws).await?;
+            ensure!(
+                started[1] == "s1" && started[2]["idTagInfo"]["status"] == "Accepted",
+                "{started}"
+            );
+            let tx = started[2]["transactionId"].clone();
+
+            let stop_call = json!([2, "t1", "StopTransaction", {"transactionId": tx,
+                "meterStop": 150, "timestamp": now, "reason": "EVDisconnected"}]);
+            raw::send(&mut ws, &stop_call.to_string()).await?;
+            ensure!(
+                silent_for(&mut ws, Duration::from_millis(800)).await,
+                "StopTransaction answered before its signal was delivered"
+            );
+            // The gateway "dies" here: the station, unanswered, sends the stop again on its
+            // next connection, and the repeat is published again.
+            drop(ws);
+            let mut ws = raw::connect(&format!("ws://{addr}/ocpp"), "CP1").await?;
+            events.open.send_replace(true);
+            let again = raw::call(&mut ws, "t2", "StopTransaction", stop_call[3].clone()).await?;
+            ensure!(again[0] == 3, "{again}");
+            let stops = events
+                .published
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .iter()
+                .filter(|e| matches!(e, ocpp::SessionEvent::Stopped(_)))
+                .count();
+            ensure!(
+                stops == 2,
+                "the stop was published {stops} times, not twice"
+            );
+            let _ = stop.send(());
+            server.await??;
+            Ok::<_, anyhow::Error>(())
+        })
+        .map_err(|e| Failed::from(format!("{e:#}")))
+}
+
 fn main() -> std::process::ExitCode {
     let args = Arguments::from_args();
     let Some(tokio) = chargelink_tests::harness::runtime() else {
@@ -1418,6 +1530,13 @@ fn main() -> std::process::ExitCode {
         trial!(connector_status_reaches_the_store),
         trial!(a_rebooted_station_answers_the_stop_with_no_transaction),
         trial!(python_ocpp_charge_point_interoperates),
+        {
+            let env = env.clone();
+            Trial::test(
+                "a_stop_is_answered_once_its_signal_is_delivered",
+                move || a_stop_is_answered_once_its_signal_is_delivered(&env),
+            )
+        },
         {
             let env = env.clone();
             Trial::test(

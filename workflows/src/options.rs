@@ -97,12 +97,19 @@ pub fn locate_local(summary: String) -> LocalActivityOptions {
         .build()
 }
 
+/// How long a charger command may go without a heartbeat from its gateway.
+pub const CHARGER_COMMAND_HEARTBEAT: Duration = Duration::from_secs(8);
+
 /// A command to a station on its gateway's task queue. `attempts` is 1 where the workflow runs
 /// its own attempts (RemoteStart within the start window).
 pub fn charger_command(task_queue: String, summary: String, attempts: u32) -> ActivityOptions {
     ActivityOptions::with_start_to_close_timeout(Duration::from_secs(45))
         // A gateway that died holds no socket: fail fast and locate the station again.
         .schedule_to_start_timeout(Duration::from_secs(20))
+        // The gateway heartbeats while it waits for the station: one killed mid-command fails
+        // the attempt within seconds, so the next one (or the next RemoteStart of the start
+        // window) goes to the gateway that has the station now.
+        .heartbeat_timeout(CHARGER_COMMAND_HEARTBEAT)
         .task_queue(task_queue)
         .retry_policy(retry(
             Duration::from_secs(1),
@@ -111,4 +118,18 @@ pub fn charger_command(task_queue: String, summary: String, attempts: u32) -> Ac
         ))
         .summary(summary)
         .build()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_charger_command_on_a_dead_gateway_fails_within_the_start_window() {
+        let options = charger_command("chargelink-gateway-gw1".into(), "remote start".into(), 1);
+        assert_eq!(options.heartbeat_timeout, Some(CHARGER_COMMAND_HEARTBEAT));
+        // The chaos run's start window is 20 s: an attempt lost with its gateway must fail in
+        // time for another one (the gateway restarts in a few seconds).
+        assert!(CHARGER_COMMAND_HEARTBEAT * 2 < Duration::from_secs(20));
+    }
 }
