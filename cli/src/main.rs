@@ -74,13 +74,10 @@ struct PollerArgs {
 }
 
 impl PollerArgs {
+    /// Unset stays `None`, which is the SDK's own default.
     fn apply(&self, options: &mut temporalio_sdk::WorkerOptions) {
-        if let Some(p) = self.workflow_pollers {
-            options.workflow_task_poller_behavior = Some(p);
-        }
-        if let Some(p) = self.activity_pollers {
-            options.activity_task_poller_behavior = Some(p);
-        }
+        options.workflow_task_poller_behavior = self.workflow_pollers;
+        options.activity_task_poller_behavior = self.activity_pollers;
     }
 }
 
