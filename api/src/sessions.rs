@@ -69,6 +69,8 @@ pub struct ListQuery {
 
 /// Longest payment expiry a session may ask for.
 const MAX_PAYMENT_EXPIRY_SECS: u64 = 24 * 3600;
+/// The largest energy target, kWh: more than any vehicle's battery takes in one session.
+const MAX_TARGET_ENERGY_KWH: i64 = 1000;
 
 fn session_id_for(org: &str, idempotency_key: Option<&str>) -> Result<SessionId, ApiError> {
     let body = match idempotency_key {
@@ -183,7 +185,22 @@ pub async fn create_session(
             ),
         ));
     }
-    let target = req.target.unwrap_or_default();
+    let mut target = req.target.unwrap_or_default();
+    if target.energy.is_some() {
+        // Applied to the Wh: the session shows the target it really has.
+        let wh = target
+            .energy_wh()
+            .filter(|wh| (1..=MAX_TARGET_ENERGY_KWH * 1000).contains(wh))
+            .ok_or_else(|| {
+                ApiError::invalid(
+                    "target.energy",
+                    format!(
+                        "energy is the target in kWh, more than 0 and at most {MAX_TARGET_ENERGY_KWH}"
+                    ),
+                )
+            })?;
+        target.energy = Some(rust_decimal::Decimal::new(wh, 3).normalize());
+    }
     let expiry = match target.payment_expiry_time {
         Some(0) | Some(MAX_PAYMENT_EXPIRY_SECS..) => {
             return Err(ApiError::invalid(

@@ -138,6 +138,7 @@ impl Receiver {
                 "seq": event["seq"],
                 "session": data["_id"],
                 "status": data["status"],
+                "end_reason": data["end_reason"],
                 "payment_status": payment["status"],
                 "currency": currency,
                 "cost": data["cost"]["amount"],

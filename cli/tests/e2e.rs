@@ -15,7 +15,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{Context, ensure};
-use chargelink_tests::fixtures::HAPPY_PATH_EVENTS;
+use chargelink_tests::fixtures::{HAPPY_PATH_EVENTS, PAID_SESSION_EVENTS};
 use chargelink_tests::grpc_client::{self, Watcher, auth};
 use chargelink_tests::processes::{self, Org, ProcessStack, Receiver, Scenario, Station};
 use grpc::pb;
@@ -367,6 +367,61 @@ async fn auto_stop_before_the_hold_is_passed(stack: &ProcessStack) -> anyhow::Re
         .await
 }
 
+async fn an_energy_target_stops_the_session(stack: &ProcessStack) -> anyhow::Result<()> {
+    // 10.00 USD/kWh against an 18.00 USD hold; the driver wants 0.05 kWh (50 Wh: 16 s at the
+    // sim's 11 kW), so the target, not the hold, ends it.
+    let org = stack
+        .org(json!({}), json!([{"type": "ENERGY", "price": "10.00"}]))
+        .await?;
+    let station = stack.station(&org, 1).await?;
+    stack.sim(&station, &[]).await?;
+    let hooks = stack.receiver(&org, "hooks-target").await?;
+    let created = stack
+        .create_session(
+            &org,
+            &station.connectors[0],
+            json!({"target": {"energy": 0.05}}),
+        )
+        .await?;
+    ensure!(created["target"] == json!({"energy": 0.05}), "{created}");
+    let sid = id(&created);
+    stack.pay(&created).await?;
+    let ended = stack
+        .wait_session(&org, &sid, Duration::from_secs(90), "captured", |s| {
+            s["payment"]["status"] == "captured"
+        })
+        .await?;
+    ensure!(ended["end_reason"] == "target_reached", "{ended}");
+    ensure!(ended["stop"]["reason"] == "target_reached", "{ended}");
+    // About the target: within a few seconds of energy at 11 kW (a reading a second) of it.
+    let energy = ended["cost"]["details"]["energy_wh"]
+        .as_i64()
+        .context("energy")?;
+    ensure!(
+        (40..=70).contains(&energy),
+        "delivered {energy} Wh for a 50 Wh target: {ended}"
+    );
+    let cost = ended["cost"]["amount"].as_i64().context("cost")?;
+    ensure!(
+        cost == energy && ended["payment"]["captured_amount"] == cost,
+        "captured the energy delivered (1 cent per Wh), not the hold: {ended}"
+    );
+    captured_once(stack, &intent(&ended)?, cost).await?;
+    stack
+        .assert_webhooks(&org, &hooks, &sid, &PAID_SESSION_EVENTS)
+        .await?;
+    let received = stack.received(&hooks, &sid);
+    let ended_event = received
+        .iter()
+        .find(|e| e["type"] == "session.ended")
+        .context("session.ended delivered")?;
+    ensure!(
+        ended_event["end_reason"] == "target_reached",
+        "the webhook says why: {ended_event}"
+    );
+    Ok(())
+}
+
 async fn parking_time_refuses_stop_and_unplug_ends_it(stack: &ProcessStack) -> anyhow::Result<()> {
     // Parking: 36 USD/h = 1 cent a second while not charging (paused counts).
     let org = stack
@@ -654,6 +709,9 @@ fn main() -> std::process::ExitCode {
         }),
         ("auto_stop_before_the_hold_is_passed", |s| {
             Box::pin(auto_stop_before_the_hold_is_passed(s))
+        }),
+        ("an_energy_target_stops_the_session", |s| {
+            Box::pin(an_energy_target_stops_the_session(s))
         }),
         ("parking_time_refuses_stop_and_unplug_ends_it", |s| {
             Box::pin(parking_time_refuses_stop_and_unplug_ends_it(s))

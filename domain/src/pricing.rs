@@ -447,6 +447,30 @@ impl LiveCost {
         Ok(Some(lo))
     }
 
+    /// The latest instant, from `at` on, at which a stop can be sent so that the energy
+    /// delivered, flowing at `power_w` from the latest sample until `latency` after the stop,
+    /// reaches `target_wh` and no more. `at` itself once the target is (or would be) reached;
+    /// `None` while no energy flows towards it (not charging, or no power).
+    pub fn energy_deadline(
+        &self,
+        at: DateTime<Utc>,
+        target_wh: i64,
+        power_w: i64,
+        latency: chrono::Duration,
+    ) -> Option<DateTime<Utc>> {
+        let remaining = target_wh.saturating_sub(self.energy_wh());
+        if remaining <= 0 {
+            return Some(at);
+        }
+        if !self.is_charging() || power_w <= 0 {
+            return None;
+        }
+        // Wh / W = hours; in whole milliseconds, rounded down (never later than the target).
+        let ms = i128::from(remaining) * 3_600_000 / i128::from(power_w);
+        let reached = self.head.at + chrono::Duration::milliseconds(i64::try_from(ms).ok()?);
+        Some((reached - latency.max(chrono::Duration::zero())).max(at))
+    }
+
     /// The cost at `until` (not before `at`) with energy flowing at `power` W while charging,
     /// from the latest sample on; never below the cost at `at`.
     fn projected_with_power(
@@ -994,6 +1018,38 @@ mod tests {
         assert_eq!(live.last_sample_at(), Some(t(5)));
         assert_eq!(live.register_until(t(30)), 6_000);
         assert_eq!(live.last_sample_until(t(4)), None);
+    }
+
+    #[test]
+    fn the_energy_deadline_stops_at_the_target() {
+        let rate = Rate::new(Currency::EUR, vec![comp(Dimension::Energy, "1", None)]);
+        let mut live = LiveCost::start(rate, t(0), 1_000);
+        // 4 kWh by minute 24 (10 kW); a 10 kWh target at 10 kW is reached 36 min later, at
+        // minute 60; a 1 min stop latency means stop at 59.
+        live.record_meter(MeterSample::new(t(24), 5_000, Some(10_000)));
+        let minute = chrono::Duration::minutes(1);
+        assert_eq!(
+            live.energy_deadline(t(25), 10_000, 10_000, minute),
+            Some(t(59))
+        );
+        // A higher assumed power brings it earlier (20 kW: 6 kWh in 18 min -> 42, less 1).
+        assert_eq!(
+            live.energy_deadline(t(25), 10_000, 20_000, minute),
+            Some(t(41))
+        );
+        // Reached (or within the latency of it): stop now.
+        assert_eq!(
+            live.energy_deadline(t(25), 4_000, 10_000, minute),
+            Some(t(25))
+        );
+        assert_eq!(
+            live.energy_deadline(t(25), 4_100, 10_000, minute),
+            Some(t(25))
+        );
+        // Nothing flowing: no deadline until energy flows again.
+        assert_eq!(live.energy_deadline(t(25), 10_000, 0, minute), None);
+        live.set_charging(t(26), false);
+        assert_eq!(live.energy_deadline(t(27), 10_000, 10_000, minute), None);
     }
 
     #[test]

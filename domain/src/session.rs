@@ -2,6 +2,8 @@
 //! Links spec's JSON shapes: `_id`, `chargestation`, `createdAt`, amounts in integer minor units).
 
 use chrono::{DateTime, Utc};
+use rust_decimal::Decimal;
+use rust_decimal::prelude::ToPrimitive;
 use serde::{Deserialize, Serialize};
 
 use crate::ids::{ChargeStationId, ConnectorRef, PaymentId, RateId, SessionId, UserId};
@@ -126,6 +128,26 @@ pub struct SessionTarget {
     /// Seconds the driver has to pay before the link expires (overrides the organization's).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub payment_expiry_time: Option<u64>,
+    /// Energy target, kWh (as eDRV's `target.energy`): the session is stopped once this much
+    /// has been delivered (`end_reason: target_reached`), or earlier at the hold.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "rust_decimal::serde::float_option"
+    )]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<f64>, example = 20.5))]
+    pub energy: Option<Decimal>,
+}
+
+impl SessionTarget {
+    /// The energy target in whole Wh (`energy` kWh, rounded half up), if set.
+    pub fn energy_wh(&self) -> Option<i64> {
+        self.energy.and_then(|kwh| {
+            (kwh * Decimal::ONE_THOUSAND)
+                .round_dp_with_strategy(0, rust_decimal::RoundingStrategy::MidpointAwayFromZero)
+                .to_i64()
+        })
+    }
 }
 
 /// The cost of a session as the API shows it; empty until charging starts.
@@ -176,6 +198,8 @@ pub enum EndReason {
     PaymentExpired,
     /// The station did not start within the start window.
     StartFailed,
+    /// Stopped by chargelink once the session's energy target was delivered.
+    TargetReached,
     /// The station lost the transaction (it rebooted, or answered a stop with "no such
     /// transaction"); ended on the last meter values it sent.
     StationReset,
@@ -196,6 +220,7 @@ impl EndReason {
             Self::DriverCanceled => "driver_canceled",
             Self::PaymentExpired => "payment_expired",
             Self::StartFailed => "start_failed",
+            Self::TargetReached => "target_reached",
             Self::StationReset => "station_reset",
             Self::StationFault => "station_fault",
         }
@@ -295,3 +320,23 @@ pub struct Session {
 pub const PAYMENT_LINK: &str = "payment_link";
 /// `payment.type` of a payment link: the driver has no account.
 pub const ANONYMOUS: &str = "anonymous";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_energy_target_is_kwh_as_a_json_number() {
+        let t: SessionTarget = serde_json::from_str(r#"{"energy": 20.5}"#).unwrap();
+        assert_eq!(t.energy_wh(), Some(20_500));
+        assert_eq!(serde_json::to_value(&t).unwrap()["energy"], 20.5);
+        // Rounded to the Wh, half away from zero.
+        let t: SessionTarget = serde_json::from_str(r#"{"energy": 0.0125}"#).unwrap();
+        assert_eq!(t.energy_wh(), Some(13));
+        // Absent: absent in the output too, as an eDRV client sent it.
+        let none: SessionTarget = serde_json::from_str("{}").unwrap();
+        assert_eq!(none.energy_wh(), None);
+        assert_eq!(serde_json::to_string(&none).unwrap(), "{}");
+        assert!(serde_json::from_str::<SessionTarget>(r#"{"energy": "x"}"#).is_err());
+    }
+}

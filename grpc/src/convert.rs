@@ -6,6 +6,7 @@ use domain::money::Money;
 use domain::pricing::CostSummary;
 use domain::rate::Dimension;
 use domain::session::{EndReason, Payment, PaymentStatus, Session, SessionStatus};
+use rust_decimal::prelude::ToPrimitive;
 
 use crate::pb;
 
@@ -71,6 +72,7 @@ fn end_reason(r: EndReason) -> pb::EndReason {
         EndReason::StartFailed => pb::EndReason::StartFailed,
         EndReason::StationReset => pb::EndReason::StationReset,
         EndReason::StationFault => pb::EndReason::StationFault,
+        EndReason::TargetReached => pb::EndReason::TargetReached,
     }
 }
 
@@ -141,6 +143,7 @@ pub fn session(s: &Session) -> pb::Session {
         rate: s.rate.to_string(),
         r#type: s.kind.clone(),
         payment_expiry_time: s.target.payment_expiry_time.unwrap_or(0),
+        target_energy: s.target.energy.and_then(|kwh| kwh.to_f64()).unwrap_or(0.0),
         cost: Some(cost(&s.cost)),
         payment: s.payment.as_ref().map(payment),
         end_reason: s

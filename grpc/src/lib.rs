@@ -182,6 +182,26 @@ pub fn status(e: ApiError) -> Status {
     s
 }
 
+/// The request's targets as REST takes them (validated by the shared create).
+fn session_target(
+    payment_expiry_time: Option<u64>,
+    energy_kwh: Option<f64>,
+) -> Result<Option<SessionTarget>, Status> {
+    let energy = energy_kwh
+        .map(|kwh| {
+            rust_decimal::Decimal::from_f64_retain(kwh).ok_or_else(|| {
+                Status::invalid_argument("target_energy: must be a finite number of kWh")
+            })
+        })
+        .transpose()?;
+    Ok(
+        (payment_expiry_time.is_some() || energy.is_some()).then_some(SessionTarget {
+            payment_expiry_time,
+            energy,
+        }),
+    )
+}
+
 fn non_empty(s: String) -> Option<String> {
     (!s.is_empty()).then_some(s)
 }
@@ -211,9 +231,7 @@ impl pb::session_service_server::SessionService for SessionService {
             user: r.user,
             connector: r.connector,
             kind: non_empty(r.r#type).unwrap_or_else(|| domain::session::PAYMENT_LINK.to_owned()),
-            target: r.payment_expiry_time.map(|secs| SessionTarget {
-                payment_expiry_time: Some(secs),
-            }),
+            target: session_target(r.payment_expiry_time, r.target_energy)?,
             authorized_amount: r.authorized_amount,
         };
         let key = non_empty(r.idempotency_key);

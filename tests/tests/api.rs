@@ -238,6 +238,21 @@ async fn create_session_answers_with_the_payment(s: &Stack) -> anyhow::Result<()
             && types.contains(&json!("session.payment.created")),
         "{types:?}"
     );
+    // No target asked: `target` stays `{}` as in the spec.
+    ensure!(v["target"] == json!({}), "{}", v["target"]);
+    // An energy target (kWh, as eDRV's) is applied to the Wh and shown so.
+    let mut body = session_body(&t, &t.connectors[1]);
+    body["target"] = json!({"energy": 12.3456});
+    let (status, v) = s
+        .call("POST", "/sessions", Some(&t.key), Some(body))
+        .await?;
+    ensure!(status == StatusCode::CREATED, "{status}: {v}");
+    ensure!(v["target"] == json!({"energy": 12.346}), "{}", v["target"]);
+    let id = v["_id"].as_str().context("id")?;
+    let got = s
+        .ok("GET", &format!("/sessions/{id}"), Some(&t.key), None)
+        .await?;
+    ensure!(got["target"] == v["target"], "{}", got["target"]);
     Ok(())
 }
 
@@ -463,6 +478,18 @@ async fn validation_errors_name_the_field(s: &Stack) -> anyhow::Result<()> {
             StatusCode::BAD_REQUEST,
             "invalid_request",
             Some("target.payment_expiry_time"),
+        ),
+        (
+            json!({"user": t.user, "connector": t.connectors[0], "type": "payment_link", "target": {"energy": 0}}),
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            Some("target.energy"),
+        ),
+        (
+            json!({"user": t.user, "connector": t.connectors[0], "type": "payment_link", "target": {"energy": 1000.5}}),
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            Some("target.energy"),
         ),
     ];
     for (body, status, code, field) in cases {

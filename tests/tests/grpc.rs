@@ -517,6 +517,15 @@ async fn validation_errors_name_the_field(s: &Stack) -> anyhow::Result<()> {
             "invalid_request",
             "target.payment_expiry_time",
         ),
+        (
+            pb::CreateRequest {
+                target_energy: Some(-1.0),
+                ..base()
+            },
+            Code::InvalidArgument,
+            "invalid_request",
+            "target.energy",
+        ),
     ];
     for (req, code, error, field) in cases {
         let e = c

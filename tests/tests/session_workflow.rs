@@ -141,7 +141,7 @@ impl Scenario {
         if std::env::var_os("CHARGELINK_RECORD_HISTORIES").is_none() {
             return Ok(());
         }
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../workflows/tests/histories/v4");
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../workflows/tests/histories/v5");
         std::fs::create_dir_all(&dir)?;
         let runs = self.runs(input).await?;
         let many = runs.len() > 1;
@@ -754,6 +754,41 @@ async fn auto_stop_before_the_hold_is_exceeded(sc: Arc<Scenario>) -> anyhow::Res
     Ok(())
 }
 
+async fn energy_target_stops_the_session(sc: Arc<Scenario>) -> anyhow::Result<()> {
+    let mut input = session_input("CP-TARGET", energy_rate(), 1800, fast_timings())?;
+    input.target.energy = Some("2".parse()?);
+    sc.charging(&input, 0, Utc::now()).await?;
+    sc.meter(&input, 1_000, 22_000).await?;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    ensure!(
+        sc.calls("remote_stop").is_empty(),
+        "1 of 2 kWh delivered: too early to stop"
+    );
+    // 1.995 kWh: the last 5 Wh take 0.8 s at 22 kW, less than the 1 s stop latency: stop now,
+    // long before the 18.00 hold.
+    sc.meter(&input, 1_995, 22_000).await?;
+    sc.await_calls("remote_stop", 1).await?;
+    sc.station_stops(&input, 2_010, "Remote").await?;
+    let outcome = sc.outcome(&input).await?;
+    ensure!(
+        outcome.end_reason == Some(EndReason::TargetReached)
+            // 2.01 kWh * 0.30 = 0.603: what was delivered, not the hold.
+            && outcome.captured == Some(Money::new(60, Currency::USD)),
+        "{outcome:?}"
+    );
+    let ended = sc.last_saved()?;
+    ensure!(
+        ended.stop.as_ref().map(|s| s.reason) == Some(EndReason::TargetReached),
+        "{:?}",
+        ended.stop
+    );
+    ensure!(
+        ended.target.energy_wh() == Some(2_000),
+        "the session shows its target"
+    );
+    Ok(())
+}
+
 async fn nothing_owed_cancels_the_hold(sc: Arc<Scenario>) -> anyhow::Result<()> {
     let input = session_input("CP-ZERO", energy_rate(), 1800, fast_timings())?;
     sc.charging(&input, 42_000, Utc::now()).await?;
@@ -1306,6 +1341,7 @@ fn main() -> std::process::ExitCode {
         trial!(stop_refused_on_a_parking_time_rate),
         trial!(auto_stop_before_the_hold_is_exceeded),
         trial!(nothing_owed_cancels_the_hold),
+        trial!(energy_target_stops_the_session),
         trial!(station_reset_ends_on_the_last_meter_value),
         trial!(late_stop_transaction_after_a_reset_wins),
         trial!(

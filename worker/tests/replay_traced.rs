@@ -27,7 +27,7 @@ async fn recorded_sessions_replay_with_the_tracing_plugin() {
     opentelemetry::global::set_tracer_provider(provider.clone());
 
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../workflows/tests/histories");
-    let mut files: Vec<_> = ["v1", "v2", "v3"]
+    let mut files: Vec<_> = ["v1", "v2", "v3", "v4", "v5"]
         .iter()
         .flat_map(|shape| std::fs::read_dir(dir.join(shape)).expect("histories/<shape>"))
         .filter_map(|e| e.ok().map(|e| e.path()))

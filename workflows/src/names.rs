@@ -41,6 +41,10 @@ pub const PATCH_CHARGE_V2: &str = "charge-v2";
 /// Temporal server each (sessions started before it keep regular activities for their run).
 pub const PATCH_LOCAL_STORE_AND_LOOKUP: &str = "local-store-and-lookup";
 
+/// Patch: the session's energy target (`target.energy`) stops it once delivered (sessions
+/// started before it had none; the marker is recorded only for a session with a target).
+pub const PATCH_ENERGY_TARGET: &str = "energy-target";
+
 /// Signal: the card hold is placed.
 pub const SIGNAL_PAYMENT_AUTHORIZED: &str = "payment_authorized";
 /// Signal: the provider expired the payment page.

@@ -1,9 +1,10 @@
 //! Replays the committed histories of real session runs against the current workflow code. A
 //! change that would break a running session (a different command sequence) fails here.
 //! Histories are recorded by `CHARGELINK_RECORD_HISTORIES=1 cargo test -p chargelink-tests
-//! --test session_workflow` (into `histories/v4`); record new ones when a new workflow shape
+//! --test session_workflow` (into `histories/v5`); record new ones when a new workflow shape
 //! ships (behind `ctx.patched`), and keep the old ones (`histories/v1`: before `charge-v2`;
-//! `v2`: before `payment-intent-search`; `v3`: before `local-store-and-lookup`).
+//! `v2`: before `payment-intent-search`; `v3`: before `local-store-and-lookup`; `v4`: before
+//! `energy-target`).
 
 use std::path::Path;
 
@@ -26,12 +27,14 @@ async fn recorded_sessions_replay_on_current_code() {
     // v1: sessions recorded before `charge-v2` (they replay the frozen loop); v2: every
     // scenario of the session test suite on the current shape.
     // v3: the same with the `payment-intent-search` patch; v4: with store writes and station
-    // lookups as local activities (`local-store-and-lookup`).
-    let (v1, v2, v3, v4) = (
+    // lookups as local activities (`local-store-and-lookup`); v5: a session with an energy
+    // target (`energy-target`).
+    let (v1, v2, v3, v4, v5) = (
         histories("v1"),
         histories("v2"),
         histories("v3"),
         histories("v4"),
+        histories("v5"),
     );
     assert!(
         v1.len() >= 12,
@@ -53,7 +56,18 @@ async fn recorded_sessions_replay_on_current_code() {
         "expected 20 v4 histories, found {}",
         v4.len()
     );
-    let files: Vec<_> = v1.into_iter().chain(v2).chain(v3).chain(v4).collect();
+    assert!(
+        v5.iter()
+            .any(|f| f.to_string_lossy().contains("energy_target")),
+        "expected the energy-target history in v5"
+    );
+    let files: Vec<_> = v1
+        .into_iter()
+        .chain(v2)
+        .chain(v3)
+        .chain(v4)
+        .chain(v5)
+        .collect();
 
     let replayer = WorkflowReplayer::new(
         WorkflowReplayerOptions::new()

@@ -224,7 +224,11 @@ pub(super) async fn resume(
                 return Ok(ending);
             }
             Next::Stop(reason, due) => {
-                begin_stop(ctx, input, reason, due, "remote stop (hold limit)").await;
+                let summary = match reason {
+                    EndReason::TargetReached => "remote stop (energy target)",
+                    _ => "remote stop (hold limit)",
+                };
+                begin_stop(ctx, input, reason, due, summary).await;
             }
             Next::Resend => resend_stop(ctx, input).await,
             Next::Refresh => request_reading(ctx, input).await,
@@ -378,6 +382,31 @@ impl SessionWorkflow {
         )
     }
 
+    /// The earlier of the stop deadline (the hold) and the energy target's deadline, with the
+    /// end reason it gives; `None`: neither within the look-ahead horizon.
+    pub(super) fn auto_stop(
+        &self,
+        live: &LiveCost,
+        at: DateTime<Utc>,
+    ) -> Result<Option<(DateTime<Utc>, EndReason)>, PricingError> {
+        let hold = self.stop_deadline(live, at)?;
+        // At the power the readings show, not the worst case: a target is what the driver wants
+        // delivered, so stopping early by the stop latency at full power would short them.
+        let target = self.energy_target_wh.and_then(|wh| {
+            live.energy_deadline(
+                at,
+                wh,
+                live.projection_power_w().unwrap_or(0),
+                to_chrono(self.input.timings.stop_latency),
+            )
+        });
+        Ok(match (hold, target) {
+            (Some(h), Some(e)) if e < h => Some((e, EndReason::TargetReached)),
+            (None, Some(e)) => Some((e, EndReason::TargetReached)),
+            (h, _) => h.map(|h| (h, EndReason::HoldLimit)),
+        })
+    }
+
     /// Before any stop: wait for the stop deadline, ask for a fresh reading before it, or stop.
     fn hold_step(&self, at: DateTime<Utc>) -> Result<Next, PricingError> {
         let t = &self.input.timings;
@@ -388,15 +417,14 @@ impl SessionWorkflow {
                 summary: "cost check",
             });
         };
-        let deadline = self.stop_deadline(live, at)?;
-        let Some(deadline) = deadline else {
+        let Some((deadline, reason)) = self.auto_stop(live, at)? else {
             return Ok(Next::Wait {
                 until: horizon,
                 summary: "cost check",
             });
         };
         if deadline <= at {
-            return Ok(Next::Stop(EndReason::HoldLimit, deadline));
+            return Ok(Next::Stop(reason, deadline));
         }
         let lead = reading_lead(t);
         let read_at = deadline - lead;

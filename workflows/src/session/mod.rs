@@ -229,6 +229,8 @@ pub struct SessionWorkflow {
     runs: u32,
     /// The gateway task queue last found for the station (`charge-v2` stops and readings).
     gateway_queue: Option<String>,
+    /// The energy target, Wh, for a session that has one (patch `energy-target`).
+    energy_target_wh: Option<i64>,
 }
 
 #[workflow_methods]
@@ -287,6 +289,7 @@ impl SessionWorkflow {
             last_refresh: None,
             runs: 0,
             gateway_queue: None,
+            energy_target_wh: None,
         }
     }
 
@@ -297,6 +300,12 @@ impl SessionWorkflow {
         let v2 = ctx.patched(names::PATCH_CHARGE_V2);
         ctx.state_mut(|s| s.v2 = v2);
         let input = ctx.state(|s| s.input.clone());
+        // Asked only of a session with a target, so sessions without one record no marker.
+        let target = input
+            .target
+            .energy_wh()
+            .filter(|_| ctx.patched(names::PATCH_ENERGY_TARGET));
+        ctx.state_mut(|s| s.energy_target_wh = target);
         if ctx.state(|s| s.runs > 0) {
             // A continued charging session: straight back into the charging loop.
             let authorization = ctx.state(|s| Authorization {
@@ -359,13 +368,14 @@ impl SessionWorkflow {
             SessionStatus::Started | SessionStatus::Paused
         );
         // Seen from the latest reading: the deadline is an instant, wherever it is looked at from.
-        let stop_deadline = match (&self.live, self.stop_request, charging) {
+        let auto_stop = match (&self.live, self.stop_request, charging) {
             (Some(live), None, true) => {
                 let at = self.last_reading_seen.unwrap_or(self.session.updated_at);
-                self.stop_deadline(live, at).ok().flatten()
+                self.auto_stop(live, at).ok().flatten()
             }
             _ => None,
         };
+        let stop_deadline = auto_stop.map(|(deadline, _)| deadline);
         let money = |m: Option<Money>| m.map_or_else(|| "nothing".to_owned(), |m| m.to_string());
         let why = match (&self.session.stop, self.session.end_reason) {
             (Some(stop), end) => format!(
@@ -380,11 +390,15 @@ impl SessionWorkflow {
                     .unwrap_or_default(),
             ),
             (None, Some(end)) => format!("ended {}: cost {}", end.as_str(), money(cost)),
-            (None, None) => match stop_deadline {
-                Some(deadline) => format!(
-                    "charging: cost {} of a {} hold; auto-stop at {} unless readings show less than {} W",
+            (None, None) => match auto_stop {
+                Some((deadline, reason)) => format!(
+                    "charging: cost {} of a {} hold{}; auto-stop ({}) at {} unless readings show less than {} W",
                     money(cost),
                     hold,
+                    self.energy_target_wh
+                        .map(|wh| format!(", {wh} Wh target"))
+                        .unwrap_or_default(),
+                    reason.as_str(),
                     deadline.to_rfc3339(),
                     self.assumed_power_w()
                 ),
@@ -668,6 +682,7 @@ impl SessionWorkflow {
             last_refresh: c.last_refresh,
             runs: c.runs,
             gateway_queue: None,
+            energy_target_wh: None,
         }
     }
 
