@@ -125,6 +125,7 @@ async fn session_with_events(f: &Fixture, kinds: &[EventType]) -> SessionId {
         kind: PAYMENT_LINK.into(),
         payment: None,
         end_reason: None,
+        idle: None,
         stop: None,
         started_at: None,
         ended_at: None,

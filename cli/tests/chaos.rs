@@ -722,7 +722,15 @@ async fn webhook_audit(
             None,
         )
         .await?;
-        let events = log["data"].as_array().cloned().unwrap_or_default();
+        // Only what was sent this receiver's way: an event no endpoint subscribed to
+        // (`session.idle` for an endpoint that did not ask) has no delivery.
+        let events: Vec<Value> = log["data"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|e| e["deliveries"].as_array().is_some_and(|d| !d.is_empty()))
+            .collect();
         let pending = events
             .iter()
             .any(|e| e["deliveries"][0]["status"] != "delivered");
@@ -757,6 +765,67 @@ async fn webhook_audit(
     Ok((lost, out_of_order, duplicates))
 }
 
+/// For a session that ended `start_failed` on a path that should have charged: the fault that
+/// took the station's commands or the workflow away during its whole start attempt (a process
+/// of the start path killed, or Temporal restarted or away, between the payment and the
+/// cancel), if there was one. Such a session is right to give up: its hold is released and
+/// nothing is charged (the money audit checks both). `None`: no such fault, a real failure.
+async fn start_window_fault(
+    stack: &ProcessStack,
+    world: &World,
+    path: SessionPath,
+    id: &str,
+    chaos_began: chrono::DateTime<chrono::Utc>,
+    injected: &[Injected],
+) -> anyhow::Result<Option<String>> {
+    let (org, _) = world.tenant(path.group());
+    let (_, log) = api(
+        stack,
+        reqwest::Method::GET,
+        &format!("/events?session={id}&limit=50"),
+        &org.key,
+        None,
+        None,
+    )
+    .await?;
+    let at = |kind: &str| {
+        log["data"].as_array().and_then(|events| {
+            events
+                .iter()
+                .find(|e| e["event"]["type"] == kind)
+                .and_then(|e| e["event"]["createdAt"].as_str())
+                .and_then(|t| t.parse::<chrono::DateTime<chrono::Utc>>().ok())
+        })
+    };
+    let (Some(paid), Some(canceled)) = (at("session.payment.authorized"), at("session.canceled"))
+    else {
+        return Ok(None);
+    };
+    let takes_starts_away = |what: &str| {
+        what.starts_with("SIGKILL worker")
+            || what.starts_with("SIGKILL gateway")
+            || what.starts_with("Temporal")
+    };
+    Ok(injected
+        .iter()
+        .filter(|i| takes_starts_away(&i.what))
+        .map(|i| {
+            let when = chaos_began + chrono::Duration::from_std(i.at).unwrap_or_default();
+            // The outage lasts 30 s from when it is logged; the others are an instant.
+            let lasts = if i.what.starts_with("Temporal outage") {
+                30
+            } else {
+                0
+            };
+            (when, when + chrono::Duration::seconds(lasts), &i.what)
+        })
+        .find(|(from, until, _)| *until >= paid - chrono::Duration::seconds(2) && *from <= canceled)
+        .map(|(when, _, what)| (when, what))
+        .map(|(when, what)| {
+            format!("{what} at {when}, between payment {paid} and cancel {canceled}")
+        }))
+}
+
 async fn chaos(stack: &ProcessStack, plan: Plan) -> anyhow::Result<()> {
     eprintln!(
         "chaos run: {} sessions, {} min, seed {} (replay with --seed {})",
@@ -789,6 +858,8 @@ async fn chaos(stack: &ProcessStack, plan: Plan) -> anyhow::Result<()> {
             one_session(stack_ref, &world, path, key, session_seed).await
         }
     }));
+    // Injection times are counted from here; the events' wall clock is compared with them.
+    let chaos_began = chrono::Utc::now();
     let injector = inject(stack, &world, plan, stop.clone());
     let (results, injected) = tokio::join!(sessions, injector);
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
@@ -798,10 +869,20 @@ async fn chaos(stack: &ProcessStack, plan: Plan) -> anyhow::Result<()> {
     sandbox_control(stack, reqwest::Method::DELETE, "webhook_faults", None).await?;
 
     let mut failures = Vec::new();
+    let mut starts_lost = Vec::new();
     let mut ids = Vec::new();
     for (id, path, result) in results {
         if let Err(e) = result {
-            failures.push(format!("{path:?}: {e:#}"));
+            let lost_to = match &id {
+                Some(id) if format!("{e:#}").contains("ended start_failed") => {
+                    start_window_fault(stack, &world, path, id, chaos_began, &injected).await?
+                }
+                _ => None,
+            };
+            match lost_to {
+                Some(fault) => starts_lost.push(format!("{path:?} {id:?}: {fault}")),
+                None => failures.push(format!("{path:?}: {e:#}")),
+            }
         }
         // Every session created is audited, whatever its driver saw.
         if let Some(id) = id {
@@ -863,6 +944,13 @@ async fn chaos(stack: &ProcessStack, plan: Plan) -> anyhow::Result<()> {
     }
     println!("| webhook events lost | {lost} | 0 |");
     println!("| webhook events out of order | {out_of_order} | 0 |");
+    println!(
+        "| start window lost to a fault (gateway, worker or Temporal away from payment to cancel; hold released) | {} | - |",
+        starts_lost.len()
+    );
+    for s in &starts_lost {
+        println!("  - {s}");
+    }
     println!("| sessions whose driver failed | {} | 0 |", failures.len());
     println!(
         "| webhook events delivered more than once (at least once: allowed) | {duplicates} | - |"

@@ -41,11 +41,16 @@ pub enum EventType {
     /// The hold was released without a capture.
     #[serde(rename = "session.payment.canceled")]
     PaymentCanceled,
+    /// Charging finished (the EV or the station suspended it) on a rate with parking time; the
+    /// session's `idle` says since when and when the parking fee starts. Beyond the spec's
+    /// catalogue: delivered only to endpoints that list it in their `events`.
+    #[serde(rename = "session.idle")]
+    SessionIdle,
 }
 
 impl EventType {
     /// Every event type, in the order a session can emit them.
-    pub const ALL: [EventType; 11] = [
+    pub const ALL: [EventType; 12] = [
         Self::SessionCreated,
         Self::PaymentCreated,
         Self::PaymentAuthorized,
@@ -54,10 +59,18 @@ impl EventType {
         Self::SessionStarted,
         Self::SessionPaused,
         Self::SessionResumed,
+        Self::SessionIdle,
         Self::SessionEnded,
         Self::PaymentCaptured,
         Self::PaymentCanceled,
     ];
+
+    /// Whether the payment-links spec lists it: an endpoint that names no `events` gets these
+    /// (and only these), so an eDRV-style client receives what the spec promises and nothing
+    /// new; chargelink's own additions go to endpoints that ask for them.
+    pub fn in_spec(&self) -> bool {
+        !matches!(self, Self::SessionIdle)
+    }
 
     /// The wire name, e.g. `session.payment.captured`.
     pub fn as_str(&self) -> &'static str {
@@ -73,6 +86,7 @@ impl EventType {
             Self::SessionEnded => "session.ended",
             Self::PaymentCaptured => "session.payment.captured",
             Self::PaymentCanceled => "session.payment.canceled",
+            Self::SessionIdle => "session.idle",
         }
     }
 }

@@ -16,7 +16,7 @@
 use std::collections::BTreeMap;
 use std::ops::Bound;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SubsecRound, Utc};
 use rust_decimal::{Decimal, RoundingStrategy};
 use serde::{Deserialize, Serialize};
 
@@ -434,16 +434,7 @@ impl LiveCost {
         if !exceeds(last)? {
             return Ok(None);
         }
-        // exceeds(lo) is false, exceeds(hi) is true.
-        let (mut lo, mut hi) = (at, last);
-        while hi - lo > chrono::Duration::milliseconds(1) {
-            let mid = lo + (hi - lo) / 2;
-            if exceeds(mid)? {
-                hi = mid;
-            } else {
-                lo = mid;
-            }
-        }
+        let lo = last_before(at, last, chrono::Duration::milliseconds(1), exceeds)?;
         Ok(Some(lo))
     }
 
@@ -469,6 +460,28 @@ impl LiveCost {
         let ms = i128::from(remaining) * 3_600_000 / i128::from(power_w);
         let reached = self.head.at + chrono::Duration::milliseconds(i64::try_from(ms).ok()?);
         Some((reached - latency.max(chrono::Duration::zero())).max(at))
+    }
+
+    /// When staying plugged in starts to cost more, from `since` on, if nothing changes (no
+    /// energy, the charging state as recorded): the last instant (to the second) at the cost
+    /// of `since`, within `horizon`; `since` itself when it costs more at once, `None` when it
+    /// never does. A parking grace period, min_price and time-of-day elements all show in it,
+    /// since it asks the tariff engine rather than reading the rate.
+    pub fn parking_fee_from(
+        &self,
+        since: DateTime<Utc>,
+        horizon: chrono::Duration,
+    ) -> Result<Option<DateTime<Utc>>, PricingError> {
+        let base = self.cost_at(since)?.amount;
+        let more = |t: DateTime<Utc>| -> Result<bool, PricingError> {
+            Ok(self.cost_at(t)?.amount.checked_cmp(&base)?.is_gt())
+        };
+        let last = since + horizon.max(chrono::Duration::zero());
+        if !more(last)? {
+            return Ok(None);
+        }
+        let lo = last_before(since, last, chrono::Duration::seconds(1), more)?;
+        Ok(Some(lo.trunc_subsecs(0).max(since)))
     }
 
     /// The cost at `until` (not before `at`) with energy flowing at `power` W while charging,
@@ -742,6 +755,26 @@ impl From<LiveCostData> for LiveCost {
         }
         live
     }
+}
+
+/// The last instant (to `precision`) before `test` turns true, for a `test` false at `lo`,
+/// true at `hi` and monotone between: a binary search, so pure and cheap enough for a
+/// workflow task.
+fn last_before(
+    mut lo: DateTime<Utc>,
+    mut hi: DateTime<Utc>,
+    precision: chrono::Duration,
+    test: impl Fn(DateTime<Utc>) -> Result<bool, PricingError>,
+) -> Result<DateTime<Utc>, PricingError> {
+    while hi - lo > precision {
+        let mid = lo + (hi - lo) / 2;
+        if test(mid)? {
+            hi = mid;
+        } else {
+            lo = mid;
+        }
+    }
+    Ok(lo)
 }
 
 #[cfg(test)]
@@ -1018,6 +1051,46 @@ mod tests {
         assert_eq!(live.last_sample_at(), Some(t(5)));
         assert_eq!(live.register_until(t(30)), 6_000);
         assert_eq!(live.last_sample_until(t(4)), None);
+    }
+
+    #[test]
+    fn the_parking_fee_starts_after_the_grace_period() {
+        // 6.00/h parking after a 15 min grace; the EV is full at minute 5.
+        let mut parking = comp(Dimension::ParkingTime, "6", None);
+        parking.grace_period = Some("0.25".parse().unwrap());
+        let rate = Rate::new(
+            Currency::EUR,
+            vec![comp(Dimension::Energy, "0.30", None), parking],
+        );
+        let mut live = LiveCost::start(rate.clone(), t(0), 0);
+        live.record_meter(MeterSample::new(t(5), 5_000, Some(0)));
+        live.set_charging(t(5), false);
+        let day = chrono::Duration::hours(24);
+        // To within the seconds a first cent of parking takes (6.00/h: a cent in 6 s, rounded half up).
+        let within = |from: Option<DateTime<Utc>>, expected: DateTime<Utc>| {
+            let off = (from.unwrap() - expected).num_seconds();
+            assert!((0..=3).contains(&off), "{from:?} vs {expected}");
+        };
+        within(
+            live.parking_fee_from(t(5), day).unwrap(),
+            t(20), // 15 min of free parking from minute 5
+        );
+        // The grace counts parking so far: 10 min parked earlier leaves 5.
+        let mut twice = LiveCost::start(rate, t(0), 0);
+        twice.set_charging(t(1), false);
+        twice.set_charging(t(11), true);
+        twice.record_meter(MeterSample::new(t(20), 5_000, Some(0)));
+        twice.set_charging(t(20), false);
+        within(twice.parking_fee_from(t(20), day).unwrap(), t(25));
+        // No parking price: staying costs nothing more.
+        let free = LiveCost::start(
+            Rate::new(Currency::EUR, vec![comp(Dimension::Energy, "0.30", None)]),
+            t(0),
+            0,
+        );
+        let mut free = free;
+        free.set_charging(t(5), false);
+        assert_eq!(free.parking_fee_from(t(5), day).unwrap(), None);
     }
 
     #[test]

@@ -302,6 +302,10 @@ pub struct Session {
     /// The stop chargelink sent, once it sent one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stop: Option<StopState>,
+    /// Charging finished while the car stays plugged in (a rate with parking time only):
+    /// since when, and when the parking fee starts. Cleared when charging resumes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idle: Option<SessionIdle>,
     /// When charging started, per the station.
     #[serde(default, rename = "startedAt", skip_serializing_if = "Option::is_none")]
     pub started_at: Option<DateTime<Utc>>,
@@ -314,6 +318,18 @@ pub struct Session {
     /// Last change.
     #[serde(rename = "updatedAt")]
     pub updated_at: DateTime<Utc>,
+}
+
+/// A session whose charging finished while the car stays plugged in (`session.idle`).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionIdle {
+    /// When energy stopped flowing, per the station (SuspendedEV, SuspendedEVSE, Finishing).
+    pub since: DateTime<Utc>,
+    /// When the parking (overstay) fee starts if the car stays: after the rate's grace period,
+    /// `since` itself without one. Absent when staying costs nothing more.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parking_fee_from: Option<DateTime<Utc>>,
 }
 
 /// `type` of every session chargelink creates.

@@ -25,7 +25,8 @@ use crate::connection::StationHandle;
 use crate::events::{SessionEvent, SessionEvents};
 use crate::frame::{Call, CallError, CallResult, ErrorCode, Frame, decode};
 use crate::registry::{
-    ConnectorInfo, NewTransaction, PendingStart, Registry, RegistryError, TransactionStop,
+    ConnectorInfo, NewTransaction, PendingStart, Registry, RegistryError, Transaction,
+    TransactionStop,
 };
 use crate::v16::authorize::{AuthorizeRequest, AuthorizeResponse};
 use crate::v16::boot_notification::{
@@ -83,6 +84,11 @@ pub(crate) struct Central {
     pub(crate) registry: Arc<dyn Registry>,
     pub(crate) events: Arc<dyn SessionEvents>,
     pub(crate) settings: ProtocolSettings,
+    /// Running transactions whose start this gateway process has published. A start is
+    /// answered before its signal is delivered (see [`Central::start`]), so a gateway killed in
+    /// between loses it; the first meter values this process sees of a transaction not in here
+    /// publish its start again from the registry (idempotent for the session).
+    pub(crate) starts_published: std::sync::Mutex<std::collections::HashSet<i64>>,
 }
 
 async fn answer<A, F, Fut>(payload: Value, handler: F) -> Result<Value, Fail>
@@ -403,18 +409,9 @@ impl Central {
             })?;
             if let (Some(session), None) = (&tx.session_id, &tx.stop) {
                 span.record("session_id", tracing::field::display(session));
-                let started = SessionEvent::Started {
-                    station: cp.clone(),
-                    connector_id: tx.connector_id,
-                    started: ChargingStarted {
-                        transaction_id: tx.id,
-                        meter_start_wh: tx.meter_start,
-                        timestamp: tx.started_at,
-                    },
-                };
                 // Published, not confirmed: a StartTransaction for a finished session is
                 // stopped remotely by the delivery, which must come after this answer.
-                self.events.publish(session, started);
+                self.publish_start(session, &tx);
             }
             let status = if accepted {
                 AuthorizationStatus::Accepted
@@ -448,6 +445,16 @@ impl Central {
             Some(tx) if tx.station == *cp => {
                 let samples = samples(&r.meter_value);
                 if let (Some(session), false) = (&tx.session_id, samples.is_empty()) {
+                    let published = self
+                        .starts_published
+                        .lock()
+                        .is_ok_and(|p| p.contains(&tx.id));
+                    if !published && tx.stop.is_none() {
+                        // Its start may have died with another gateway process before it
+                        // reached the session (found by the long chaos run, issue #13).
+                        info!(transaction_id = tx.id, %session, "start published again before the first meter values");
+                        self.publish_start(session, &tx);
+                    }
                     self.events.publish(
                         session,
                         SessionEvent::MeterValues(MeterSignal {
@@ -469,6 +476,25 @@ impl Central {
         Ok(MeterValuesResponse {})
     }
 
+    /// Publishes the start of `tx` for `session` and remembers that this process did.
+    fn publish_start(&self, session: &SessionId, tx: &Transaction) {
+        if let Ok(mut published) = self.starts_published.lock() {
+            published.insert(tx.id);
+        }
+        self.events.publish(
+            session,
+            SessionEvent::Started {
+                station: tx.station.clone(),
+                connector_id: tx.connector_id,
+                started: ChargingStarted {
+                    transaction_id: tx.id,
+                    meter_start_wh: tx.meter_start,
+                    timestamp: tx.started_at,
+                },
+            },
+        );
+    }
+
     async fn stop(
         &self,
         cp: &ChargeStationId,
@@ -487,6 +513,9 @@ impl Central {
         match stopped {
             Some((tx, first)) if tx.station == *cp => {
                 info!(transaction_id = tx.id, first, reason = ?r.reason, "StopTransaction");
+                if let Ok(mut published) = self.starts_published.lock() {
+                    published.remove(&tx.id);
+                }
                 if let (Some(session), Some(stop)) = (&tx.session_id, &tx.stop) {
                     let data = samples(r.transaction_data.as_deref().unwrap_or_default());
                     if !data.is_empty() {

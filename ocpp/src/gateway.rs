@@ -277,6 +277,7 @@ impl Gateway {
                 meter_sample_interval: self.config.meter_sample_interval,
                 pending_start_ttl: self.config.pending_start_ttl,
             },
+            starts_published: Default::default(),
         });
         let idle_timeout = self
             .config

@@ -1470,6 +1470,120 @@ fn a_stop_is_answered_once_its_signal_is_delivered(env: &Env) -> Result<(), Fail
         .map_err(|e| Failed::from(format!("{e:#}")))
 }
 
+/// A start answered by a gateway that died before its signal was delivered: the next gateway
+/// process publishes it again with the transaction's first meter values, from the registry,
+/// so the session learns it started (else it would give up at the start window and the
+/// station charge on unpaid; chaos run, issue #13). Once per process and transaction.
+fn a_start_lost_with_its_gateway_comes_with_the_meter_values(env: &Env) -> Result<(), Failed> {
+    env.tokio
+        .block_on(async {
+            let dir = env.dir.join(format!("lost-start-{}", &random_body()[..8]));
+            std::fs::create_dir_all(&dir)?;
+            let config = support::test_config("loststart", &dir)?;
+            let (store, _) = support::test_store(&dir).await?;
+            let session = domain::ids::SessionId::from_unique(&random_body())?;
+            let gateway = ocpp::Gateway::bind(config.clone(), store.clone()).await?;
+            let addr = gateway.local_addr();
+            gateway
+                .registry()
+                .put_pending_start(ocpp::registry::PendingStart {
+                    id_tag: "LOSTTAG".to_owned(),
+                    session_id: session.clone(),
+                    station: "CP1".parse()?,
+                    connector_id: 1,
+                    created_at: chrono::Utc::now(),
+                    armed: true,
+                    preparing: false,
+                })
+                .await?;
+            let held = || {
+                Arc::new(HeldEvents {
+                    open: tokio::sync::watch::channel(true).0,
+                    published: std::sync::Mutex::default(),
+                })
+            };
+            let kinds = |events: &HeldEvents| -> Vec<&'static str> {
+                events
+                    .published
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .iter()
+                    .map(|e| match e {
+                        ocpp::SessionEvent::Started { .. } => "started",
+                        ocpp::SessionEvent::MeterValues(_) => "meter_values",
+                        ocpp::SessionEvent::Stopped(_) => "stopped",
+                        _ => "other",
+                    })
+                    .collect()
+            };
+            // The first gateway answers the start and "dies" before delivering it.
+            let first = held();
+            let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+            let server = tokio::spawn(gateway.run_without_temporal(first.clone(), async {
+                let _ = stopped.await;
+            }));
+            let mut ws = raw::connect(&format!("ws://{addr}/ocpp"), "CP1").await?;
+            let now = chrono::Utc::now().to_rfc3339();
+            let started = raw::call(
+                &mut ws,
+                "s1",
+                "StartTransaction",
+                json!({"connectorId": 1, "idTag": "LOSTTAG", "meterStart": 100, "timestamp": now}),
+            )
+            .await?;
+            let tx = started[2]["transactionId"].clone();
+            ensure!(kinds(&first) == ["started"], "{:?}", kinds(&first));
+            drop(ws);
+            let _ = stop.send(());
+            server.await??;
+
+            // A new gateway process on the same registry: the first meter values bring the
+            // start along, the next ones do not.
+            let gateway = ocpp::Gateway::bind(config, store).await?;
+            let addr = gateway.local_addr();
+            let second = held();
+            let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+            let server = tokio::spawn(gateway.run_without_temporal(second.clone(), async {
+                let _ = stopped.await;
+            }));
+            let mut ws = raw::connect(&format!("ws://{addr}/ocpp"), "CP1").await?;
+            for (n, wh) in [(1, "150"), (2, "200")] {
+                let meter = json!({"connectorId": 1, "transactionId": tx, "meterValue": [
+                    {"timestamp": chrono::Utc::now().to_rfc3339(), "sampledValue": [
+                        {"value": wh, "measurand": "Energy.Active.Import.Register", "unit": "Wh"}]}]});
+                let answer = raw::call(&mut ws, &format!("m{n}"), "MeterValues", meter).await?;
+                ensure!(answer[0] == 3, "{answer}");
+            }
+            ensure!(
+                kinds(&second) == ["started", "meter_values", "meter_values"],
+                "{:?}",
+                kinds(&second)
+            );
+            let start = match second
+                .published
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .first()
+            {
+                Some(ocpp::SessionEvent::Started { started, .. }) => {
+                    Some((started.transaction_id, started.meter_start_wh))
+                }
+                _ => None,
+            };
+            let Some((transaction_id, meter_start_wh)) = start else {
+                bail!("the first event is not the start");
+            };
+            ensure!(
+                serde_json::json!(transaction_id) == tx && meter_start_wh == 100,
+                "the registry's start: transaction {transaction_id}, meter {meter_start_wh}"
+            );
+            let _ = stop.send(());
+            server.await??;
+            Ok::<_, anyhow::Error>(())
+        })
+        .map_err(|e| Failed::from(format!("{e:#}")))
+}
+
 fn main() -> std::process::ExitCode {
     let args = Arguments::from_args();
     let Some(tokio) = chargelink_tests::harness::runtime() else {
@@ -1535,6 +1649,13 @@ fn main() -> std::process::ExitCode {
             Trial::test(
                 "a_stop_is_answered_once_its_signal_is_delivered",
                 move || a_stop_is_answered_once_its_signal_is_delivered(&env),
+            )
+        },
+        {
+            let env = env.clone();
+            Trial::test(
+                "a_start_lost_with_its_gateway_comes_with_the_meter_values",
+                move || a_start_lost_with_its_gateway_comes_with_the_meter_values(&env),
             )
         },
         {

@@ -274,7 +274,7 @@ fn subscribes(endpoint: &webhook_endpoint::Model, event: &SessionEvent) -> bool 
         Some(types) if !types.is_empty() => types
             .iter()
             .any(|t| t.as_str() == Some(event.kind.as_str())),
-        _ => true,
+        _ => event.kind.in_spec(),
     }
 }
 

@@ -97,6 +97,7 @@ fn session(id: &SessionId, status: SessionStatus, at: DateTime<Utc>) -> Session 
         kind: PAYMENT_LINK.into(),
         payment: None,
         end_reason: None,
+        idle: None,
         stop: None,
         started_at: None,
         ended_at: None,
@@ -433,6 +434,64 @@ async fn outbox_delivers_in_order_per_session_and_records_failures() {
         assert!(
             log.iter().any(|e| e.deliveries[0].status == "delivered"),
             "{backend}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn session_idle_reaches_only_endpoints_that_ask_for_it() {
+    for (backend, store) in stores().await {
+        let org = seeded(&store, "idle").await;
+        let endpoint = |events: Vec<String>| {
+            let store = &store;
+            let org = org.clone();
+            async move {
+                store
+                    .create_webhook_endpoint(
+                        &org,
+                        NewWebhookEndpoint {
+                            id: format!("we_{}", unique()),
+                            url: "http://127.0.0.1:9/hook".into(),
+                            events,
+                        },
+                        t(0),
+                    )
+                    .await
+                    .unwrap()
+            }
+        };
+        // An eDRV-style endpoint (no list), and one that asks for the idle notice.
+        let spec = endpoint(vec![]).await;
+        let idle = endpoint(vec!["session.idle".into(), "session.ended".into()]).await;
+        let id = SessionId::from_unique(&unique()).unwrap();
+        let s = session(&id, SessionStatus::Started, t(1));
+        store
+            .record_session(
+                &org,
+                &s,
+                &[
+                    event(&s, 1, EventType::SessionIdle),
+                    event(&s, 2, EventType::SessionEnded),
+                ],
+            )
+            .await
+            .unwrap();
+        let due = store.due_deliveries(t(10), 10).await.unwrap();
+        let to = |e: &str| -> Vec<String> {
+            due.iter()
+                .filter(|d| d.endpoint_id == e)
+                .map(|d| d.event_id.clone())
+                .collect()
+        };
+        assert_eq!(
+            to(&spec.id),
+            vec![SessionEvent::id_for(&id, 2)],
+            "{backend}: no session.idle for an endpoint that did not ask"
+        );
+        assert_eq!(
+            to(&idle.id),
+            vec![SessionEvent::id_for(&id, 1)],
+            "{backend}: session.idle first for the endpoint that asked"
         );
     }
 }

@@ -923,9 +923,15 @@ impl ProcessStack {
             types == expected,
             "events received for {session}: {types:?}, expected {expected:?}"
         );
+        // In order from the first; a gap is an event the endpoint did not subscribe to
+        // (`session.idle` on a parking rate), a lost one shows in the types above.
         let seqs: Vec<u64> = got.iter().filter_map(|e| e["seq"].as_u64()).collect();
-        let in_order: Vec<u64> = (1..=expected.len() as u64).collect();
-        ensure!(seqs == in_order, "sequence numbers {seqs:?}");
+        ensure!(
+            seqs.len() == expected.len()
+                && seqs.first().is_none_or(|s| *s == 1)
+                && seqs.windows(2).all(|w| w[0] < w[1]),
+            "sequence numbers {seqs:?}"
+        );
         ensure!(
             got.iter().all(|e| e["signature"] == "verified"),
             "unverified: {got:?}"

@@ -726,6 +726,75 @@ async fn stop_refused_on_a_parking_time_rate(sc: Arc<Scenario>) -> anyhow::Resul
     Ok(())
 }
 
+async fn charging_finished_on_a_parking_rate_is_announced(sc: Arc<Scenario>) -> anyhow::Result<()> {
+    // Parking 6.00/h after a 15 min grace period.
+    let mut parking = component(Dimension::ParkingTime, "6.00", None);
+    parking.grace_period = Some("0.25".parse()?);
+    let rate = rate(vec![component(Dimension::Energy, "0.30", None), parking]);
+    let input = session_input("CP-IDLE", rate, 1800, fast_timings())?;
+    let t0 = Utc::now() - chrono::Duration::minutes(30);
+    sc.charging(&input, 0, t0).await?;
+    sc.meter_at(&input, t0 + chrono::Duration::minutes(5), 5_000, 60_000)
+        .await?;
+    // The EV is full at minute 5 and stays plugged in.
+    let full_at = t0 + chrono::Duration::minutes(5);
+    let full = ConnectorStatus {
+        status: ConnectorState::SuspendedEV,
+        timestamp: full_at,
+    };
+    sc.sessions
+        .connector_status(&input.session_id, full)
+        .await?;
+    for _ in 0..100 {
+        if sc.events().iter().any(|e| e == "session.idle") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let idle = sc
+        .last_saved()?
+        .idle
+        .context("session.idle recorded with `idle`")?;
+    ensure!(idle.since == full_at, "{idle:?}");
+    let fee = idle.parking_fee_from.context("a parking fee start")? - full_at;
+    ensure!(
+        (900..=903).contains(&fee.num_seconds()),
+        "the fee starts after the 15 min grace: {idle:?}"
+    );
+    // The same stretch is announced once; charging again clears it, a new stretch is
+    // announced again; unplugging ends the session as usual.
+    let status = |status, minutes| ConnectorStatus {
+        status,
+        timestamp: full_at + chrono::Duration::minutes(minutes),
+    };
+    let id = &input.session_id;
+    sc.sessions
+        .connector_status(id, status(ConnectorState::SuspendedEvse, 1))
+        .await?;
+    sc.sessions
+        .connector_status(id, status(ConnectorState::Charging, 2))
+        .await?;
+    let live = sc.sessions.session(id).await?;
+    ensure!(live.idle.is_none(), "charging again: {:?}", live.idle);
+    sc.sessions
+        .connector_status(id, status(ConnectorState::Finishing, 3))
+        .await?;
+    sc.station_stops(&input, 5_000, "EVDisconnected").await?;
+    let outcome = sc.outcome(&input).await?;
+    ensure!(
+        outcome.end_reason == Some(EndReason::Unplugged),
+        "{outcome:?}"
+    );
+    let events = sc.events();
+    ensure!(
+        events.iter().filter(|e| *e == "session.idle").count() == 2
+            && events.iter().rposition(|e| e == "session.idle")
+                < events.iter().position(|e| e == "session.ended"),
+        "{events:?}"
+    );
+    Ok(())
+}
+
 async fn auto_stop_before_the_hold_is_exceeded(sc: Arc<Scenario>) -> anyhow::Result<()> {
     let input = session_input(
         "CP-LIMIT",
@@ -1342,6 +1411,7 @@ fn main() -> std::process::ExitCode {
         trial!(auto_stop_before_the_hold_is_exceeded),
         trial!(nothing_owed_cancels_the_hold),
         trial!(energy_target_stops_the_session),
+        trial!(charging_finished_on_a_parking_rate_is_announced),
         trial!(station_reset_ends_on_the_last_meter_value),
         trial!(late_stop_transaction_after_a_reset_wins),
         trial!(

@@ -45,6 +45,10 @@ pub const PATCH_LOCAL_STORE_AND_LOOKUP: &str = "local-store-and-lookup";
 /// started before it had none; the marker is recorded only for a session with a target).
 pub const PATCH_ENERGY_TARGET: &str = "energy-target";
 
+/// Patch: a session on a rate with parking time announces when charging finishes while the car
+/// stays (`session.idle`; asked only by sessions on such a rate).
+pub const PATCH_IDLE_EVENT: &str = "idle-event";
+
 /// Signal: the card hold is placed.
 pub const SIGNAL_PAYMENT_AUTHORIZED: &str = "payment_authorized";
 /// Signal: the provider expired the payment page.

@@ -186,6 +186,9 @@ pub(super) async fn resume(
         while let Some((id, command)) = ctx.state_mut(|s| s.commands.pop_front()) {
             handle_command(ctx, input, id, command).await?;
         }
+        if ctx.state_mut(|s| std::mem::take(&mut s.idle_to_announce)) {
+            record(ctx, &[EventType::SessionIdle]).await?;
+        }
         let long =
             ctx.history_length() >= input.timings.history_limit || ctx.continue_as_new_suggested();
         if long

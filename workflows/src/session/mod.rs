@@ -17,7 +17,7 @@ use domain::money::Money;
 use domain::pricing::{LiveCost, MeterSample, PricingError};
 use domain::rate::Rate;
 use domain::session::{
-    ANONYMOUS, EndReason, PAYMENT_LINK, Payment, PaymentStatus, Session, SessionCost,
+    ANONYMOUS, EndReason, PAYMENT_LINK, Payment, PaymentStatus, Session, SessionCost, SessionIdle,
     SessionStatus, SessionTarget, StationAnswer, StopState, StripeRefs,
 };
 use serde::{Deserialize, Serialize};
@@ -231,6 +231,10 @@ pub struct SessionWorkflow {
     gateway_queue: Option<String>,
     /// The energy target, Wh, for a session that has one (patch `energy-target`).
     energy_target_wh: Option<i64>,
+    /// Tells when charging finishes while the car stays (patch `idle-event`, parking rates).
+    idle_events: bool,
+    /// `session.idle` is due: the loop records it.
+    idle_to_announce: bool,
 }
 
 #[workflow_methods]
@@ -255,6 +259,7 @@ impl SessionWorkflow {
             kind: PAYMENT_LINK.to_owned(),
             payment: None,
             end_reason: None,
+            idle: None,
             stop: None,
             started_at: None,
             ended_at: None,
@@ -290,6 +295,8 @@ impl SessionWorkflow {
             runs: 0,
             gateway_queue: None,
             energy_target_wh: None,
+            idle_events: false,
+            idle_to_announce: false,
         }
     }
 
@@ -306,6 +313,8 @@ impl SessionWorkflow {
             .energy_wh()
             .filter(|_| ctx.patched(names::PATCH_ENERGY_TARGET));
         ctx.state_mut(|s| s.energy_target_wh = target);
+        let idle_events = input.rate.has_parking_time() && ctx.patched(names::PATCH_IDLE_EVENT);
+        ctx.state_mut(|s| s.idle_events = idle_events);
         if ctx.state(|s| s.runs > 0) {
             // A continued charging session: straight back into the charging loop.
             let authorization = ctx.state(|s| Authorization {
@@ -627,8 +636,17 @@ impl SessionWorkflow {
                 ConnectorState::SuspendedEV | ConnectorState::SuspendedEvse => {
                     live.set_charging(signal.timestamp, false)
                 }
+                // Transaction still running with the cable in (a station that keeps it until
+                // the unplug): no energy, parking (`idle-event` sessions only, so sessions
+                // priced before it replay as they were).
+                ConnectorState::Finishing if self.idle_events => {
+                    live.set_charging(signal.timestamp, false)
+                }
                 _ => {}
             }
+        }
+        if self.idle_events {
+            self.note_idle(&signal);
         }
         self.wake += 1;
     }
@@ -683,6 +701,8 @@ impl SessionWorkflow {
             runs: c.runs,
             gateway_queue: None,
             energy_target_wh: None,
+            idle_events: false,
+            idle_to_announce: false,
         }
     }
 
@@ -747,6 +767,35 @@ impl SessionWorkflow {
             | ConnectorState::SuspendedEV
             | ConnectorState::SuspendedEvse => {
                 self.fault = None;
+            }
+            _ => {}
+        }
+    }
+
+    /// Charging finished (or resumed) while the transaction runs: sets or clears the session's
+    /// `idle`, and asks the loop to announce a new idle stretch.
+    fn note_idle(&mut self, signal: &ConnectorStatus) {
+        let Some(live) = self.live.as_ref() else {
+            return;
+        };
+        match signal.status {
+            ConnectorState::Charging => self.session.idle = None,
+            ConnectorState::SuspendedEV
+            | ConnectorState::SuspendedEvse
+            | ConnectorState::Finishing
+                if self.session.idle.is_none() =>
+            {
+                let since = signal.timestamp.max(live.started_at());
+                // Pricing failures surface in the loop's cost; here the fee start is unknown.
+                let parking_fee_from = live
+                    .parking_fee_from(since, chrono::Duration::hours(48))
+                    .ok()
+                    .flatten();
+                self.session.idle = Some(SessionIdle {
+                    since,
+                    parking_fee_from,
+                });
+                self.idle_to_announce = true;
             }
             _ => {}
         }
