@@ -6,6 +6,8 @@
 //! `/docs` and `/healthz` read nothing or one row by a random id and are not limited; the
 //! public price routes read several rows and run the tariff engine, so they get their own
 //! limiter keyed by the client's IP address ([`RateLimiter::public`]), apart from the keys'.
+//! `X-Forwarded-For` is not read: anyone can send it, so it would let one client pose as many;
+//! behind a proxy all drivers share the proxy's bucket.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
