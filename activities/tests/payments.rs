@@ -73,6 +73,9 @@ fn eur(minor: i64) -> Money {
     Money::new(minor, Currency::EUR)
 }
 
+/// The price lines the workflow hands the payment page.
+const PRICE_TEXT: &str = "0.4165 € per kWh\nVAT 19 % included";
+
 impl Harness {
     async fn create(&self) -> CreatePaymentOutput {
         self.env
@@ -87,6 +90,7 @@ impl Harness {
             payment_id: "pay_1".parse::<PaymentId>().unwrap(),
             amount: eur(5000),
             idempotency_key: idempotency_key(&self.session, Step::CreatePayment),
+            price_text: Some(PRICE_TEXT.to_owned()),
         }
     }
 
@@ -189,6 +193,8 @@ async fn create_opens_a_manual_capture_checkout_bound_to_the_session() {
     assert_eq!(p["payment_intent_data[metadata][session_id]"], sid);
     assert_eq!(p["metadata[session_id]"], sid);
     assert_eq!(p["line_items[0][quantity]"], "1");
+    // The price lines go where Stripe shows them next to the pay button.
+    assert_eq!(p["custom_text[submit][message]"], PRICE_TEXT);
     assert_eq!(
         p["success_url"],
         format!(

@@ -6,6 +6,7 @@
 //! - `admin`: organizations, settings, API keys, users, charge stations, rates, webhook endpoints,
 //!   event log.
 //! - `pages`: the driver's payment return pages.
+//! - `price`: a connector's public price (JSON and an HTML page for a QR code), no key needed.
 //! - `auth`: bearer API keys (per organization) and the operator's admin token.
 //! - [`limits`]: per-key request rate limits (429 with `Retry-After`).
 //! - `error`: the JSON error body with stable codes, also for axum's own rejections.
@@ -17,6 +18,7 @@ pub mod error;
 pub mod limits;
 mod openapi;
 pub mod pages;
+pub mod price;
 pub mod sessions;
 
 use axum::Router;
@@ -30,7 +32,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use workflows::client::SessionClient;
 
 /// API configuration.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct ApiConfig {
     /// Bearer token of the operator (creates organizations); `None` disables `/admin`.
     pub admin_token: Option<String>,
@@ -41,6 +43,21 @@ pub struct ApiConfig {
     pub default_max_power_w: Option<i64>,
     /// Requests per API key ([`limits::RateLimiter::default`]: 1,000/s, bursts of 5,000).
     pub rate_limit: limits::RateLimiter,
+    /// Requests per client address on the public price routes
+    /// ([`limits::RateLimiter::public`]: 5/s, bursts of 50).
+    pub public_rate_limit: limits::RateLimiter,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        Self {
+            admin_token: None,
+            timings: SessionTimings::default(),
+            default_max_power_w: None,
+            rate_limit: limits::RateLimiter::default(),
+            public_rate_limit: limits::RateLimiter::public(),
+        }
+    }
 }
 
 /// What every handler shares.
@@ -63,6 +80,7 @@ pub struct AppState {
         admin::revoke_api_key, admin::create_user, admin::create_charge_station, admin::list_charge_stations,
         admin::create_rate, admin::get_rate, admin::create_webhook_endpoint, admin::list_webhook_endpoints,
         admin::rotate_secret, admin::enable_endpoint, admin::disable_endpoint, admin::events, admin::redeliver,
+        price::get,
     ),
     modifiers(&Security, &ErrorResponses)
 )]
@@ -148,6 +166,11 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/events", get(admin::events))
         .route("/events/{id}/redeliver", post(admin::redeliver))
+        .route(
+            "/charge-stations/{station}/connectors/{connector}/price",
+            get(price::get),
+        )
+        .route("/price/{station}/{connector}", get(price::page_html))
         .route("/payments/{id}/success", get(pages::success))
         .route("/payments/{id}/cancel", get(pages::cancel))
         .route("/openapi.json", get(openapi_json))
@@ -212,7 +235,11 @@ pub async fn serve_app(
             tracing::warn!(error = %e, "could not set TCP_NODELAY");
         }
     });
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await
+    // With the peer's address: the public routes are limited per client address.
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
 }

@@ -1,6 +1,13 @@
 //! Per-API-key request rate limits: a token bucket per key, refilled at `per_second` up to
 //! `burst`. A request finding the bucket empty is answered 429 `rate_limited` with `Retry-After`
 //! (REST) or `RESOURCE_EXHAUSTED` (gRPC).
+//!
+//! Unauthenticated routes have no key to count. The payment return pages, `/openapi.json`,
+//! `/docs` and `/healthz` read nothing or one row by a random id and are not limited; the
+//! public price routes read several rows and run the tariff engine, so they get their own
+//! limiter keyed by the client's IP address ([`RateLimiter::public`]), apart from the keys'.
+//! `X-Forwarded-For` is not read: anyone can send it, so it would let one client pose as many;
+//! behind a proxy all drivers share the proxy's bucket.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -34,6 +41,17 @@ impl RateLimiter {
     pub const DEFAULT_PER_SECOND: u32 = 1_000;
     /// Default burst per key (requests).
     pub const DEFAULT_BURST: u32 = 5_000;
+
+    /// Default sustained rate of the public price routes per client address (requests/s):
+    /// a driver's phone asks once per scan.
+    pub const DEFAULT_PUBLIC_PER_SECOND: u32 = 5;
+    /// Default burst of the public price routes per client address.
+    pub const DEFAULT_PUBLIC_BURST: u32 = 50;
+
+    /// The limiter of the public (unauthenticated) price routes, per client address.
+    pub fn public() -> Self {
+        Self::new(Self::DEFAULT_PUBLIC_PER_SECOND, Self::DEFAULT_PUBLIC_BURST)
+    }
 
     /// `per_second` requests per second per key, up to `burst` at once; `per_second == 0`
     /// turns limits off.

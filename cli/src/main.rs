@@ -278,6 +278,13 @@ enum Commands {
         /// Requests an API key may send at once before the rate applies.
         #[arg(long, env = "CHARGELINK_API_RATE_BURST", default_value_t = api::limits::RateLimiter::DEFAULT_BURST)]
         rate_burst: u32,
+        /// Requests per second each client address may send to the public price routes (no
+        /// key to count); over it, 429 with `Retry-After`. 0 turns the limit off.
+        #[arg(long, env = "CHARGELINK_PUBLIC_RATE_LIMIT", default_value_t = api::limits::RateLimiter::DEFAULT_PUBLIC_PER_SECOND)]
+        public_rate_limit: u32,
+        /// Requests a client address may send at once to the public price routes.
+        #[arg(long, env = "CHARGELINK_PUBLIC_RATE_BURST", default_value_t = api::limits::RateLimiter::DEFAULT_PUBLIC_BURST)]
+        public_rate_burst: u32,
     },
     /// Run an OCPP 1.6J gateway (WebSocket CSMS + the worker for charger commands).
     Gateway {
@@ -580,6 +587,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             default_max_power,
             rate_limit,
             rate_burst,
+            public_rate_limit,
+            public_rate_burst,
         } => {
             let store = store::Store::open(&database.database_url).await?;
             let client = worker::connect(&temporal.settings(), Duration::from_secs(60)).await?;
@@ -591,6 +600,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     timings: timings.timings(),
                     default_max_power_w: (default_max_power > 0).then_some(default_max_power),
                     rate_limit: api::limits::RateLimiter::new(rate_limit, rate_burst),
+                    public_rate_limit: api::limits::RateLimiter::new(
+                        public_rate_limit,
+                        public_rate_burst,
+                    ),
                 },
             };
             // gRPC (`chargelink.v1.SessionService` + reflection) shares the port: its paths never

@@ -7,6 +7,8 @@
 //! - [`rate`]: the operator's rate (eDRV-style price components) attached to a session.
 //! - [`tariff`]: OCPI 2.2.1 tariffs and the one exact cost engine; CDR pricing for the CLI.
 //! - [`pricing`]: live and final cost of a session from meter samples and the rate.
+//! - [`price_list`]: the rate as a driver reads it before paying, money formatting, and what
+//!   the hold buys.
 //! - [`session`]: the session and payment objects exactly as the API and webhooks show them.
 //! - [`events`]: webhook event types.
 //! - [`station`]: a charge station's OCPP [`station::SecurityProfile`].
@@ -16,6 +18,7 @@ pub mod config;
 pub mod events;
 pub mod ids;
 pub mod money;
+pub mod price_list;
 pub mod pricing;
 pub mod rate;
 pub mod session;

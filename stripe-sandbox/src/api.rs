@@ -1,6 +1,8 @@
 //! The Stripe operations, as functions over [`State`]: no I/O, so each runs whole under the state
 //! lock. Rules follow the Stripe API reference (Checkout Sessions, PaymentIntents).
 
+use std::collections::BTreeMap;
+
 use serde_json::Value;
 
 use crate::error::ApiError;
@@ -13,6 +15,45 @@ use crate::webhooks::emit;
 /// Stripe's bounds for `expires_at`, from creation: 30 minutes to 24 hours.
 const MIN_EXPIRY_SECS: i64 = 30 * 60;
 const MAX_EXPIRY_SECS: i64 = 24 * 60 * 60;
+
+/// The positions of Checkout's `custom_text`, as Stripe names them.
+pub(crate) const CUSTOM_TEXT_POSITIONS: [&str; 4] = [
+    "after_submit",
+    "shipping_address",
+    "submit",
+    "terms_of_service_acceptance",
+];
+
+/// Stripe's limit on each `custom_text[<position>][message]`.
+const CUSTOM_TEXT_MAX_CHARS: usize = 1_200;
+
+/// `custom_text[<position>][message]` by position; any other `custom_text` key is unknown to
+/// Stripe, and a message over 1,200 characters is refused, as Stripe does.
+fn custom_text(params: &Params) -> Result<BTreeMap<String, String>, ApiError> {
+    let mut out = BTreeMap::new();
+    for key in params.keys_with_prefix("custom_text[") {
+        let Some(position) = CUSTOM_TEXT_POSITIONS
+            .iter()
+            .find(|p| key == format!("custom_text[{p}][message]"))
+        else {
+            return Err(ApiError::invalid_param(
+                "parameter_unknown",
+                key,
+                format!("Received unknown parameter: {key}"),
+            ));
+        };
+        let message = params.get(key).unwrap_or_default();
+        if message.chars().count() > CUSTOM_TEXT_MAX_CHARS {
+            return Err(ApiError::invalid_param(
+                "parameter_invalid_string",
+                key,
+                format!("{key} must be at most {CUSTOM_TEXT_MAX_CHARS} characters."),
+            ));
+        }
+        out.insert((*position).to_owned(), message.to_owned());
+    }
+    Ok(out)
+}
 
 /// Routes a `/v1` request to its operation.
 pub(crate) fn dispatch(
@@ -159,6 +200,8 @@ fn create_session(
         }
     }
 
+    let custom_text = custom_text(params)?;
+
     let id = new_id("cs_test_");
     let url = public_base
         .join(&format!("c/pay/{id}"))
@@ -172,6 +215,7 @@ fn create_session(
         amount,
         currency,
         product_name,
+        custom_text,
         client_reference_id,
         metadata: params.map("metadata"),
         success_url: params.get("success_url").map(str::to_owned),

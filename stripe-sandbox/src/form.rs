@@ -55,6 +55,14 @@ impl Params {
             .collect()
     }
 
+    /// The full keys that start with `prefix` (e.g. every `custom_text[…]` key).
+    pub(crate) fn keys_with_prefix<'a>(&'a self, prefix: &'a str) -> impl Iterator<Item = &'a str> {
+        self.0
+            .keys()
+            .map(String::as_str)
+            .filter(move |k| k.starts_with(prefix))
+    }
+
     /// The indices used by an array parameter (`line_items[0][..]`, `line_items[1][..]`).
     pub(crate) fn indices(&self, prefix: &str) -> Vec<usize> {
         let open = format!("{prefix}[");

@@ -37,14 +37,35 @@ fn amount_text(amount: i64, currency: &str) -> String {
     }
 }
 
+/// A `custom_text` message as Checkout shows it: one paragraph per line, in an element named
+/// after its position (`#custom-text-submit`).
+fn custom_text(session: &CheckoutSession, position: &str) -> String {
+    let Some(message) = session.custom_text.get(position) else {
+        return String::new();
+    };
+    let lines: String = message
+        .lines()
+        .map(|l| format!("<li class=\"custom-text-line\">{}</li>", escape(l)))
+        .collect();
+    format!(
+        r#"<ul id="custom-text-{}" class="custom-text">{lines}</ul>"#,
+        position.replace('_', "-")
+    )
+}
+
 fn render(session: &CheckoutSession, error: Option<&str>) -> String {
     let amount = escape(&amount_text(session.amount, &session.currency));
+    // Stripe shows `submit` next to the pay button and `after_submit` below it.
+    let submit_text = custom_text(session, "submit");
+    let after_submit = custom_text(session, "after_submit");
     let form = match session.status {
         SessionStatus::Open => format!(
             r#"<form method="post" action="/c/pay/{id}">
   <label for="card_number">Card number</label>
   <input id="card_number" name="card_number" inputmode="numeric" autocomplete="cc-number" placeholder="4242 4242 4242 4242" required>
+  {submit_text}
   <button type="submit" id="pay">Pay {amount}</button>
+  {after_submit}
 </form>"#,
             id = escape(&session.id)
         ),
@@ -67,7 +88,7 @@ fn render(session: &CheckoutSession, error: Option<&str>) -> String {
         r#"<!doctype html>
 <html lang="en">
 <head><meta charset="utf-8"><title>Pay {amount} - Stripe sandbox</title>
-<style>body{{font-family:sans-serif;max-width:28rem;margin:3rem auto}}#error{{color:#b00020;min-height:1.2em}}</style>
+<style>body{{font-family:sans-serif;max-width:28rem;margin:3rem auto}}#error{{color:#b00020;min-height:1.2em}}.custom-text{{list-style:none;padding:0;color:#444}}</style>
 </head>
 <body>
 <h1>{product}</h1>

@@ -64,6 +64,10 @@ pub(crate) struct CheckoutSession {
     pub(crate) amount: i64,
     pub(crate) currency: String,
     pub(crate) product_name: String,
+    /// `custom_text[<position>][message]` by position (`submit`, `after_submit`, ...); a state
+    /// file written before it existed reads as none.
+    #[serde(default)]
+    pub(crate) custom_text: BTreeMap<String, String>,
     pub(crate) client_reference_id: Option<String>,
     pub(crate) metadata: BTreeMap<String, String>,
     pub(crate) success_url: Option<String>,
@@ -169,7 +173,7 @@ impl CheckoutSession {
             "created": self.created,
             "currency": self.currency,
             "custom_fields": [],
-            "custom_text": {},
+            "custom_text": custom_text_json(&self.custom_text),
             "expires_at": self.expires_at,
             "livemode": false,
             "metadata": self.metadata,
@@ -184,6 +188,18 @@ impl CheckoutSession {
             "url": (self.status == SessionStatus::Open).then_some(&self.url),
         })
     }
+}
+
+/// Stripe's `custom_text` object: every position, `null` or `{"message": …}`.
+fn custom_text_json(messages: &BTreeMap<String, String>) -> Value {
+    let mut out = serde_json::Map::new();
+    for position in crate::api::CUSTOM_TEXT_POSITIONS {
+        let value = messages
+            .get(position)
+            .map_or(Value::Null, |m| json!({ "message": m }));
+        out.insert(position.to_owned(), value);
+    }
+    Value::Object(out)
 }
 
 impl PaymentIntent {

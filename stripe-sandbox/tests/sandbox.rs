@@ -791,3 +791,58 @@ async fn webhook_faults_drop_duplicate_and_delay_events() {
         .unwrap();
     assert_eq!(cleared.status(), 204);
 }
+
+/// `custom_text[submit][message]` is kept, answered in Stripe's `custom_text` shape, shown line
+/// by line next to the pay button, and refused over 1,200 characters or at an unknown position.
+#[tokio::test]
+async fn custom_text_is_echoed_and_shown_next_to_the_pay_button() {
+    let sandbox = Sandbox::start().await.unwrap();
+    let mut form = session_form(5000, "ses_1");
+    form.push((
+        "custom_text[submit][message]".to_owned(),
+        "0.35 € per kWh\nVAT <19 %> included".to_owned(),
+    ));
+    let (status, cs, _) = post_form(&sandbox, "v1/checkout/sessions", &form, None).await;
+    assert_eq!(status, 200, "{cs}");
+    assert_eq!(
+        cs["custom_text"],
+        json!({"after_submit": null, "shipping_address": null,
+               "submit": {"message": "0.35 € per kWh\nVAT <19 %> included"},
+               "terms_of_service_acceptance": null})
+    );
+    let page = http()
+        .get(cs["url"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains(r#"<ul id="custom-text-submit" class="custom-text"><li class="custom-text-line">0.35 € per kWh</li><li class="custom-text-line">VAT &lt;19 %&gt; included</li></ul>"#),
+        "{page}"
+    );
+    let text_at = page.find("custom-text-submit").unwrap();
+    assert!(
+        text_at < page.find(r#"id="pay""#).unwrap(),
+        "before the pay button"
+    );
+
+    let mut long = session_form(5000, "ses_2");
+    long.push(("custom_text[submit][message]".to_owned(), "x".repeat(1201)));
+    let (status, body, _) = post_form(&sandbox, "v1/checkout/sessions", &long, None).await;
+    assert_eq!(
+        (status, body["error"]["param"].as_str()),
+        (400, Some("custom_text[submit][message]"))
+    );
+    let mut unknown = session_form(5000, "ses_3");
+    unknown.push(("custom_text[footer][message]".to_owned(), "hi".to_owned()));
+    let (status, body, _) = post_form(&sandbox, "v1/checkout/sessions", &unknown, None).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (400, Some("parameter_unknown"))
+    );
+    // Without custom_text the object is all nulls and the page has no such list.
+    let plain = create(&sandbox, 5000).await;
+    assert!(plain["custom_text"]["submit"].is_null());
+}

@@ -1,5 +1,6 @@
 //! A real browser (Debian's headless chromium, driven by playwright-core): the driver paying on
-//! a hosted payment page (`tests/browser/pay.mjs`), and the operator reading a session in the
+//! a hosted payment page (`tests/browser/pay.mjs`), reading a price or payment page
+//! (`tests/browser/read.mjs`), and the operator reading a session in the
 //! Temporal Web UI (`tests/browser/temporal-ui.mjs`).
 
 use std::path::Path;
@@ -11,6 +12,12 @@ use serde_json::Value;
 /// Runs `tests/browser/pay.mjs` (headless chromium via playwright-core); its JSON answer.
 pub fn pay_in_browser(url: &str, card: &str) -> anyhow::Result<Value> {
     run_script("pay.mjs", &[url, card])
+}
+
+/// Runs `tests/browser/read.mjs`: opens `url` and answers what a driver reads there (the price
+/// page's lines with their figures, the checkout page's custom text lines) as JSON.
+pub fn read_page(url: &str) -> anyhow::Result<Value> {
+    run_script("read.mjs", &[url])
 }
 
 /// Runs `tests/browser/temporal-ui.mjs`: opens `url` (a page of the Temporal Web UI) and reads

@@ -99,3 +99,30 @@ pub fn session_input(
         continued: None,
     })
 }
+
+/// A EUR rate priced by an OCPI tariff in Europe/Berlin with energy, time, parking and a
+/// weekday restriction: 0.40 €/kWh and 3 €/h charging on weekdays 08:00-18:00, 0.30 €/kWh
+/// otherwise, parking 6 €/h after a free hour, 19 % VAT, minimum 2.38 €, maximum 59.50 €
+/// (incl. VAT). Every price is exact per minute, so the price lines show minutes.
+pub fn weekday_tariff_rate() -> Rate {
+    let tariff = serde_json::from_value(serde_json::json!({
+        "currency": "EUR",
+        "min_price": {"excl_vat": "2", "incl_vat": "2.38"},
+        "max_price": {"excl_vat": "50", "incl_vat": "59.5"},
+        "elements": [
+            {"price_components": [{"type": "ENERGY", "price": "0.40", "vat": "19", "step_size": 1},
+                                  {"type": "TIME", "price": "3", "vat": "19", "step_size": 1}],
+             "restrictions": {"day_of_week": ["MONDAY", "TUESDAY", "WEDNESDAY", "THURSDAY", "FRIDAY"],
+                              "start_time": "08:00", "end_time": "18:00"}},
+            {"price_components": [{"type": "ENERGY", "price": "0.30", "vat": "19", "step_size": 1}]},
+            {"price_components": [{"type": "PARKING_TIME", "price": "6", "vat": "19", "step_size": 1}],
+             "restrictions": {"min_parking_duration": 3600}}
+        ]
+    }))
+    .unwrap_or_else(|e| panic!("the test tariff does not parse: {e}"));
+    Rate {
+        time_zone: Some("Europe/Berlin".into()),
+        tariff: Some(tariff),
+        ..Rate::new(Currency::EUR, Vec::new())
+    }
+}

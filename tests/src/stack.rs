@@ -81,6 +81,7 @@ pub async fn start() -> anyhow::Result<Stack> {
         store: store.clone(),
         sessions: sessions.clone(),
         config: api::ApiConfig {
+            public_rate_limit: api::limits::RateLimiter::public(),
             rate_limit: Default::default(),
             default_max_power_w: None,
             admin_token: None,
@@ -151,6 +152,8 @@ pub async fn stand_in_online(
 pub struct Tenant {
     /// The organization.
     pub org: OrganizationId,
+    /// The station (OCPP identity); the connector is its number 1.
+    pub station: String,
     /// Its API key.
     pub key: String,
     /// A driver.
@@ -161,6 +164,20 @@ pub struct Tenant {
 
 /// Creates a tenant directly in the store.
 pub async fn tenant(store: &Store) -> anyhow::Result<Tenant> {
+    let rate = Rate::new(
+        Currency::USD,
+        vec![component(Dimension::Energy, "0.30", None)],
+    );
+    tenant_with(store, rate, None).await
+}
+
+/// Creates a tenant whose connector charges `rate` (the organization's currency is the
+/// rate's, hold 1800 minor units) and delivers at most `max_power_w`.
+pub async fn tenant_with(
+    store: &Store,
+    rate: Rate,
+    max_power_w: Option<i64>,
+) -> anyhow::Result<Tenant> {
     let now = Utc::now();
     let org = OrganizationId::from_unique(&random_body())?;
     store
@@ -168,17 +185,16 @@ pub async fn tenant(store: &Store) -> anyhow::Result<Tenant> {
             NewOrganization {
                 id: org.clone(),
                 name: "tests".into(),
-                settings: OrganizationSettings::default(),
+                settings: OrganizationSettings {
+                    currency: rate.currency,
+                    ..OrganizationSettings::default()
+                },
             },
             now,
         )
         .await?;
     let key = store.create_api_key(&org, "tests", now).await?.secret;
     let rate_id = RateId::from_unique(&random_body())?;
-    let rate = Rate::new(
-        Currency::USD,
-        vec![component(Dimension::Energy, "0.30", None)],
-    );
     store
         .create_rate(&org, &rate_id, "energy", &rate, now)
         .await?;
@@ -206,7 +222,7 @@ pub async fn tenant(store: &Store) -> anyhow::Result<Tenant> {
                 charge_station_id: station.clone(),
                 connector_number: 1,
                 rate_id,
-                max_power_w: None,
+                max_power_w,
             },
             now,
         )
@@ -215,6 +231,7 @@ pub async fn tenant(store: &Store) -> anyhow::Result<Tenant> {
     stand_in_online(store, &station, &[1]).await?;
     Ok(Tenant {
         org,
+        station,
         key,
         user,
         connector,

@@ -698,6 +698,7 @@ fn main() -> std::process::ExitCode {
                 store: store.clone(),
                 sessions: sessions.clone(),
                 config: api::ApiConfig {
+                    public_rate_limit: api::limits::RateLimiter::public(),
                     rate_limit: Default::default(),
                     admin_token,
                     timings: Default::default(),

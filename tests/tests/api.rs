@@ -994,6 +994,7 @@ async fn rate_limits_answer_429_with_retry_after(s: &Stack) -> anyhow::Result<()
         store: s.store.clone(),
         sessions: s.sessions.clone(),
         config: api::ApiConfig {
+            public_rate_limit: api::limits::RateLimiter::public(),
             rate_limit: api::limits::RateLimiter::new(1, 2),
             admin_token: Some(ADMIN_TOKEN.into()),
             timings: Default::default(),
@@ -1064,6 +1065,239 @@ async fn rate_limits_answer_429_with_retry_after(s: &Stack) -> anyhow::Result<()
     Ok(())
 }
 
+/// The texts of the price lines of `fixtures::weekday_tariff_rate`, as a driver reads them.
+const WEEKDAY_TARIFF_LINES: [&str; 6] = [
+    "0.476 € per kWh, weekdays, 08:00-18:00",
+    "0.0595 € per minute charging, weekdays, 08:00-18:00",
+    "0.357 € per kWh, otherwise",
+    "parking 0.119 € per minute, after 60 min",
+    "minimum 2.38 €, maximum 59.50 € per session",
+    "VAT 19 % included",
+];
+
+/// The public price of a connector: no API key, the lines of the rate the session is priced
+/// with (a weekday tariff with energy, time and parking), the hold and what it buys at the
+/// connector's 50 kW; by number or `con_…` id; as an HTML page for a QR code; unknown station or
+/// connector 404 (JSON error shape, and an HTML page); nothing of the organization in it; a
+/// client over the public limit 429.
+async fn public_price_of_a_connector(s: &Stack) -> anyhow::Result<()> {
+    let org = s
+        .ok("POST", "/admin/organizations", Some(ADMIN_TOKEN), Some(json!({"name": "price", "settings": {
+            "currency": "eur", "minimum_amount_to_start_session": 1800, "maximum_authorized_amount": 5000,
+            "payment_expiry_time": 300, "start_window": 300}})))
+        .await?;
+    let key = org["api_key"]["key"].as_str().context("key")?.to_owned();
+    let org_id: domain::ids::OrganizationId = org["organization"]["_id"]
+        .as_str()
+        .context("org id")?
+        .parse()?;
+    // Tariffs with restrictions are stored as sessions use them (POST /rates takes components).
+    let rate = chargelink_tests::fixtures::weekday_tariff_rate();
+    let rate_id = domain::ids::RateId::from_unique(&random_body())?;
+    s.store
+        .create_rate(&org_id, &rate_id, "weekday", &rate, chrono::Utc::now())
+        .await?;
+    let station = format!("CP-{}", &random_body()[..8]);
+    let cs = s
+        .ok(
+            "POST",
+            "/charge-stations",
+            Some(&key),
+            Some(json!({"id": station, "name": "price", "connectors": [
+            {"connector_id": 1, "rate": rate_id.to_string(), "max_power_w": 50_000}]})),
+        )
+        .await?;
+    let con = cs["connectors"][0]["_id"]
+        .as_str()
+        .context("con")?
+        .to_owned();
+
+    let path = format!("/charge-stations/{station}/connectors/1/price");
+    let before = chrono::Utc::now();
+    let (status, price) = s.call("GET", &path, None, None).await?;
+    let after = chrono::Utc::now();
+    ensure!(status == StatusCode::OK, "{status} {price}");
+    let texts: Vec<&str> = price["lines"]
+        .as_array()
+        .context("lines")?
+        .iter()
+        .filter_map(|l| l["text"].as_str())
+        .collect();
+    ensure!(texts == WEEKDAY_TARIFF_LINES, "{texts:#?}");
+    ensure!(
+        price["rate"] == rate_id.to_string()
+            && price["currency"] == "eur"
+            && price["time_zone"] == "Europe/Berlin"
+            && price["charge_station"] == station.as_str()
+            && price["connector"] == 1
+            && price["hold"] == json!({"amount": 1800, "currency": "eur"})
+            && price["max_power_w"] == 50_000,
+        "{price}"
+    );
+    // Figures as integers: 0.476 € is 476 × 10^-3, the minimum 2.38 € is 238 cents.
+    ensure!(
+        price["lines"][0]["price"] == json!({"amount": 476, "exponent": 3, "currency": "eur"})
+            && price["lines"][0]["price_excl_vat"]
+                == json!({"amount": 40, "exponent": 2, "currency": "eur"})
+            && price["lines"][0]["days_of_week"].as_array().map(Vec::len) == Some(5)
+            && price["lines"][1]["unit"] == "minute"
+            && price["lines"][3]["after_parking_minutes"] == 60
+            && price["lines"][4]["minimum"] == json!({"amount": 238, "currency": "eur"}),
+        "{price}"
+    );
+    // The estimate is the engine's, at the time of the request (prices differ by time of day).
+    let expected: Vec<i64> = [before, after]
+        .into_iter()
+        .filter_map(|at| {
+            domain::price_list::hold_estimate(
+                &rate,
+                domain::Money::new(1800, domain::Currency::EUR),
+                50_000,
+                at,
+            )
+            .ok()
+            .flatten()
+        })
+        .map(|e| e.energy_wh)
+        .collect();
+    let energy = price["estimate"]["energy_wh"]
+        .as_i64()
+        .context("estimate")?;
+    ensure!(
+        expected.iter().any(|e| (e - energy).abs() <= 20)
+            && price["estimate"]["text"]
+                .as_str()
+                .is_some_and(|t| t.starts_with("the 18.00 € hold buys about ")),
+        "{energy} Wh, expected one of {expected:?}: {price}"
+    );
+    // Nothing private: only the documented fields, no organization, key or session.
+    let fields: Vec<&str> = price
+        .as_object()
+        .context("object")?
+        .keys()
+        .map(String::as_str)
+        .collect();
+    ensure!(
+        fields
+            == [
+                "charge_station",
+                "connector",
+                "currency",
+                "estimate",
+                "hold",
+                "lines",
+                "max_power_w",
+                "rate",
+                "time_zone"
+            ],
+        "{fields:?}"
+    );
+    let body = price.to_string();
+    ensure!(
+        !body.contains(org_id.as_str()) && !body.contains(&key) && !body.contains("ses_"),
+        "{body}"
+    );
+    // The connector's id names it too, and a key changes nothing.
+    let by_id = s
+        .ok(
+            "GET",
+            &format!("/charge-stations/{station}/connectors/{con}/price"),
+            Some(&key),
+            None,
+        )
+        .await?;
+    ensure!(by_id["lines"] == price["lines"], "{by_id}");
+
+    for missing in [
+        format!("/charge-stations/{station}/connectors/9/price"),
+        format!(
+            "/charge-stations/CP-nowhere-{}/connectors/1/price",
+            random_body()
+        ),
+    ] {
+        let (status, v) = s.call("GET", &missing, None, None).await?;
+        ensure!(
+            status == StatusCode::NOT_FOUND
+                && v["error"]["code"] == "connector_not_found"
+                && v["error"]["message"].is_string(),
+            "{missing}: {status} {v}"
+        );
+    }
+
+    // The HTML page: every line, the hold and the estimate; an unknown connector is a page too.
+    let html_page = |number: u32| {
+        let url = format!("{}/price/{station}/{number}", s.api);
+        async move {
+            let res = s.http.get(url).send().await?;
+            let content_type = res
+                .headers()
+                .get("content-type")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_owned();
+            anyhow::Ok((res.status(), content_type, res.text().await?))
+        }
+    };
+    let (status, content_type, html) = html_page(1).await?;
+    ensure!(
+        status == StatusCode::OK && content_type.starts_with("text/html"),
+        "{status} {content_type}"
+    );
+    for line in WEEKDAY_TARIFF_LINES {
+        ensure!(
+            html.contains(&format!(">{line}</li>")),
+            "{line} not in {html}"
+        );
+    }
+    ensure!(
+        html.contains(r#"data-kind="energy" data-unit="kwh" data-price="0.476""#)
+            && html.contains("18.00 €")
+            && html.contains(r#"id="estimate""#),
+        "{html}"
+    );
+    let (status, content_type, html) = html_page(9).await?;
+    ensure!(
+        status == StatusCode::NOT_FOUND
+            && content_type.starts_with("text/html")
+            && html.contains("connector_not_found"),
+        "{status} {content_type} {html}"
+    );
+
+    // Over the public limit (a second API with 2 requests, then 1/s per client address): 429
+    // with Retry-After, whatever key is sent.
+    let state = api::AppState {
+        store: s.store.clone(),
+        sessions: s.sessions.clone(),
+        config: api::ApiConfig {
+            public_rate_limit: api::limits::RateLimiter::new(1, 2),
+            ..Default::default()
+        },
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let limited = format!("http://{}", listener.local_addr()?);
+    tokio::spawn(api::serve(listener, state, std::future::pending()));
+    let mut statuses = Vec::new();
+    for _ in 0..3 {
+        let r = s
+            .http
+            .get(format!("{limited}{path}"))
+            .bearer_auth(&key)
+            .send()
+            .await?;
+        statuses.push((r.status(), r.headers().contains_key("retry-after")));
+    }
+    ensure!(
+        statuses
+            == [
+                (StatusCode::OK, false),
+                (StatusCode::OK, false),
+                (StatusCode::TOO_MANY_REQUESTS, true)
+            ],
+        "{statuses:?}"
+    );
+    Ok(())
+}
+
 async fn receive(
     axum::extract::State(hooks): axum::extract::State<Received>,
     headers: axum::http::HeaderMap,
@@ -1117,6 +1351,8 @@ fn main() -> std::process::ExitCode {
             store: store.clone(),
             sessions: sessions.clone(),
             config: api::ApiConfig {
+                // Tests share 127.0.0.1; schemathesis would use up the public limit of the others.
+                public_rate_limit: api::limits::RateLimiter::off(),
                 rate_limit: Default::default(),
                 admin_token: Some(ADMIN_TOKEN.into()),
                 timings: Default::default(),
@@ -1155,6 +1391,7 @@ fn main() -> std::process::ExitCode {
             trial!(openapi_docs_and_return_pages),
             trial!(schemathesis_finds_no_server_error_and_no_undocumented_answer),
             trial!(rate_limits_answer_429_with_retry_after),
+            trial!(public_price_of_a_connector),
         ];
         let conclusion = harness::run_next_to_worker(args, trials, worker).await;
         drop(server);

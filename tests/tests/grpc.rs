@@ -904,6 +904,7 @@ fn main() -> std::process::ExitCode {
             store: store.clone(),
             sessions: sessions.clone(),
             config: api::ApiConfig {
+                public_rate_limit: api::limits::RateLimiter::public(),
                 rate_limit: Default::default(),
                 admin_token: Some(ADMIN_TOKEN.into()),
                 timings: Default::default(),

@@ -82,6 +82,11 @@ pub struct CreatePaymentInput {
     pub amount: Money,
     /// Provider idempotency key.
     pub idempotency_key: String,
+    /// The price as the driver reads it before paying (`domain::price_list`), one line each,
+    /// shown next to the pay button. Optional with a default: histories recorded before it
+    /// existed replay, and their pages simply show no price.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub price_text: Option<String>,
 }
 
 /// The hosted payment page.

@@ -6,9 +6,9 @@ use std::str::FromStr;
 
 use domain::money::{Currency, Money};
 use stripe_checkout::checkout_session::{
-    CreateCheckoutSession, CreateCheckoutSessionLineItems, CreateCheckoutSessionLineItemsPriceData,
-    CreateCheckoutSessionPaymentIntentData, CreateCheckoutSessionPaymentIntentDataCaptureMethod,
-    ProductData,
+    CreateCheckoutSession, CreateCheckoutSessionCustomText, CreateCheckoutSessionLineItems,
+    CreateCheckoutSessionLineItemsPriceData, CreateCheckoutSessionPaymentIntentData,
+    CreateCheckoutSessionPaymentIntentDataCaptureMethod, CustomTextPositionParam, ProductData,
 };
 use stripe_shared::{
     CheckoutSession, CheckoutSessionMode, CheckoutSessionStatus, PaymentIntent, PaymentIntentStatus,
@@ -92,7 +92,19 @@ pub(crate) fn checkout_request(
     intent.metadata = Some(metadata.clone());
     intent.description = Some(format!("chargelink session {session_id}"));
 
-    CreateCheckoutSession::new()
+    let request = CreateCheckoutSession::new();
+    // The price lines go next to the pay button (`custom_text[submit][message]`, up to 1,200
+    // characters): Stripe shows the product description under the line item, which is the hold,
+    // not the price of charging.
+    let request = match input.price_text.as_deref().filter(|t| !t.is_empty()) {
+        Some(text) => {
+            let mut custom = CreateCheckoutSessionCustomText::new();
+            custom.submit = Some(CustomTextPositionParam::new(text));
+            request.custom_text(custom)
+        }
+        None => request,
+    };
+    request
         .mode(CheckoutSessionMode::Payment)
         .line_items(vec![item])
         .payment_intent_data(intent)
