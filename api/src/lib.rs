@@ -6,6 +6,7 @@
 //! - `admin`: organizations, settings, API keys, users, charge stations, rates, webhook endpoints,
 //!   event log.
 //! - `pages`: the driver's payment return pages.
+//! - `receipts`: receipts of settled sessions (public HTML and PDF by token, JSON by session).
 //! - `auth`: bearer API keys (per organization) and the operator's admin token.
 //! - [`limits`]: per-key request rate limits (429 with `Retry-After`).
 //! - `error`: the JSON error body with stable codes, also for axum's own rejections.
@@ -17,6 +18,7 @@ pub mod error;
 pub mod limits;
 mod openapi;
 pub mod pages;
+pub mod receipts;
 pub mod sessions;
 
 use axum::Router;
@@ -41,6 +43,8 @@ pub struct ApiConfig {
     pub default_max_power_w: Option<i64>,
     /// Requests per API key ([`limits::RateLimiter::default`]: 1,000/s, bursts of 5,000).
     pub rate_limit: limits::RateLimiter,
+    /// Receipts: the public base URL and the card lookup.
+    pub receipts: receipts::ReceiptConfig,
 }
 
 /// What every handler shares.
@@ -59,6 +63,7 @@ pub struct AppState {
     info(title = "chargelink", description = "Pay-as-you-go EV charging sessions with card holds. Amounts are integer minor units."),
     paths(
         sessions::create, sessions::get, sessions::list, sessions::pause, sessions::resume, sessions::stop,
+        receipts::for_session,
         admin::create_organization, admin::organization, admin::update_settings, admin::create_api_key,
         admin::revoke_api_key, admin::create_user, admin::create_charge_station, admin::list_charge_stations,
         admin::create_rate, admin::get_rate, admin::create_webhook_endpoint, admin::list_webhook_endpoints,
@@ -148,6 +153,8 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/events", get(admin::events))
         .route("/events/{id}/redeliver", post(admin::redeliver))
+        .route("/sessions/{id}/receipt", get(receipts::for_session))
+        .route("/receipts/{token}", get(receipts::public))
         .route("/payments/{id}/success", get(pages::success))
         .route("/payments/{id}/cancel", get(pages::cancel))
         .route("/openapi.json", get(openapi_json))

@@ -7,6 +7,7 @@
 //! - [`rate`]: the operator's rate (eDRV-style price components) attached to a session.
 //! - [`tariff`]: OCPI 2.2.1 tariffs and the one exact cost engine; CDR pricing for the CLI.
 //! - [`pricing`]: live and final cost of a session from meter samples and the rate.
+//! - [`receipt`]: a settled session's receipt: lines with VAT that add up to the capture.
 //! - [`session`]: the session and payment objects exactly as the API and webhooks show them.
 //! - [`events`]: webhook event types.
 //! - [`station`]: a charge station's OCPP [`station::SecurityProfile`].
@@ -18,6 +19,7 @@ pub mod ids;
 pub mod money;
 pub mod pricing;
 pub mod rate;
+pub mod receipt;
 pub mod session;
 pub mod station;
 pub mod tariff;

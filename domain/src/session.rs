@@ -283,6 +283,10 @@ pub struct Session {
     /// When it ended.
     #[serde(default, rename = "endedAt", skip_serializing_if = "Option::is_none")]
     pub ended_at: Option<DateTime<Utc>>,
+    /// The driver's receipt (HTML; `.pdf` appended gives the PDF), at an unguessable URL;
+    /// `null` until the payment is captured.
+    #[serde(default)]
+    pub receipt_url: Option<String>,
     /// Creation time.
     #[serde(rename = "createdAt")]
     pub created_at: DateTime<Utc>,

@@ -1,19 +1,14 @@
 // Opens a payment page in a real (headless) Chromium, pays with a card number, and prints what
 // the driver ends up seeing as JSON: { url, amount, error, state }.
 //   node pay.mjs <payment url> <card number>
-import { chromium } from 'playwright-core';
+import { launch } from './chromium.mjs';
 
 const [url, card] = process.argv.slice(2);
 if (!url || !card) {
   console.error('usage: node pay.mjs <payment url> <card number>');
   process.exit(2);
 }
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-  // No sandbox as root in CI; no background traffic on a machine without internet.
-  args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-         '--disable-component-update', '--disable-sync'],
-});
+const browser = await launch();
 try {
   const page = await browser.newPage();
   await page.goto(url);

@@ -1,5 +1,6 @@
 //! A real browser (Debian's headless chromium, driven by playwright-core): the driver paying on
-//! a hosted payment page (`tests/browser/pay.mjs`), and the operator reading a session in the
+//! a hosted payment page (`tests/browser/pay.mjs`) and reading the receipt from the return page
+//! (`tests/browser/receipt.mjs`), and the operator reading a session in the
 //! Temporal Web UI (`tests/browser/temporal-ui.mjs`).
 
 use std::path::Path;
@@ -11,6 +12,13 @@ use serde_json::Value;
 /// Runs `tests/browser/pay.mjs` (headless chromium via playwright-core); its JSON answer.
 pub fn pay_in_browser(url: &str, card: &str) -> anyhow::Result<Value> {
     run_script("pay.mjs", &[url, card])
+}
+
+/// Runs `tests/browser/receipt.mjs`: opens a session's payment return page `url`, follows its
+/// receipt link and reads the receipt; its JSON answer (`state`, `receipt_url`, `pdf_url`,
+/// `fields` by element id, `lines`).
+pub fn read_receipt(url: &str) -> anyhow::Result<Value> {
+    run_script("receipt.mjs", &[url])
 }
 
 /// Runs `tests/browser/temporal-ui.mjs`: opens `url` (a page of the Temporal Web UI) and reads

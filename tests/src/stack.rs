@@ -82,6 +82,7 @@ pub async fn start() -> anyhow::Result<Stack> {
         sessions: sessions.clone(),
         config: api::ApiConfig {
             rate_limit: Default::default(),
+            receipts: Default::default(),
             default_max_power_w: None,
             admin_token: None,
             timings: Default::default(),

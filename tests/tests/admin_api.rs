@@ -699,6 +699,7 @@ fn main() -> std::process::ExitCode {
                 sessions: sessions.clone(),
                 config: api::ApiConfig {
                     rate_limit: Default::default(),
+                    receipts: Default::default(),
                     admin_token,
                     timings: Default::default(),
                     default_max_power_w: None,

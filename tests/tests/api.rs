@@ -968,6 +968,7 @@ async fn rate_limits_answer_429_with_retry_after(s: &Stack) -> anyhow::Result<()
         sessions: s.sessions.clone(),
         config: api::ApiConfig {
             rate_limit: api::limits::RateLimiter::new(1, 2),
+            receipts: Default::default(),
             admin_token: Some(ADMIN_TOKEN.into()),
             timings: Default::default(),
             default_max_power_w: None,
@@ -1091,6 +1092,7 @@ fn main() -> std::process::ExitCode {
             sessions: sessions.clone(),
             config: api::ApiConfig {
                 rate_limit: Default::default(),
+                receipts: Default::default(),
                 admin_token: Some(ADMIN_TOKEN.into()),
                 timings: Default::default(),
                 default_max_power_w: None,

@@ -896,6 +896,7 @@ fn main() -> std::process::ExitCode {
             sessions: sessions.clone(),
             config: api::ApiConfig {
                 rate_limit: Default::default(),
+                receipts: Default::default(),
                 admin_token: Some(ADMIN_TOKEN.into()),
                 timings: Default::default(),
                 default_max_power_w: None,
