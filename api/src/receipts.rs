@@ -564,6 +564,137 @@ mod tests {
         );
     }
 
+    use domain::money::Currency;
+
+    fn sample() -> Receipt {
+        let usd = Currency::USD;
+        let cost = domain::pricing::CostSummary {
+            amount: Money::new(2640, usd),
+            energy_wh: 80_000,
+            charging_seconds: 3600,
+            parking_seconds: 0,
+            breakdown: vec![domain::pricing::CostComponent {
+                dimension: domain::rate::Dimension::Energy,
+                quantity: Decimal::from(80),
+                unit_price: Decimal::new(30, 2),
+                tax: Decimal::from(10),
+                before_tax: Decimal::from(24),
+                total: Decimal::new(264, 1),
+            }],
+            amount_excl_vat: Some(Money::new(2400, usd)),
+        };
+        let figures =
+            ReceiptFigures::new(&cost, Money::new(1800, usd), Money::new(1800, usd)).unwrap();
+        Receipt {
+            session: "ses_1".into(),
+            url: "http://x/receipts/rct_1".into(),
+            pdf_url: "http://x/receipts/rct_1.pdf".into(),
+            issued_at: Utc::now(),
+            operator: ReceiptOperator {
+                name: "Op".into(),
+                tax_id: None,
+                address: Some("Street 1".into()),
+            },
+            station: ReceiptStation {
+                id: "CP-1".into(),
+                name: "one".into(),
+                address: None,
+                connector: "con_1".into(),
+            },
+            started_at: None,
+            ended_at: Some(Utc::now()),
+            energy_wh: 80_000,
+            duration_seconds: 3600,
+            charging_seconds: 3600,
+            parking_seconds: 0,
+            figures,
+            card: Some(ReceiptCard {
+                brand: "visa".into(),
+                last4: "4242".into(),
+            }),
+        }
+    }
+
+    /// Property names and required names of an OpenAPI schema, following `allOf` and `$ref`.
+    fn documented(
+        doc: &serde_json::Value,
+        schema: &serde_json::Value,
+    ) -> (
+        std::collections::BTreeSet<String>,
+        std::collections::BTreeSet<String>,
+    ) {
+        let mut names = std::collections::BTreeSet::new();
+        let mut required = std::collections::BTreeSet::new();
+        if let Some(r) = schema["$ref"].as_str() {
+            let name = r.trim_start_matches("#/components/schemas/");
+            return documented(doc, &doc["components"]["schemas"][name]);
+        }
+        for part in schema["allOf"].as_array().into_iter().flatten() {
+            let (n, r) = documented(doc, part);
+            names.extend(n);
+            required.extend(r);
+        }
+        if let Some(props) = schema["properties"].as_object() {
+            names.extend(props.keys().cloned());
+        }
+        for r in schema["required"].as_array().into_iter().flatten() {
+            required.extend(r.as_str().map(str::to_owned));
+        }
+        (names, required)
+    }
+
+    /// The JSON form answers exactly the fields /openapi.json documents (schemathesis only sees
+    /// 404s for random ids), and what it requires is there.
+    #[test]
+    fn the_json_receipt_matches_its_documented_schema() {
+        let doc = serde_json::to_value(crate::openapi()).unwrap();
+        let answer = serde_json::to_value(sample()).unwrap();
+        let keys: std::collections::BTreeSet<String> =
+            answer.as_object().unwrap().keys().cloned().collect();
+        let (names, required) = documented(&doc, &doc["components"]["schemas"]["Receipt"]);
+        assert_eq!(keys, names);
+        assert!(required.is_subset(&keys), "{required:?}");
+        assert!(required.contains("total_incl_vat") && required.contains("lines"));
+        let line = answer["lines"][0].as_object().unwrap();
+        let (names, _) = documented(&doc, &doc["components"]["schemas"]["ReceiptLine"]);
+        assert_eq!(
+            line.keys()
+                .cloned()
+                .collect::<std::collections::BTreeSet<_>>(),
+            names
+        );
+        assert_eq!(answer["currency"], "usd");
+        let path = &doc["paths"]["/sessions/{id}/receipt"]["get"]["responses"];
+        assert!(path["409"].is_object() && path["404"].is_object(), "{path}");
+    }
+
+    #[test]
+    fn both_forms_show_the_figures_and_the_card() {
+        let r = sample();
+        let html = render_html(&r);
+        for shown in [
+            "<td class=\"n\" id=\"total-incl\">18.00 USD</td>",
+            "<td class=\"n\" id=\"released\">0.00 USD</td>",
+            "<td id=\"energy\">80.000 kWh</td>",
+            "visa \u{2022}\u{2022}\u{2022}\u{2022} 4242",
+            "Not charged: above the card hold",
+        ] {
+            assert!(html.contains(shown), "{shown} in {html}");
+        }
+        let pdf = render_pdf(&r);
+        let text = String::from_utf8_lossy(&pdf);
+        assert!(text.starts_with("%PDF-") && text.trim_end().ends_with("%%EOF"));
+        // Text with bytes above ASCII (the WinAnsi bullets, 0x95) is written as a hex string;
+        // poppler's reading of it is checked end to end (cli/tests/e2e.rs).
+        let card = format!(
+            "<{}>",
+            hex::encode_upper(win_ansi("visa \u{2022}\u{2022}\u{2022}\u{2022} 4242"))
+        );
+        for shown in ["(18.00 USD)", card.as_str(), "/MediaBox [0 0 595 842]"] {
+            assert!(text.contains(shown), "{shown} in the PDF");
+        }
+    }
+
     #[test]
     fn energy_and_durations_read_as_people_write_them() {
         assert_eq!(kwh(12_345), "12.345 kWh");
