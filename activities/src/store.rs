@@ -42,13 +42,6 @@ fn receipt_url(base: &str, token: &str) -> String {
     format!("{base}/receipts/{token}")
 }
 
-fn captured(session: &Session) -> bool {
-    session
-        .payment
-        .as_ref()
-        .is_some_and(|p| p.status == domain::session::PaymentStatus::Captured)
-}
-
 #[activities]
 impl StoreActivities {
     /// Upserts the session and appends its events to the outbox. Database errors are retried by
@@ -65,14 +58,17 @@ impl StoreActivities {
             // A captured session gets its receipt: the token is made once (a retry finds it),
             // and its URL goes into the read model and every event showing the capture
             // (`session.payment.captured`), so the workflow needs no change.
-            if captured(&session) {
+            if session.captured_payment().is_some() {
                 let receipt = self
                     .store
                     .ensure_receipt(&input.organization, &session.id, chrono::Utc::now())
                     .await?;
                 let url = receipt_url(&self.public_url, &receipt.token);
                 session.receipt_url = Some(url.clone());
-                for event in events.iter_mut().filter(|e| captured(&e.data)) {
+                for event in events
+                    .iter_mut()
+                    .filter(|e| e.data.captured_payment().is_some())
+                {
                     event.data.receipt_url = Some(url.clone());
                 }
             }

@@ -52,11 +52,7 @@ pub async fn success(State(state): State<AppState>, Path(id): Path<String>) -> H
             let receipt = s
                 .receipt_url
                 .as_deref()
-                .filter(|_| {
-                    s.payment
-                        .as_ref()
-                        .is_some_and(|p| p.status == PaymentStatus::Captured)
-                })
+                .filter(|_| s.captured_payment().is_some())
                 .map(|url| {
                     format!(
                         "<p><a id=\"receipt\" href=\"{0}\">Your receipt</a> (<a id=\"receipt-pdf\" href=\"{0}.pdf\">PDF</a>)</p>",

@@ -15,7 +15,7 @@ use chrono::{DateTime, Utc};
 use domain::ids::{OrganizationId, SessionId};
 use domain::money::Money;
 use domain::receipt::{Receipt, ReceiptCard, ReceiptFigures, ReceiptOperator, ReceiptStation};
-use domain::session::{Payment, PaymentStatus, Session};
+use domain::session::Payment;
 use rust_decimal::Decimal;
 use rust_decimal::prelude::ToPrimitive;
 use tracing::Instrument;
@@ -46,13 +46,6 @@ impl Default for ReceiptConfig {
 
 /// The error code of a receipt asked for before the payment is captured.
 pub const NOT_SETTLED: &str = "session_not_settled";
-
-fn is_captured(session: &Session) -> Option<&Payment> {
-    session
-        .payment
-        .as_ref()
-        .filter(|p| p.status == PaymentStatus::Captured)
-}
 
 /// `GET /receipts/{token}` (HTML) and `GET /receipts/{token}.pdf` (PDF): public, no API key.
 pub async fn public(
@@ -113,7 +106,7 @@ pub async fn for_session(
         .session(&org, &id)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("session {id}")))?;
-    if is_captured(&session).is_none() {
+    if session.captured_payment().is_none() {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
             NOT_SETTLED,
@@ -143,7 +136,8 @@ async fn assemble(
             .session(&org, &id)
             .await?
             .ok_or_else(|| ApiError::internal(format!("receipt of missing session {id}")))?;
-        let payment = is_captured(&session)
+        let payment = session
+            .captured_payment()
             .ok_or_else(|| ApiError::internal(format!("receipt of uncaptured session {id}")))?;
         let cost = session
             .cost

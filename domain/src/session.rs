@@ -295,6 +295,15 @@ pub struct Session {
     pub updated_at: DateTime<Utc>,
 }
 
+impl Session {
+    /// The payment, once its final cost is captured (what a receipt is made of).
+    pub fn captured_payment(&self) -> Option<&Payment> {
+        self.payment
+            .as_ref()
+            .filter(|p| p.status == PaymentStatus::Captured)
+    }
+}
+
 /// `type` of every session chargelink creates.
 pub const PAYMENT_LINK: &str = "payment_link";
 /// `payment.type` of a payment link: the driver has no account.
