@@ -90,6 +90,10 @@ ensure_browser() {
     say "installing Debian's chromium for the payment-page browser test (apt-get install chromium)"
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
   fi
+  if ! command -v pdftoppm >/dev/null || ! command -v pdftotext >/dev/null; then
+    say "installing Debian's poppler-utils for the receipt PDF test (apt-get install poppler-utils)"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq poppler-utils >/dev/null
+  fi
   if [ ! -d "$ROOT/tests/browser/node_modules/playwright-core" ]; then
     say "installing playwright-core into tests/browser (npm ci)"
     (cd "$ROOT/tests/browser" && npm ci --no-audit --no-fund --silent)

@@ -12,13 +12,34 @@ use workflows::contracts::RecordSessionInput;
 /// Activities that write the store.
 pub struct StoreActivities {
     store: store::Store,
+    /// chargelink's public base URL, without a trailing slash.
+    public_url: String,
 }
+
+/// Where receipts are served unless [`StoreActivities::with_public_url`] says otherwise: the
+/// API's default address (`CHARGELINK_PUBLIC_URL`'s default).
+const DEFAULT_PUBLIC_URL: &str = "http://127.0.0.1:8080";
 
 impl StoreActivities {
     /// Activities on `store`.
     pub fn new(store: store::Store) -> Self {
-        Self { store }
+        Self {
+            store,
+            public_url: DEFAULT_PUBLIC_URL.to_owned(),
+        }
     }
+
+    /// Receipt URLs under `public_url` (chargelink's public base, where the API serves
+    /// `/receipts/{token}`).
+    pub fn with_public_url(mut self, public_url: url::Url) -> Self {
+        self.public_url = public_url.as_str().trim_end_matches('/').to_owned();
+        self
+    }
+}
+
+/// The public URL of the receipt with `token` under `base` (no trailing slash).
+fn receipt_url(base: &str, token: &str) -> String {
+    format!("{base}/receipts/{token}")
 }
 
 #[activities]
@@ -33,20 +54,34 @@ impl StoreActivities {
     ) -> Result<(), ActivityError> {
         let span = tracing::info_span!("record_session", session_id = %input.session.id, status = input.session.status.as_str());
         async {
+            let (mut session, mut events) = (input.session, input.events);
+            // A captured session gets its receipt: the token is made once (a retry finds it),
+            // and its URL goes into the read model and every event showing the capture
+            // (`session.payment.captured`), so the workflow needs no change.
+            if session.captured_payment().is_some() {
+                let receipt = self
+                    .store
+                    .ensure_receipt(&input.organization, &session.id, chrono::Utc::now())
+                    .await?;
+                let url = receipt_url(&self.public_url, &receipt.token);
+                session.receipt_url = Some(url.clone());
+                for event in events
+                    .iter_mut()
+                    .filter(|e| e.data.captured_payment().is_some())
+                {
+                    event.data.receipt_url = Some(url.clone());
+                }
+            }
             let stored = self
                 .store
-                .record_session(&input.organization, &input.session, &input.events)
+                .record_session(&input.organization, &session, &events)
                 .await?;
             // Counted only when stored now, so a retried activity counts nothing twice.
             for kind in &stored {
-                count(*kind, &input.session);
+                count(*kind, &session);
             }
-            if input
-                .events
-                .iter()
-                .any(|e| e.kind == EventType::SessionEnded)
-            {
-                report_overrun(&input.session);
+            if events.iter().any(|e| e.kind == EventType::SessionEnded) {
+                report_overrun(&session);
             }
             Ok(())
         }

@@ -613,3 +613,30 @@ fn settings_debug_hides_the_secret_key() {
     assert!(!debug.contains("supersecret"), "{debug}");
     assert!(debug.contains("sk_test_"));
 }
+
+/// Receipts: the card of a paid PaymentIntent comes from its latest charge
+/// (`payment_method_details.card`); an unknown intent is an error; the key never shows in Debug.
+#[tokio::test]
+async fn the_card_of_a_paid_intent_is_read_from_its_latest_charge() {
+    use activities::payments::{Card, CardLookup};
+    let h = harness().await;
+    let (_, intent) = h.authorized().await;
+    let lookup = CardLookup::new(&settings(h.sandbox.base_url().clone())).unwrap();
+    let card = lookup.card(&intent).await.unwrap();
+    assert_eq!(
+        card,
+        Some(Card {
+            brand: "visa".into(),
+            last4: "4242".into(),
+        })
+    );
+    assert!(lookup.card("pi_missing").await.is_err());
+    assert!(!format!("{lookup:?}").contains("sk_test"), "{lookup:?}");
+    let charges: Vec<_> = h
+        .sandbox
+        .requests()
+        .into_iter()
+        .filter(|r| r.path.starts_with("/v1/charges/ch_"))
+        .collect();
+    assert_eq!(charges.len(), 1, "one charge read: {charges:?}");
+}

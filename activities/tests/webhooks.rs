@@ -129,6 +129,7 @@ async fn session_with_events(f: &Fixture, kinds: &[EventType]) -> SessionId {
         stop: None,
         started_at: None,
         ended_at: None,
+        receipt_url: None,
         created_at: now,
         updated_at: now,
     };

@@ -35,6 +35,7 @@ fn settings_json(o: &store::entities::organization::Model) -> Value {
         "maximum_authorized_amount": o.maximum_authorized_amount,
         "payment_expiry_time": o.payment_expiry_seconds,
         "start_window": o.start_window_seconds,
+        "operator_name": o.operator_name, "tax_id": o.tax_id, "operator_address": o.operator_address,
         "createdAt": o.created_at, "updatedAt": o.updated_at,
     })
 }
@@ -64,6 +65,30 @@ pub struct SettingsBody {
     pub payment_expiry_time: i64,
     /// Seconds from authorization to start.
     pub start_window: i64,
+    /// The operator's name on receipts (default: the organization's name). Omitted: left as
+    /// it is; `""` clears it.
+    #[serde(default)]
+    pub operator_name: Option<String>,
+    /// The operator's VAT / tax id on receipts. Omitted: left as it is; `""` clears it.
+    #[serde(default)]
+    pub tax_id: Option<String>,
+    /// The operator's postal address on receipts. Omitted: left as it is; `""` clears it.
+    #[serde(default)]
+    pub operator_address: Option<String>,
+}
+
+impl SettingsBody {
+    fn operator_details(&self) -> store::OperatorDetails {
+        store::OperatorDetails {
+            name: self.operator_name.clone(),
+            tax_id: self.tax_id.clone(),
+            address: self.operator_address.clone(),
+        }
+    }
+
+    fn has_operator_details(&self) -> bool {
+        self.operator_name.is_some() || self.tax_id.is_some() || self.operator_address.is_some()
+    }
 }
 
 fn validate_settings(s: &SettingsBody) -> Result<OrganizationSettings, ApiError> {
@@ -134,6 +159,15 @@ pub async fn create_organization(
             now,
         )
         .await?;
+    let org = match req.settings.as_ref().filter(|s| s.has_operator_details()) {
+        Some(s) => {
+            state
+                .store
+                .set_operator_details(&id, s.operator_details(), now)
+                .await?
+        }
+        None => org,
+    };
     let key = state.store.create_api_key(&id, "initial", now).await?;
     Ok((
         StatusCode::CREATED,
@@ -160,10 +194,17 @@ pub async fn update_settings(
     Org(org): Org,
     req: Result<Json<SettingsBody>, JsonRejection>,
 ) -> Result<Json<Value>, ApiError> {
-    let s = validate_settings(&body(req)?)?;
-    Ok(Json(settings_json(
-        &state.store.update_settings(&org, s, Utc::now()).await?,
-    )))
+    let req = body(req)?;
+    let s = validate_settings(&req)?;
+    let now = Utc::now();
+    let mut row = state.store.update_settings(&org, s, now).await?;
+    if req.has_operator_details() {
+        row = state
+            .store
+            .set_operator_details(&org, req.operator_details(), now)
+            .await?;
+    }
+    Ok(Json(settings_json(&row)))
 }
 
 /// `POST /api-keys` body.
@@ -268,6 +309,9 @@ pub struct CreateChargeStation {
     #[serde(default)]
     #[schema(minimum = 1, maximum = 3)]
     pub security_profile: Option<i64>,
+    /// Postal address, shown on receipts.
+    #[serde(default)]
+    pub address: Option<String>,
 }
 
 /// Shortest and longest AuthorizationKey accepted (OCPP 1.6 security: 16 to 20 bytes, sent as
@@ -350,6 +394,12 @@ pub async fn create_charge_station(
             now,
         )
         .await?;
+    if let Some(address) = req.address.clone() {
+        state
+            .store
+            .set_charge_station_address(&org, &req.id, address)
+            .await?;
+    }
     let mut connectors = Vec::new();
     for c in req.connectors {
         let rate_id: RateId = c.rate.parse().map_err(ApiError::internal)?;
@@ -373,7 +423,7 @@ pub async fn create_charge_station(
         StatusCode::CREATED,
         Json(json!({
             "_id": req.id, "name": req.name, "connectors": connectors,
-            "security_profile": security_profile.number(),
+            "security_profile": security_profile.number(), "address": req.address,
             "ocpp": { "username": req.id, "password": auth_key, "path": format!("/ocpp/{}", req.id) },
         })),
     ))
@@ -394,7 +444,7 @@ pub async fn list_charge_stations(
             .into_iter()
             .map(|c| json!({ "_id": c.id, "connector_id": c.connector_number, "rate": c.rate_id, "status": c.status, "max_power_w": c.max_power_w }))
             .collect();
-        out.push(json!({ "_id": s.id, "name": s.name, "security_profile": s.security_profile().number(), "online": s.is_online(Utc::now()), "last_seen_at": s.last_seen_at, "connectors": connectors }));
+        out.push(json!({ "_id": s.id, "name": s.name, "security_profile": s.security_profile().number(), "address": s.address, "online": s.is_online(Utc::now()), "last_seen_at": s.last_seen_at, "connectors": connectors }));
     }
     Ok(Json(json!({ "data": out })))
 }

@@ -7,6 +7,7 @@
 //!   event log.
 //! - `pages`: the driver's payment return pages.
 //! - `price`: a connector's public price (JSON and an HTML page for a QR code), no key needed.
+//! - `receipts`: receipts of settled sessions (public HTML and PDF by token, JSON by session).
 //! - `auth`: bearer API keys (per organization) and the operator's admin token.
 //! - [`limits`]: per-key request rate limits (429 with `Retry-After`).
 //! - `error`: the JSON error body with stable codes, also for axum's own rejections.
@@ -19,6 +20,7 @@ pub mod limits;
 mod openapi;
 pub mod pages;
 pub mod price;
+pub mod receipts;
 pub mod sessions;
 
 use axum::Router;
@@ -46,6 +48,8 @@ pub struct ApiConfig {
     /// Requests per client address on the public price routes
     /// ([`limits::RateLimiter::public`]: 5/s, bursts of 50).
     pub public_rate_limit: limits::RateLimiter,
+    /// Receipts: the public base URL and the card lookup.
+    pub receipts: receipts::ReceiptConfig,
 }
 
 impl Default for ApiConfig {
@@ -56,6 +60,7 @@ impl Default for ApiConfig {
             default_max_power_w: None,
             rate_limit: limits::RateLimiter::default(),
             public_rate_limit: limits::RateLimiter::public(),
+            receipts: receipts::ReceiptConfig::default(),
         }
     }
 }
@@ -76,6 +81,7 @@ pub struct AppState {
     info(title = "chargelink", description = "Pay-as-you-go EV charging sessions with card holds. Amounts are integer minor units."),
     paths(
         sessions::create, sessions::get, sessions::list, sessions::pause, sessions::resume, sessions::stop,
+        receipts::for_session,
         admin::create_organization, admin::organization, admin::update_settings, admin::create_api_key,
         admin::revoke_api_key, admin::create_user, admin::create_charge_station, admin::list_charge_stations,
         admin::create_rate, admin::get_rate, admin::create_webhook_endpoint, admin::list_webhook_endpoints,
@@ -171,6 +177,8 @@ pub fn router(state: AppState) -> Router {
             get(price::get),
         )
         .route("/price/{station}/{connector}", get(price::page_html))
+        .route("/sessions/{id}/receipt", get(receipts::for_session))
+        .route("/receipts/{token}", get(receipts::public))
         .route("/payments/{id}/success", get(pages::success))
         .route("/payments/{id}/cancel", get(pages::cancel))
         .route("/openapi.json", get(openapi_json))

@@ -17,6 +17,7 @@ pub(crate) fn page(title: &str, body: &str) -> Html<String> {
     ))
 }
 
+/// `s` safe inside HTML text and attribute values.
 pub(crate) fn escape(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
@@ -47,10 +48,22 @@ pub async fn success(State(state): State<AppState>, Path(id): Path<String>) -> H
                 }
                 (other, _) => format!("This session is {}.", other.as_str()),
             };
+            // Once the final cost is captured, the driver's receipt (an unguessable URL).
+            let receipt = s
+                .receipt_url
+                .as_deref()
+                .filter(|_| s.captured_payment().is_some())
+                .map(|url| {
+                    format!(
+                        "<p><a id=\"receipt\" href=\"{0}\">Your receipt</a> (<a id=\"receipt-pdf\" href=\"{0}.pdf\">PDF</a>)</p>",
+                        escape(url)
+                    )
+                })
+                .unwrap_or_default();
             page(
                 "Thank you",
                 &format!(
-                    "<p id=\"state\" data-status=\"{}\">{}</p><p>Session <code>{}</code></p>",
+                    "<p id=\"state\" data-status=\"{}\">{}</p><p>Session <code>{}</code></p>{receipt}",
                     s.status.as_str(),
                     escape(&line),
                     escape(id.as_str())

@@ -144,6 +144,7 @@ impl Receiver {
                 "cost": data["cost"]["amount"],
                 "authorized_amount": payment["authorized_amount"],
                 "captured_amount": payment["captured_amount"],
+                "receipt_url": data["receipt_url"],
                 "signature": "verified",
             })
             .to_string();

@@ -153,6 +153,26 @@ struct StripeArgs {
     public_url: Url,
 }
 
+impl StripeArgs {
+    /// The payment settings, when a key is set.
+    fn settings(&self) -> Option<activities::payments::StripeSettings> {
+        Some(activities::payments::StripeSettings {
+            secret_key: self.stripe_secret_key.clone()?,
+            api_base: self.stripe_api_base.clone(),
+            public_base_url: self.public_url.clone(),
+            request_timeout: Duration::from_secs(15),
+        })
+    }
+
+    /// The card lookup receipts use, when a key is set.
+    fn card_lookup(&self) -> anyhow::Result<Option<activities::payments::CardLookup>> {
+        self.settings()
+            .map(|s| activities::payments::CardLookup::new(&s))
+            .transpose()
+            .context("the Stripe client for receipts")
+    }
+}
+
 /// Parses seconds (`10`, `0.5`) into a duration.
 fn seconds(text: &str) -> Result<Duration, String> {
     text.parse::<f64>()
@@ -261,6 +281,10 @@ enum Commands {
         /// Stripe webhook signing secret (`whsec_...`); unset disables `/stripe/webhook`.
         #[arg(long, env = "CHARGELINK_STRIPE_WEBHOOK_SECRET", hide_env_values = true)]
         stripe_webhook_secret: Option<String>,
+        /// Receipts: the public URL, and the Stripe key the card on a receipt is asked with
+        /// (unset: receipts show no card).
+        #[command(flatten)]
+        stripe: StripeArgs,
         /// Task queue of session workflows.
         #[arg(long, env = "CHARGELINK_TASK_QUEUE", default_value = workflows::queues::SESSIONS)]
         task_queue: String,
@@ -531,15 +555,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let runtime = metrics.start().await?;
             let store = store::Store::open(&database.database_url).await?;
             let client = worker::connect(&temporal.settings(), Duration::from_secs(60)).await?;
-            let payments = match &stripe.stripe_secret_key {
-                Some(key) => Some(activities::payments::PaymentActivities::new(
-                    &activities::payments::StripeSettings {
-                        secret_key: key.clone(),
-                        api_base: stripe.stripe_api_base.clone(),
-                        public_base_url: stripe.public_url.clone(),
-                        request_timeout: Duration::from_secs(15),
-                    },
-                )?),
+            let payments = match stripe.settings() {
+                Some(settings) => Some(activities::payments::PaymentActivities::new(&settings)?),
                 None => {
                     tracing::warn!(
                         "no CHARGELINK_STRIPE_SECRET_KEY: this worker serves no payment activities"
@@ -561,7 +578,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             )?;
             let dispatching =
                 tokio::spawn(async move { dispatcher.run(worker::shutdown_signal()).await });
-            let store_activities = activities::store::StoreActivities::new(store);
+            let store_activities = activities::store::StoreActivities::new(store)
+                .with_public_url(stripe.public_url.clone());
             worker::run(&runtime, client, &task_queue, move |options| {
                 options.max_cached_workflows = max_cached_sessions;
                 pollers.apply(options);
@@ -582,6 +600,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             listen,
             admin_token,
             stripe_webhook_secret,
+            stripe,
             task_queue,
             timings,
             default_max_power,
@@ -604,6 +623,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                         public_rate_limit,
                         public_rate_burst,
                     ),
+                    receipts: api::receipts::ReceiptConfig {
+                        public_url: stripe.public_url.to_string(),
+                        cards: stripe.card_lookup()?,
+                    },
                 },
             };
             // gRPC (`chargelink.v1.SessionService` + reflection) shares the port: its paths never

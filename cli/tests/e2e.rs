@@ -15,7 +15,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{Context, ensure};
-use chargelink_tests::fixtures::{HAPPY_PATH_EVENTS, PAID_SESSION_EVENTS};
+use chargelink_tests::fixtures::{HAPPY_PATH_EVENTS, PAID_SESSION_EVENTS, random_body};
 use chargelink_tests::grpc_client::{self, Watcher, auth};
 use chargelink_tests::processes::{self, Org, ProcessStack, Receiver, Scenario, Station};
 use grpc::pb;
@@ -699,6 +699,243 @@ async fn webhooks_arrive_after_the_receiver_was_down(stack: &ProcessStack) -> an
         .await
 }
 
+/// Formats minor units of USD as the receipt does (`12.34 USD`).
+fn usd(minor: i64) -> String {
+    format!("{}.{:02} USD", minor / 100, minor % 100)
+}
+
+/// Issue #15, receipts: a session paid in a real browser, charged and stopped has a receipt
+/// whose unguessable URL is in the session, in the `session.payment.captured` webhook and on
+/// the payment return page; the HTML receipt (read in the browser) shows the energy, totals,
+/// captured / released amounts and `visa •••• 4242`; the PDF renders with poppler and shows
+/// the totals; a wrong token is 404, another organization's key is 404 on the JSON form, and a
+/// session not settled yet is 409.
+async fn a_receipt_after_the_capture(stack: &ProcessStack) -> anyhow::Result<()> {
+    let org = stack
+        .org(
+            json!({"operator_name": "Receipt Charging GmbH", "tax_id": "DE123456789",
+                   "operator_address": "Hauptstr. 1, 10115 Berlin"}),
+            json!([{"type": "FLAT", "price": "0.50", "tax": "19"},
+                   {"type": "ENERGY", "price": "0.30", "tax": "19"},
+                   {"type": "TIME", "price": "1.20", "tax": "19"}]),
+        )
+        .await?;
+    let station_id = format!("E2E-RCPT{}-1", &random_body()[..6].to_uppercase());
+    let created = stack
+        .post(
+            "/charge-stations",
+            &org.key,
+            json!({"id": station_id, "name": "Receipt lane", "address": "Marktplatz 5, 10117 Berlin",
+                   "connectors": [{"connector_id": 1, "rate": org.rate}]}),
+        )
+        .await?;
+    let station = Station {
+        id: station_id.clone(),
+        password: created["ocpp"]["password"]
+            .as_str()
+            .context("password")?
+            .to_owned(),
+        connectors: vec![
+            created["connectors"][0]["_id"]
+                .as_str()
+                .context("connector")?
+                .to_owned(),
+        ],
+    };
+    stack.sim(&station, &["--power-w", "22000"]).await?;
+    let hooks = stack.receiver(&org, "hooks-receipt").await?;
+    let created = stack
+        .create_session(&org, &station.connectors[0], json!({}))
+        .await?;
+    let sid = id(&created);
+    ensure!(
+        created["receipt_url"].is_null(),
+        "no receipt before payment: {created}"
+    );
+    let url = created["payment"]["url"]
+        .as_str()
+        .context("payment url")?
+        .to_owned();
+    pay_in_a_real_browser(url, &sid).await?;
+    stack
+        .wait_session(&org, &sid, Duration::from_secs(30), "charging", |s| {
+            s["status"] == "started" && s["cost"]["details"]["energy_wh"].as_i64() > Some(0)
+        })
+        .await?;
+    let (status, early) = stack
+        .call(
+            reqwest::Method::GET,
+            &format!("/sessions/{sid}/receipt"),
+            &org.key,
+            None,
+        )
+        .await?;
+    ensure!(
+        status == 409 && early["error"]["code"] == "session_not_settled",
+        "a receipt before the capture: {status} {early}"
+    );
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let ended = stack.stop_until_captured(&org, &sid).await?;
+    let captured = ended["payment"]["captured_amount"]
+        .as_i64()
+        .context("captured")?;
+    let energy_wh = ended["cost"]["details"]["energy_wh"]
+        .as_i64()
+        .context("energy")?;
+    ensure!(
+        captured > 50,
+        "the flat fee and more were captured: {ended}"
+    );
+
+    // The URL: in the session, under the public URL, a 256-bit token unrelated to the id.
+    let receipt_url = ended["receipt_url"]
+        .as_str()
+        .context("receipt_url")?
+        .to_owned();
+    let token = receipt_url
+        .strip_prefix(&format!("{}/receipts/", stack.api))
+        .with_context(|| format!("{receipt_url} is under the API's public URL"))?
+        .to_owned();
+    ensure!(
+        token.len() == 4 + 64 && token.starts_with("rct_") && !token.contains(&sid[4..]),
+        "an unguessable token: {token}"
+    );
+    // ... and in the captured webhook.
+    stack
+        .assert_webhooks(&org, &hooks, &sid, &PAID_SESSION_EVENTS)
+        .await?;
+    let events = stack.received(&hooks, &sid);
+    for event in &events {
+        let expected = match event["type"].as_str() {
+            Some("session.payment.captured") => Value::from(receipt_url.as_str()),
+            _ => Value::Null,
+        };
+        ensure!(
+            event["receipt_url"] == expected,
+            "the receipt URL only from the capture on: {event}"
+        );
+    }
+
+    // The driver's view: the return page links the receipt, read in the browser.
+    let page = format!("{}/payments/{sid}/success", stack.api);
+    let seen = tokio::task::spawn_blocking(move || chargelink_tests::browser::read_receipt(&page))
+        .await??;
+    ensure!(
+        seen["receipt_url"] == receipt_url.as_str(),
+        "the return page links it: {seen}"
+    );
+    let field = |name: &str| seen["fields"][name].as_str().unwrap_or_default().to_owned();
+    let expected_energy = format!("{}.{:03} kWh", energy_wh / 1000, energy_wh % 1000);
+    ensure!(
+        field("energy") == expected_energy,
+        "energy {expected_energy}: {seen}"
+    );
+    ensure!(
+        field("total-incl") == usd(captured),
+        "total incl. VAT: {seen}"
+    );
+    ensure!(field("captured") == usd(captured), "captured: {seen}");
+    ensure!(field("authorized") == usd(1800), "hold: {seen}");
+    ensure!(
+        field("released") == usd(1800 - captured),
+        "released: {seen}"
+    );
+    ensure!(
+        field("card") == "visa \u{2022}\u{2022}\u{2022}\u{2022} 4242",
+        "card: {seen}"
+    );
+    ensure!(
+        field("operator") == "Receipt Charging GmbH" && field("tax-id") == "DE123456789",
+        "operator: {seen}"
+    );
+    ensure!(
+        field("station-address") == "Marktplatz 5, 10117 Berlin",
+        "station address: {seen}"
+    );
+    let lines = seen["lines"].as_array().context("lines")?;
+    ensure!(
+        lines.len() == 3 && lines.iter().all(|l| l[3] == "19 %"),
+        "flat, energy and time, each with 19 % VAT: {seen}"
+    );
+
+    // The JSON form adds up; another organization cannot read it.
+    let receipt = stack
+        .get(&format!("/sessions/{sid}/receipt"), &org.key)
+        .await?;
+    ensure!(
+        receipt["url"] == receipt_url.as_str() && receipt["card"]["brand"] == "visa",
+        "{receipt}"
+    );
+    let sum = |key: &str| {
+        receipt["lines"]
+            .as_array()
+            .map_or(0, |l| l.iter().filter_map(|l| l[key].as_i64()).sum::<i64>())
+    };
+    ensure!(
+        sum("incl_vat") == captured
+            && receipt["total_incl_vat"] == captured
+            && sum("excl_vat") + sum("vat") == captured
+            && receipt["total_vat"].as_i64() > Some(0)
+            && receipt["released"] == 1800 - captured,
+        "the lines add up to the capture: {receipt}"
+    );
+    let other = stack
+        .org(json!({}), serde_json::from_str(ENERGY_AND_TIME)?)
+        .await?;
+    let (status, body) = stack
+        .call(
+            reqwest::Method::GET,
+            &format!("/sessions/{sid}/receipt"),
+            &other.key,
+            None,
+        )
+        .await?;
+    ensure!(status == 404, "another organization: {status} {body}");
+
+    // The PDF, as poppler renders it.
+    let pdf = stack.http.get(format!("{receipt_url}.pdf")).send().await?;
+    ensure!(
+        pdf.status() == 200 && pdf.headers()["content-type"] == "application/pdf",
+        "pdf: {pdf:?}"
+    );
+    let bytes = pdf.bytes().await?;
+    ensure!(bytes.starts_with(b"%PDF-"), "a PDF");
+    let file = stack.dir.join(format!("receipt-{sid}.pdf"));
+    std::fs::write(&file, &bytes)?;
+    let rendered = chargelink_tests::poppler::render_first_page(&file, &stack.dir.join("receipt"))?;
+    ensure!(
+        (rendered.width, rendered.height) == (595, 842) && rendered.ink > 2_000,
+        "an A4 page with text on it: {rendered:?}"
+    );
+    let text = chargelink_tests::poppler::text(&file)?;
+    for expected in [
+        usd(captured),
+        usd(1800 - captured),
+        "visa".into(),
+        "4242".into(),
+        expected_energy,
+    ] {
+        ensure!(text.contains(&expected), "the PDF shows {expected}: {text}");
+    }
+
+    // A wrong token is not found, as HTML and as PDF.
+    for wrong in ["rct_0000", &format!("{token}0"), &sid] {
+        for suffix in ["", ".pdf"] {
+            let res = stack
+                .http
+                .get(format!("{}/receipts/{wrong}{suffix}", stack.api))
+                .send()
+                .await?;
+            ensure!(
+                res.status() == 404,
+                "/receipts/{wrong}{suffix}: {}",
+                res.status()
+            );
+        }
+    }
+    Ok(())
+}
+
 fn main() -> std::process::ExitCode {
     let scenarios: Vec<(&'static str, Scenario)> = vec![
         ("happy_path_over_rest_with_a_browser_payment", |s| {
@@ -730,6 +967,9 @@ fn main() -> std::process::ExitCode {
         }),
         ("webhooks_arrive_after_the_receiver_was_down", |s| {
             Box::pin(webhooks_arrive_after_the_receiver_was_down(s))
+        }),
+        ("a_receipt_after_the_capture", |s| {
+            Box::pin(a_receipt_after_the_capture(s))
         }),
     ];
     processes::run_scenarios(Path::new(env!("CARGO_BIN_EXE_chargelink")), &[], scenarios)

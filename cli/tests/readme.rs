@@ -4,7 +4,7 @@
 //! the addresses, the demo station `CP-DEMO-1` simulated, `target/debug/chargelink` at hand). The
 //! browser step between the blocks is a real headless Chromium paying on the hosted page; the
 //! waits between blocks are the ones a reader makes. Then the outcome is checked: the capture,
-//! and every webhook event printed by `chargelink webhooks listen` with its signature verified.
+//! the receipt, and every webhook event printed by `chargelink webhooks listen` with its signature verified.
 
 #![allow(
     clippy::unwrap_used,
@@ -291,6 +291,24 @@ async fn the_walkthrough_runs_as_written(stack: &ProcessStack) -> anyhow::Result
             && cost > 0
             && last == ended,
         "captured the final cost: {last}"
+    );
+    // 7: the receipt adds up to the capture, at the URL the session shows, with the card.
+    let receipt = json_line(&out, |v| v["session"] == sid.as_str())
+        .with_context(|| format!("the receipt is printed: {out:#?}"))?;
+    ensure!(
+        receipt["total_incl_vat"] == cost
+            && receipt["captured"] == cost
+            && receipt["released"].as_i64()
+                == last["payment"]["authorized_amount"]
+                    .as_i64()
+                    .map(|a| a - cost)
+            && receipt["url"] == last["receipt_url"]
+            && last["receipt_url"]
+                .as_str()
+                .is_some_and(|u| u.contains("/receipts/rct_"))
+            && receipt["card"]["last4"] == "4242"
+            && receipt["operator"]["tax_id"] == "US 12-3456789",
+        "the receipt: {receipt}"
     );
     let log = json_line(&out, |v| v["data"].is_array())
         .with_context(|| format!("the event log is printed: {out:#?}"))?;

@@ -9,6 +9,7 @@
 //! - [`pricing`]: live and final cost of a session from meter samples and the rate.
 //! - [`price_list`]: the rate as a driver reads it before paying, money formatting, and what
 //!   the hold buys.
+//! - [`receipt`]: a settled session's receipt: lines with VAT that add up to the capture.
 //! - [`session`]: the session and payment objects exactly as the API and webhooks show them.
 //! - [`events`]: webhook event types.
 //! - [`station`]: a charge station's OCPP [`station::SecurityProfile`].
@@ -21,6 +22,7 @@ pub mod money;
 pub mod price_list;
 pub mod pricing;
 pub mod rate;
+pub mod receipt;
 pub mod session;
 pub mod station;
 pub mod tariff;

@@ -312,6 +312,10 @@ pub struct Session {
     /// When it ended.
     #[serde(default, rename = "endedAt", skip_serializing_if = "Option::is_none")]
     pub ended_at: Option<DateTime<Utc>>,
+    /// The driver's receipt (HTML; `.pdf` appended gives the PDF), at an unguessable URL;
+    /// `null` until the payment is captured.
+    #[serde(default)]
+    pub receipt_url: Option<String>,
     /// Creation time.
     #[serde(rename = "createdAt")]
     pub created_at: DateTime<Utc>,
@@ -330,6 +334,15 @@ pub struct SessionIdle {
     /// `since` itself without one. Absent when staying costs nothing more.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parking_fee_from: Option<DateTime<Utc>>,
+}
+
+impl Session {
+    /// The payment, once its final cost is captured (what a receipt is made of).
+    pub fn captured_payment(&self) -> Option<&Payment> {
+        self.payment
+            .as_ref()
+            .filter(|p| p.status == PaymentStatus::Captured)
+    }
 }
 
 /// `type` of every session chargelink creates.

@@ -154,6 +154,7 @@ pub fn session(s: &Session) -> pb::Session {
         ended_at: s.ended_at.map(timestamp),
         created_at: Some(timestamp(s.created_at)),
         updated_at: Some(timestamp(s.updated_at)),
+        receipt_url: s.receipt_url.clone().unwrap_or_default(),
     }
 }
 

@@ -127,6 +127,7 @@ impl Store {
             start_window_seconds: Set(s.start_window_seconds),
             created_at: Set(now),
             updated_at: Set(now),
+            ..Default::default()
         }
         .insert(&self.db)
         .await?)
@@ -269,6 +270,7 @@ impl Store {
             gateway_queue: Set(None),
             last_seen_at: Set(None),
             created_at: Set(now),
+            ..Default::default()
         }
         .insert(&self.db)
         .await?)

@@ -15,6 +15,7 @@ pub mod secrets;
 
 mod admin;
 mod outbox;
+mod receipts;
 mod sessions;
 mod stations;
 
@@ -23,6 +24,7 @@ pub use admin::{
     OrganizationSettings,
 };
 pub use outbox::{DueDelivery, EventLogEntry};
+pub use receipts::OperatorDetails;
 pub use sessions::{SessionFilter, SessionPage};
 pub use stations::{GATEWAY_LEASE, NewOcppTransaction};
 

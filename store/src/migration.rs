@@ -5,8 +5,8 @@ use sea_orm_migration::prelude::*;
 
 use crate::entities::{
     api_key, charge_station, connector, ocpp_transaction, organization, pending_start, rate,
-    session, station_connection, station_connector, user, webhook_delivery, webhook_endpoint,
-    webhook_event,
+    receipt, session, station_connection, station_connector, user, webhook_delivery,
+    webhook_endpoint, webhook_event,
 };
 
 /// All migrations, in order.
@@ -20,6 +20,7 @@ impl MigratorTrait for Migrator {
             Box::new(StationRegistry),
             Box::new(ConnectorMaxPower),
             Box::new(StationSecurityProfile),
+            Box::new(Receipts),
         ]
     }
 }
@@ -324,6 +325,97 @@ impl MigrationTrait for StationSecurityProfile {
                     .to_owned(),
             )
             .await
+    }
+}
+
+/// Receipts: the operator's name, tax id and address on `organizations`, a station's address
+/// on `charge_stations` (all nullable, so existing rows are left as they are), and the
+/// `receipts` table (a settled session's token and card). Spelled out column by column, so
+/// later entity changes cannot alter what this migration creates. `Initial` builds
+/// `organizations` and `charge_stations` from the entities, so a database created after these
+/// columns existed already has them.
+struct Receipts;
+
+impl MigrationName for Receipts {
+    fn name(&self) -> &str {
+        "m20261207_000005_receipts"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for Receipts {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        let columns = [
+            ("operator_name", organization::Column::OperatorName),
+            ("tax_id", organization::Column::TaxId),
+            ("operator_address", organization::Column::OperatorAddress),
+        ];
+        for (name, column) in columns {
+            if !manager.has_column("organizations", name).await? {
+                manager
+                    .alter_table(
+                        Table::alter()
+                            .table(organization::Entity)
+                            .add_column(ColumnDef::new(column).string().null())
+                            .to_owned(),
+                    )
+                    .await?;
+            }
+        }
+        if !manager.has_column("charge_stations", "address").await? {
+            manager
+                .alter_table(
+                    Table::alter()
+                        .table(charge_station::Entity)
+                        .add_column(
+                            ColumnDef::new(charge_station::Column::Address)
+                                .string()
+                                .null(),
+                        )
+                        .to_owned(),
+                )
+                .await?;
+        }
+        use receipt::Column as R;
+        manager
+            .create_table(
+                Table::create()
+                    .table(receipt::Entity)
+                    .if_not_exists()
+                    .col(
+                        ColumnDef::new(R::SessionId)
+                            .string()
+                            .not_null()
+                            .primary_key(),
+                    )
+                    .col(ColumnDef::new(R::OrganizationId).string().not_null())
+                    .col(ColumnDef::new(R::Token).string().not_null())
+                    .col(ColumnDef::new(R::CardBrand).string().null())
+                    .col(ColumnDef::new(R::CardLast4).string().null())
+                    .col(
+                        ColumnDef::new(R::CreatedAt)
+                            .timestamp_with_time_zone()
+                            .not_null(),
+                    )
+                    .to_owned(),
+            )
+            .await?;
+        index(
+            manager,
+            "idx-receipts-token",
+            receipt::Entity,
+            [R::Token],
+            true,
+        )
+        .await?;
+        index(
+            manager,
+            "idx-receipts-organization_id",
+            receipt::Entity,
+            [R::OrganizationId],
+            false,
+        )
+        .await
     }
 }
 

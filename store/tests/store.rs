@@ -101,6 +101,7 @@ fn session(id: &SessionId, status: SessionStatus, at: DateTime<Utc>) -> Session 
         stop: None,
         started_at: None,
         ended_at: None,
+        receipt_url: None,
         created_at: t(0),
         updated_at: at,
     }
@@ -582,5 +583,140 @@ async fn stations_keep_their_security_profile_and_old_ones_get_profile_1() {
             let row = store.charge_station(id).await.unwrap().unwrap();
             assert_eq!(row.security_profile(), SecurityProfile::Basic, "{backend}");
         }
+    }
+}
+
+#[tokio::test]
+async fn receipts_get_one_random_token_and_the_migration_keeps_existing_rows() {
+    use sea_orm_migration::MigratorTrait;
+    for (backend, store) in stores().await {
+        let org = seeded(&store, "r").await;
+        let other = seeded(&store, "s").await;
+        store
+            .create_charge_station(
+                &org,
+                NewChargeStation {
+                    id: "CP-R".into(),
+                    name: "receipts".into(),
+                    auth_key: "k".into(),
+                    security_profile: Default::default(),
+                },
+                t(0),
+            )
+            .await
+            .unwrap();
+        // A database of the release before receipts: the columns and the table are not there
+        // yet (dropped here, with the migration unrecorded); its rows must come through as
+        // they were, with the new fields empty.
+        let db = store.connection();
+        for sql in [
+            "DROP TABLE receipts",
+            "ALTER TABLE organizations DROP COLUMN operator_name",
+            "ALTER TABLE organizations DROP COLUMN tax_id",
+            "ALTER TABLE organizations DROP COLUMN operator_address",
+            "ALTER TABLE charge_stations DROP COLUMN address",
+            "DELETE FROM seaql_migrations WHERE version = 'm20261207_000005_receipts'",
+        ] {
+            db.execute_unprepared(sql).await.unwrap();
+        }
+        store::migration::Migrator::up(db, None).await.unwrap();
+        let row = store.organization(&org).await.unwrap();
+        assert_eq!(
+            (row.name.as_str(), row.minimum_amount_to_start_session),
+            (
+                "r",
+                OrganizationSettings::default().minimum_amount_to_start_session
+            ),
+            "{backend}"
+        );
+        assert_eq!(
+            (row.operator_name, row.tax_id, row.operator_address),
+            (None, None, None),
+            "{backend}"
+        );
+        let station = store.charge_station("CP-R").await.unwrap().unwrap();
+        assert_eq!(
+            (station.name.as_str(), station.address),
+            ("receipts", None),
+            "{backend}"
+        );
+
+        // One token per session, random, kept across calls; scoped to the organization.
+        let a = SessionId::from_unique(&unique()).unwrap();
+        let b = SessionId::from_unique(&unique()).unwrap();
+        let first = store.ensure_receipt(&org, &a, t(10)).await.unwrap();
+        let again = store.ensure_receipt(&org, &a, t(20)).await.unwrap();
+        let second = store.ensure_receipt(&org, &b, t(10)).await.unwrap();
+        assert_eq!(first, again, "{backend}");
+        assert!(
+            first.token.starts_with("rct_") && first.token.len() == 68,
+            "{backend}"
+        );
+        assert_ne!(first.token, second.token, "{backend}");
+        assert!(!first.token.contains(&a.as_str()[4..]), "{backend}");
+        assert_eq!(
+            store.receipt_by_token(&first.token).await.unwrap(),
+            Some(first.clone()),
+            "{backend}"
+        );
+        assert_eq!(
+            store.receipt_by_token("rct_00").await.unwrap(),
+            None,
+            "{backend}"
+        );
+        assert!(store.receipt_for_session(&org, &a).await.unwrap().is_some());
+        assert_eq!(
+            store.receipt_for_session(&other, &a).await.unwrap(),
+            None,
+            "{backend}"
+        );
+        store.set_receipt_card(&a, "visa", "4242").await.unwrap();
+        let carded = store.receipt_for_session(&org, &a).await.unwrap().unwrap();
+        assert_eq!(
+            (
+                carded.card_brand.as_deref(),
+                carded.card_last4.as_deref(),
+                carded.token
+            ),
+            (Some("visa"), Some("4242"), first.token),
+            "{backend}"
+        );
+
+        // Operator details: omitted fields stay, empty ones clear.
+        let set = |name: Option<&str>, tax_id: Option<&str>, address: Option<&str>| {
+            store::OperatorDetails {
+                name: name.map(str::to_owned),
+                tax_id: tax_id.map(str::to_owned),
+                address: address.map(str::to_owned),
+            }
+        };
+        store
+            .set_operator_details(&org, set(Some("Op"), Some("DE1"), Some("Street 1")), t(30))
+            .await
+            .unwrap();
+        let row = store
+            .set_operator_details(&org, set(None, Some(""), None), t(31))
+            .await
+            .unwrap();
+        assert_eq!(
+            (
+                row.operator_name.as_deref(),
+                row.tax_id,
+                row.operator_address.as_deref()
+            ),
+            (Some("Op"), None, Some("Street 1")),
+            "{backend}"
+        );
+        let station = store
+            .set_charge_station_address(&org, "CP-R", "Square 2".into())
+            .await
+            .unwrap();
+        assert_eq!(station.address.as_deref(), Some("Square 2"), "{backend}");
+        assert!(matches!(
+            store
+                .set_charge_station_address(&other, "CP-R", "x".into())
+                .await,
+            Err(store::StoreError::NotFound(_))
+        ));
     }
 }

@@ -8,7 +8,7 @@ use serde_json::Value;
 use crate::error::ApiError;
 use crate::form::Params;
 use crate::state::{
-    CheckoutSession, IntentStatus, PaymentIntent, SessionStatus, State, new_id, now,
+    Card, CheckoutSession, IntentStatus, PaymentIntent, SessionStatus, State, new_id, now,
 };
 use crate::webhooks::emit;
 
@@ -69,6 +69,7 @@ pub(crate) fn dispatch(
         ("GET", ["v1", "checkout", "sessions", id]) => retrieve_session(state, id),
         ("POST", ["v1", "checkout", "sessions", id, "expire"]) => expire_session(state, id),
         ("GET", ["v1", "payment_intents", id]) => retrieve_intent(state, id),
+        ("GET", ["v1", "charges", id]) => retrieve_charge(state, id),
         ("POST", ["v1", "payment_intents", id, "capture"]) => capture(state, id, params),
         ("POST", ["v1", "payment_intents", id, "cancel"]) => cancel(state, id, params),
         _ => Err(ApiError::unrecognized(method, path)),
@@ -287,6 +288,16 @@ fn retrieve_intent(state: &mut State, id: &str) -> Result<Value, ApiError> {
     Ok(intent_mut(state, id)?.to_json())
 }
 
+/// A charge: the latest charge of the intent that made it (the sandbox keeps no other).
+fn retrieve_charge(state: &mut State, id: &str) -> Result<Value, ApiError> {
+    state
+        .intents
+        .values()
+        .filter(|pi| pi.latest_charge.as_deref() == Some(id))
+        .find_map(PaymentIntent::charge_json)
+        .ok_or_else(|| ApiError::no_such("charge", "charge", id))
+}
+
 /// Capture: only `requires_capture`, at most `amount_capturable`; the rest is released and the
 /// intent succeeds (single capture, no multicapture).
 fn capture(state: &mut State, id: &str, params: &Params) -> Result<Value, ApiError> {
@@ -379,14 +390,17 @@ fn cancel(state: &mut State, id: &str, params: &Params) -> Result<Value, ApiErro
     Ok(json)
 }
 
-/// What a card number does on the hosted page.
-fn card_outcome(number: &str) -> Result<(), ApiError> {
+/// What a card number does on the hosted page: the card Stripe would report, or the error.
+fn card_outcome(number: &str) -> Result<Card, ApiError> {
     let digits: String = number
         .chars()
         .filter(|c| !c.is_whitespace() && *c != '-')
         .collect();
     match digits.as_str() {
-        crate::CARD_SUCCESS => Ok(()),
+        crate::CARD_SUCCESS => Ok(Card {
+            brand: "visa".into(),
+            last4: digits[digits.len() - 4..].to_owned(),
+        }),
         crate::CARD_DECLINED => Err(ApiError::card(
             "card_declined",
             Some("generic_decline"),
@@ -437,19 +451,24 @@ pub(crate) fn pay(
             canceled_at: None,
             cancellation_reason: None,
             last_payment_error: None,
+            card: None,
         });
-    if let Err(e) = outcome {
-        intent.last_payment_error = Some((
-            e.code.unwrap_or("card_declined").to_owned(),
-            e.decline_code.map(str::to_owned),
-            e.message.clone(),
-        ));
-        let json = intent.to_json();
-        session_mut(state, id)?.attempt_intent = Some(intent_id.clone());
-        emit(state, "payment_intent.payment_failed", &intent_id, json);
-        return Err(e);
-    }
+    let card = match outcome {
+        Ok(card) => card,
+        Err(e) => {
+            intent.last_payment_error = Some((
+                e.code.unwrap_or("card_declined").to_owned(),
+                e.decline_code.map(str::to_owned),
+                e.message.clone(),
+            ));
+            let json = intent.to_json();
+            session_mut(state, id)?.attempt_intent = Some(intent_id.clone());
+            emit(state, "payment_intent.payment_failed", &intent_id, json);
+            return Err(e);
+        }
+    };
     intent.last_payment_error = None;
+    intent.card = Some(card);
     intent.latest_charge = Some(new_id("ch_"));
     let manual = intent.capture_method == "manual";
     if manual {

@@ -19,7 +19,8 @@
 //! - `webhooks`: event envelopes, `Stripe-Signature`, delivery with retries.
 //!
 //! # Test cards
-//! - `4242 4242 4242 4242`: authorized (hold placed).
+//! - `4242 4242 4242 4242`: authorized (hold placed); its charge (`GET /v1/charges/{id}`, the
+//!   intent's `latest_charge`) reports the card as Stripe does: `visa`, last 4 `4242`.
 //! - `4000 0000 0000 0002`: declined (`card_declined` / `generic_decline`).
 
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]

@@ -100,6 +100,16 @@ pub(crate) struct PaymentIntent {
     pub(crate) cancellation_reason: Option<String>,
     /// (code, decline_code, message) of the last failed attempt.
     pub(crate) last_payment_error: Option<(String, Option<String>, String)>,
+    /// The card of the successful attempt (absent in state files from before cards).
+    #[serde(default)]
+    pub(crate) card: Option<Card>,
+}
+
+/// A test card as Stripe reports it on a charge (`payment_method_details.card`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Card {
+    pub(crate) brand: String,
+    pub(crate) last4: String,
 }
 
 /// A checkout session, for assertions.
@@ -214,6 +224,46 @@ impl PaymentIntent {
             metadata: self.metadata.clone(),
             cancellation_reason: self.cancellation_reason.clone(),
         }
+    }
+
+    /// The latest charge as Stripe shows it (`GET /v1/charges/{id}`): the amounts, and the
+    /// card in `payment_method_details.card`.
+    pub(crate) fn charge_json(&self) -> Option<Value> {
+        let id = self.latest_charge.as_ref()?;
+        let card = self.card.as_ref()?;
+        let captured = self.status == IntentStatus::Succeeded;
+        let refunded = match self.status {
+            IntentStatus::Succeeded => self.amount - self.amount_received,
+            IntentStatus::Canceled => self.amount,
+            _ => 0,
+        };
+        Some(json!({
+            "id": id,
+            "object": "charge",
+            "amount": self.amount,
+            "amount_captured": self.amount_received,
+            "amount_refunded": refunded,
+            "captured": captured,
+            "created": self.created,
+            "currency": self.currency,
+            "livemode": false,
+            "metadata": self.metadata,
+            "paid": true,
+            "payment_intent": self.id,
+            "refunded": refunded == self.amount,
+            "status": "succeeded",
+            "payment_method_details": {
+                "type": "card",
+                "card": {
+                    "brand": card.brand,
+                    "last4": card.last4,
+                    "country": "US",
+                    "exp_month": 12,
+                    "exp_year": 2034,
+                    "funding": "credit",
+                },
+            },
+        }))
     }
 
     /// The Stripe JSON (fields async-stripe rc.10 requires plus the ones chargelink reads).

@@ -342,6 +342,42 @@ async fn capture_releases_the_remainder_and_a_second_capture_is_refused() {
     assert_eq!(body["error"]["code"], "payment_intent_unexpected_state");
 }
 
+/// The latest charge carries the test card Stripe-shaped (`payment_method_details.card`), and
+/// its amounts follow the capture; an unknown charge is `resource_missing`.
+#[tokio::test]
+async fn the_latest_charge_shows_the_card_brand_and_last4() {
+    let sandbox = Sandbox::start().await.unwrap();
+    let (_, pi) = authorized(&sandbox, 5000).await;
+    let get = |path: String| {
+        let url = sandbox.base_url().join(&path).unwrap();
+        async move {
+            let res = http().get(url).bearer_auth(KEY).send().await.unwrap();
+            (res.status().as_u16(), res.json::<Value>().await.unwrap())
+        }
+    };
+    let (_, intent) = get(format!("v1/payment_intents/{pi}")).await;
+    let charge_id = intent["latest_charge"].as_str().unwrap().to_owned();
+    assert!(charge_id.starts_with("ch_"), "{intent}");
+    let (status, charge) = get(format!("v1/charges/{charge_id}")).await;
+    assert_eq!(status, 200, "{charge}");
+    assert_eq!(charge["object"], "charge");
+    assert_eq!(charge["payment_intent"], pi.as_str());
+    assert_eq!(charge["payment_method_details"]["type"], "card");
+    assert_eq!(charge["payment_method_details"]["card"]["brand"], "visa");
+    assert_eq!(charge["payment_method_details"]["card"]["last4"], "4242");
+    assert_eq!(charge["captured"], false);
+    let path = format!("v1/payment_intents/{pi}/capture");
+    let form = [("amount_to_capture".into(), "1234".into())];
+    assert_eq!(post_form(&sandbox, &path, &form, None).await.0, 200);
+    let (_, charge) = get(format!("v1/charges/{charge_id}")).await;
+    assert_eq!(charge["captured"], true);
+    assert_eq!(charge["amount_captured"], 1234);
+    assert_eq!(charge["amount_refunded"], 5000 - 1234);
+    let (status, body) = get("v1/charges/ch_unknown".to_owned()).await;
+    assert_eq!(status, 404);
+    assert_eq!(body["error"]["code"], "resource_missing");
+}
+
 #[tokio::test]
 async fn a_missing_or_live_api_key_is_refused_with_401() {
     let sandbox = Sandbox::start().await.unwrap();

@@ -1,4 +1,4 @@
-// Debian's chromium, headless, as every browser script here launches it.
+// The headless Chromium every browser script drives: Debian's (or $CHROMIUM), via playwright-core.
 import { chromium } from 'playwright-core';
 
 export function launch() {

@@ -4,7 +4,7 @@
 // after its API calls, and Markdown in iframes), then saves a full-page screenshot (<shot>, then
 // <shot>-<n>.png). Prints JSON: { url, shots: [...], found: [...], missing: [...], text }.
 //   node temporal-ui.mjs <url> <screenshot.png> <expected>... [--tab <name> <expected>...]...
-import { chromium } from 'playwright-core';
+import { launch } from './chromium.mjs';
 
 const [url, shot, ...rest] = process.argv.slice(2);
 if (!url || !shot) {
@@ -16,12 +16,7 @@ for (let i = 0; i < rest.length; i++) {
   if (rest[i] === '--tab') views.push({ tab: rest[++i], expected: [] });
   else views[views.length - 1].expected.push(rest[i]);
 }
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-  // No sandbox as root in CI; no background traffic on a machine without internet.
-  args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-         '--disable-component-update', '--disable-sync'],
-});
+const browser = await launch();
 try {
   const page = await browser.newPage({ viewport: { width: 1600, height: 1200 } });
   await page.goto(url, { waitUntil: 'load' });

@@ -1,6 +1,7 @@
 //! A real browser (Debian's headless chromium, driven by playwright-core): the driver paying on
 //! a hosted payment page (`tests/browser/pay.mjs`), reading a price or payment page
-//! (`tests/browser/read.mjs`), and the operator reading a session in the
+//! (`tests/browser/read.mjs`), reading the receipt from the return page
+//! (`tests/browser/receipt.mjs`), and the operator reading a session in the
 //! Temporal Web UI (`tests/browser/temporal-ui.mjs`).
 
 use std::path::Path;
@@ -18,6 +19,13 @@ pub fn pay_in_browser(url: &str, card: &str) -> anyhow::Result<Value> {
 /// page's lines with their figures, the checkout page's custom text lines) as JSON.
 pub fn read_page(url: &str) -> anyhow::Result<Value> {
     run_script("read.mjs", &[url])
+}
+
+/// Runs `tests/browser/receipt.mjs`: opens a session's payment return page `url`, follows its
+/// receipt link and reads the receipt; its JSON answer (`state`, `receipt_url`, `pdf_url`,
+/// `fields` by element id, `lines`).
+pub fn read_receipt(url: &str) -> anyhow::Result<Value> {
+    run_script("receipt.mjs", &[url])
 }
 
 /// Runs `tests/browser/temporal-ui.mjs`: opens `url` (a page of the Temporal Web UI) and reads

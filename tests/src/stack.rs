@@ -83,6 +83,7 @@ pub async fn start() -> anyhow::Result<Stack> {
         config: api::ApiConfig {
             public_rate_limit: api::limits::RateLimiter::public(),
             rate_limit: Default::default(),
+            receipts: Default::default(),
             default_max_power_w: None,
             admin_token: None,
             timings: Default::default(),

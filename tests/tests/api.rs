@@ -996,6 +996,7 @@ async fn rate_limits_answer_429_with_retry_after(s: &Stack) -> anyhow::Result<()
         config: api::ApiConfig {
             public_rate_limit: api::limits::RateLimiter::public(),
             rate_limit: api::limits::RateLimiter::new(1, 2),
+            receipts: Default::default(),
             admin_token: Some(ADMIN_TOKEN.into()),
             timings: Default::default(),
             default_max_power_w: None,
@@ -1354,6 +1355,7 @@ fn main() -> std::process::ExitCode {
                 // Tests share 127.0.0.1; schemathesis would use up the public limit of the others.
                 public_rate_limit: api::limits::RateLimiter::off(),
                 rate_limit: Default::default(),
+                receipts: Default::default(),
                 admin_token: Some(ADMIN_TOKEN.into()),
                 timings: Default::default(),
                 default_max_power_w: None,

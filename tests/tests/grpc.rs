@@ -906,6 +906,7 @@ fn main() -> std::process::ExitCode {
             config: api::ApiConfig {
                 public_rate_limit: api::limits::RateLimiter::public(),
                 rate_limit: Default::default(),
+                receipts: Default::default(),
                 admin_token: Some(ADMIN_TOKEN.into()),
                 timings: Default::default(),
                 default_max_power_w: None,

@@ -11,8 +11,11 @@
 //! - Races the workflow must not lose money on are answered as states, not errors: expiring a
 //!   session the driver just paid answers `Authorized`; cancelling a released hold succeeds.
 
+mod cards;
 mod client;
 mod transformers;
+
+pub use cards::{Card, CardLookup};
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};

@@ -24,6 +24,8 @@ pub struct Model {
     /// When the station last connected or disconnected, or its gateway last renewed its lease
     /// (see [`crate::stations::GATEWAY_LEASE`]).
     pub last_seen_at: Option<DateTimeUtc>,
+    /// Postal address, shown on receipts.
+    pub address: Option<String>,
     pub created_at: DateTimeUtc,
 }
 

@@ -8,6 +8,7 @@ pub mod ocpp_transaction;
 pub mod organization;
 pub mod pending_start;
 pub mod rate;
+pub mod receipt;
 pub mod session;
 pub mod station_connection;
 pub mod station_connector;

@@ -16,6 +16,12 @@ pub struct Model {
     pub maximum_authorized_amount: i64,
     pub payment_expiry_seconds: i64,
     pub start_window_seconds: i64,
+    /// The operator's name on receipts (`None`: the organization's name).
+    pub operator_name: Option<String>,
+    /// The operator's VAT / tax id on receipts.
+    pub tax_id: Option<String>,
+    /// The operator's postal address on receipts.
+    pub operator_address: Option<String>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 }

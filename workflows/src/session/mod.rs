@@ -263,6 +263,7 @@ impl SessionWorkflow {
             stop: None,
             started_at: None,
             ended_at: None,
+            receipt_url: None,
             created_at: at,
             updated_at: at,
         };
