@@ -293,6 +293,9 @@ pub async fn create_session(
     timings.payment_expiry = expiry;
     timings.start_window =
         Duration::from_secs(u64::try_from(settings.start_window_seconds).unwrap_or(300));
+    let max_power_w = connector.max_power_w.or(state.config.default_max_power_w);
+    let authorized_amount = Money::new(amount, currency);
+    let price_text = price_text(&rate, authorized_amount, max_power_w, Utc::now());
     let input = SessionInput {
         payment_id: PaymentId::from_unique(
             session_id.as_str().trim_start_matches(SessionId::PREFIX),
@@ -309,10 +312,11 @@ pub async fn create_session(
         connector_id: u32::try_from(connector.connector_number).map_err(ApiError::internal)?,
         rate_id,
         rate,
-        authorized_amount: Money::new(amount, currency),
+        authorized_amount,
         target,
         timings,
-        max_power_w: connector.max_power_w.or(state.config.default_max_power_w),
+        max_power_w,
+        price_text,
         continued: None,
     };
     // The request's span (`telemetry::http::track`) names the session it made.
@@ -540,4 +544,25 @@ pub async fn command(
         }
         other => Ok(other?),
     }
+}
+
+/// The price lines and what the hold buys, for the payment page (Checkout's 1,200 characters);
+/// `None` when the rate cannot be shown. Made here, once, so the workflow task runs no tariff
+/// search for it.
+fn price_text(
+    rate: &domain::rate::Rate,
+    hold: Money,
+    max_power_w: Option<i64>,
+    at: chrono::DateTime<Utc>,
+) -> Option<String> {
+    use domain::price_list::{CHECKOUT_MESSAGE_MAX_CHARS, hold_estimate, price_lines};
+    let list = price_lines(rate).ok()?;
+    let estimate = max_power_w
+        .and_then(|power| hold_estimate(rate, hold, power, at).ok())
+        .flatten()
+        .map(|e| e.text);
+    Some(list.text(
+        &estimate.into_iter().collect::<Vec<_>>(),
+        CHECKOUT_MESSAGE_MAX_CHARS,
+    ))
 }

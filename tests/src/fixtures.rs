@@ -96,6 +96,7 @@ pub fn session_input(
         target: SessionTarget::default(),
         timings,
         max_power_w: None,
+        price_text: None,
         continued: None,
     })
 }

@@ -942,10 +942,17 @@ impl ProcessStack {
             log.iter()
                 .all(|e| e["deliveries"][0]["status"] == "delivered")
         };
-        let mut log = self.events(org, session).await?;
+        // Only what was sent this way: an event the endpoint did not subscribe to
+        // (`session.idle` for an endpoint without an events list) has no delivery.
+        let sent = |log: Vec<Value>| -> Vec<Value> {
+            log.into_iter()
+                .filter(|e| e["deliveries"].as_array().is_some_and(|d| !d.is_empty()))
+                .collect()
+        };
+        let mut log = sent(self.events(org, session).await?);
         while !delivered(&log) && std::time::Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(200)).await;
-            log = self.events(org, session).await?;
+            log = sent(self.events(org, session).await?);
         }
         let logged: Vec<&str> = log
             .iter()

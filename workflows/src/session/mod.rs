@@ -87,6 +87,11 @@ pub struct SessionInput {
     /// Absent in sessions created before it existed.
     #[serde(default)]
     pub max_power_w: Option<i64>,
+    /// The price as the driver reads it before paying (`domain::price_list`: the lines and
+    /// what the hold buys), shown on the payment page. Made by the API at creation, so the
+    /// workflow task runs no tariff search for it; absent in sessions created before it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub price_text: Option<String>,
     /// Set when this run continues a charging session whose history grew long
     /// (continue-as-new): everything the session knows, so it goes on where it was.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -401,14 +406,18 @@ impl SessionWorkflow {
             ),
             (None, Some(end)) => format!("ended {}: cost {}", end.as_str(), money(cost)),
             (None, None) => match auto_stop {
-                Some((deadline, reason)) => format!(
-                    "charging: cost {} of a {} hold{}; auto-stop ({}) at {} unless readings show less than {} W",
+                Some((deadline, EndReason::TargetReached)) => format!(
+                    "charging: cost {} of a {} hold, energy {} of a {} Wh target; auto-stop at {} for the target unless readings show less power",
                     money(cost),
                     hold,
-                    self.energy_target_wh
-                        .map(|wh| format!(", {wh} Wh target"))
-                        .unwrap_or_default(),
-                    reason.as_str(),
+                    self.live.as_ref().map_or(0, LiveCost::energy_wh),
+                    self.energy_target_wh.unwrap_or_default(),
+                    deadline.to_rfc3339(),
+                ),
+                Some((deadline, _)) => format!(
+                    "charging: cost {} of a {} hold; auto-stop at {} unless readings show less than {} W",
+                    money(cost),
+                    hold,
                     deadline.to_rfc3339(),
                     self.assumed_power_w()
                 ),

@@ -17,7 +17,7 @@ pub(super) async fn create_and_await_payment(
                 payment_id: input.payment_id.clone(),
                 amount: input.authorized_amount,
                 idempotency_key: idempotency_key(sid, Step::CreatePayment),
-                price_text: price_text(input, now(ctx)),
+                price_text: input.price_text.clone(),
             },
             options::create_payment(format!("hold {}", input.authorized_amount)),
         )
@@ -195,21 +195,4 @@ pub(super) async fn release_hold(
     )
     .await
     .map_err(|e| activity_failed("cancel_payment", e))
-}
-
-/// The price lines and the hold estimate for the payment page. Pure and computed from the
-/// workflow's input and time, so a replay computes the same text; the activity's input is not
-/// compared on replay anyway, and no command is added. `None` when the rate cannot be shown.
-fn price_text(input: &SessionInput, at: DateTime<Utc>) -> Option<String> {
-    use domain::price_list::{CHECKOUT_MESSAGE_MAX_CHARS, hold_estimate, price_lines};
-    let list = price_lines(&input.rate).ok()?;
-    let estimate = input
-        .max_power_w
-        .and_then(|power| hold_estimate(&input.rate, input.authorized_amount, power, at).ok())
-        .flatten()
-        .map(|e| e.text);
-    Some(list.text(
-        &estimate.into_iter().collect::<Vec<_>>(),
-        CHECKOUT_MESSAGE_MAX_CHARS,
-    ))
 }
