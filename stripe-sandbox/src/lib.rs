@@ -49,6 +49,9 @@ pub use state::{
 pub const CARD_SUCCESS: &str = "4242424242424242";
 /// The card number that is declined.
 pub const CARD_DECLINED: &str = "4000000000000002";
+/// The card number that authorizes but whose issuer declines every incremental authorization
+/// (the sandbox's own; Stripe publishes no such test card).
+pub const CARD_DECLINES_INCREMENTS: &str = "4000000000006975";
 
 /// How the sandbox runs. Plain fields, no CLI parser: the binary maps its flags onto this.
 #[derive(Clone)]

@@ -96,6 +96,7 @@ pub fn session_input(
         target: SessionTarget::default(),
         timings,
         max_power_w: None,
+        top_up: None,
         continued: None,
     })
 }
