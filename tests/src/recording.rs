@@ -32,6 +32,8 @@ pub struct Behaviour {
     pub stop_finds_no_transaction: bool,
     /// The issuer declines every increment of the hold (top-up).
     pub decline_increments: bool,
+    /// The provider answers an increment only after this many milliseconds (top-up).
+    pub increment_delay_ms: u64,
 }
 
 /// One recorded activity call.
@@ -192,6 +194,10 @@ impl Recorder {
         input: IncrementPaymentInput,
     ) -> Result<IncrementPaymentOutput, ActivityError> {
         self.append("increment_payment", input.session_id.as_str(), json!(input))?;
+        tokio::time::sleep(std::time::Duration::from_millis(
+            self.behaviour.increment_delay_ms,
+        ))
+        .await;
         Ok(if self.behaviour.decline_increments {
             IncrementPaymentOutput::Refused {
                 code: Some("card_declined".into()),

@@ -1361,6 +1361,18 @@ async fn top_up_raises_the_hold_instead_of_stopping(sc: Arc<Scenario>) -> anyhow
 /// Top-up on a card that declines increments: one increment asked for, refused, no more; the
 /// auto-stop comes on the first hold in time, as without top-up.
 async fn top_up_declined_stops_on_the_first_hold(sc: Arc<Scenario>) -> anyhow::Result<()> {
+    stops_on_the_first_hold(sc).await
+}
+
+/// Top-up with a provider that does not answer within the time left before the stop deadline:
+/// the increment is given up on (its schedule-to-close ends a second before the deadline) and
+/// the auto-stop still comes on the first hold in time.
+async fn top_up_unanswered_stops_on_the_first_hold(sc: Arc<Scenario>) -> anyhow::Result<()> {
+    stops_on_the_first_hold(sc).await
+}
+
+/// One increment asked for, not granted; the stop on the first hold before its 8.2 s.
+async fn stops_on_the_first_hold(sc: Arc<Scenario>) -> anyhow::Result<()> {
     let input = topped_up_hold()?;
     let started = std::time::Instant::now();
     sc.charging(&input, 0, Utc::now()).await?;
@@ -1539,6 +1551,13 @@ fn main() -> std::process::ExitCode {
             top_up_declined_stops_on_the_first_hold,
             Behaviour {
                 decline_increments: true,
+                ..Behaviour::default()
+            }
+        ),
+        trial!(
+            top_up_unanswered_stops_on_the_first_hold,
+            Behaviour {
+                increment_delay_ms: 10_000,
                 ..Behaviour::default()
             }
         ),

@@ -439,12 +439,13 @@ impl SessionWorkflow {
             (None, Some(end)) => format!("ended {}: cost {}", end.as_str(), money(cost)),
             (None, None) => match auto_stop {
                 Some((deadline, reason)) => format!(
-                    "charging: cost {} of a {} hold{}; auto-stop ({}) at {} unless readings show less than {} W",
+                    "charging: cost {} of a {} hold{}{}; auto-stop ({}) at {} unless readings show less than {} W",
                     money(cost),
                     hold,
                     self.energy_target_wh
                         .map(|wh| format!(", {wh} Wh target"))
                         .unwrap_or_default(),
+                    self.top_up_note(),
                     reason.as_str(),
                     deadline.to_rfc3339(),
                     self.assumed_power_w()
@@ -744,6 +745,21 @@ impl SessionWorkflow {
             top_up: None,
             top_up_attempts: c.top_up_attempts,
             top_up_over: c.top_up_over,
+        }
+    }
+
+    /// For `explain`: where top-up stands (empty without it).
+    fn top_up_note(&self) -> String {
+        match (self.top_up, self.top_up_amount()) {
+            (None, _) => String::new(),
+            (Some(t), Some(next)) => format!(
+                " (top-up: raised {} time(s), next to {next} before the stop deadline, ceiling {})",
+                self.top_up_attempts, t.ceiling
+            ),
+            (Some(t), None) => format!(
+                " (top-up over after {} attempt(s), ceiling {}: declined, unanswered or reached)",
+                self.top_up_attempts, t.ceiling
+            ),
         }
     }
 
