@@ -458,6 +458,11 @@ async fn top_up_raises_the_hold_where_the_card_allows_it(
         asked == [(402, "200".to_owned())],
         "asked once, declined: {asked:?}"
     );
+    // The chaos run's money audit: every hold moved once, captured the cost, never above the
+    // hold as the provider holds it (raised, for the first card).
+    let audit =
+        chargelink_tests::audit::audit_money(stack, &[raised.clone(), declined.clone()]).await?;
+    ensure!(audit.clean(), "{}", audit.table());
     // The operator's log shows the increments; the receiver (no `events` list) gets none.
     let logged: Vec<Value> = stack.events(&org, &id(&raised)).await?;
     let increased: Vec<&Value> = logged
