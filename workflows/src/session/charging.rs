@@ -595,16 +595,23 @@ async fn top_up(
             options::increment_payment(format!("raise the hold to {amount}"), budget),
         )
         .await;
-    match answer {
-        Ok(IncrementPaymentOutput::Raised { amount_capturable }) => {
+    // Never above what was asked for (the ceiling bounds what may be captured), and only in
+    // the hold's currency; anything else counts as no increment.
+    let raised = match answer {
+        Ok(IncrementPaymentOutput::Raised { amount_capturable })
+            if amount_capturable.currency == amount.currency =>
+        {
+            Some(Money::new(
+                amount_capturable.amount.min(amount.amount),
+                amount.currency,
+            ))
+        }
+        Ok(_) | Err(_) => None,
+    };
+    match raised {
+        Some(raised) => {
             let at = now(ctx);
             ctx.state_mut(|s| {
-                // Never above what was asked for: the ceiling bounds what may be captured.
-                let raised = if amount_capturable.currency == amount.currency {
-                    Money::new(amount_capturable.amount.min(amount.amount), amount.currency)
-                } else {
-                    amount
-                };
                 s.capturable = Some(raised);
                 if let Some(p) = s.session.payment.as_mut() {
                     p.authorized_amount = raised.amount;
@@ -617,7 +624,7 @@ async fn top_up(
             });
             record(ctx, &[EventType::PaymentIncreased]).await
         }
-        Ok(IncrementPaymentOutput::Refused { .. }) | Err(_) => {
+        None => {
             ctx.state_mut(|s| s.top_up_over = true);
             Ok(())
         }
