@@ -373,4 +373,29 @@ mod tests {
             idempotency_key(&s, Step::Cancel)
         );
     }
+
+    #[test]
+    fn each_increment_attempt_has_its_own_key() {
+        let s: SessionId = "ses_abc".parse().unwrap();
+        assert_eq!(increment_key(&s, 1), "ses_abc:increment_payment:1");
+        assert_ne!(increment_key(&s, 1), increment_key(&s, 2));
+    }
+
+    /// Without top-up, the create input serializes as before it existed (histories replay and
+    /// old workers read it).
+    #[test]
+    fn a_create_input_without_top_up_leaves_incremental_out() {
+        let input = CreatePaymentInput {
+            session_id: "ses_abc".parse().unwrap(),
+            payment_id: "pay_abc".parse().unwrap(),
+            amount: Money::new(500, domain::money::Currency::USD),
+            idempotency_key: "ses_abc:create_payment".into(),
+            price_text: None,
+            incremental: false,
+        };
+        let json = serde_json::to_value(&input).unwrap();
+        assert!(json.get("incremental").is_none(), "{json}");
+        let back: CreatePaymentInput = serde_json::from_value(json).unwrap();
+        assert_eq!(back, input);
+    }
 }
