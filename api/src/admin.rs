@@ -559,7 +559,8 @@ pub async fn get_rate(
 pub struct CreateWebhookEndpoint {
     /// Where events are POSTed (http or https).
     pub url: String,
-    /// Event types to receive; empty or omitted = all.
+    /// Event types to receive; empty or omitted = the payment-links spec's eleven.
+    /// chargelink's own (`session.idle`, `session.payment.increased`) only when listed.
     #[serde(default)]
     pub events: Vec<String>,
 }

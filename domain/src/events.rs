@@ -126,3 +126,22 @@ impl SessionEvent {
         format!("evt_{body}_{seq:04}")
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The spec's eleven go to every endpoint; chargelink's additions only to those that ask.
+    #[test]
+    fn only_chargelinks_additions_are_outside_the_spec() {
+        let outside: Vec<&str> = EventType::ALL
+            .iter()
+            .filter(|e| !e.in_spec())
+            .map(EventType::as_str)
+            .collect();
+        assert_eq!(outside, ["session.idle", "session.payment.increased"]);
+        assert_eq!(EventType::ALL.iter().filter(|e| e.in_spec()).count(), 11);
+        let wire = serde_json::to_string(&EventType::PaymentIncreased).unwrap();
+        assert_eq!(wire, "\"session.payment.increased\"");
+    }
+}
