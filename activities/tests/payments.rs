@@ -11,7 +11,8 @@ use activities::payments::{PaymentActivities, StripeSettings};
 use domain::ids::{PaymentId, SessionId};
 use domain::money::{Currency, Money};
 use stripe_sandbox::{
-    CARD_SUCCESS, Failure, FailureKind, IntentStatus, RecordedRequest, Sandbox, SessionStatus,
+    CARD_DECLINES_INCREMENTS, CARD_SUCCESS, Failure, FailureKind, IntentStatus, RecordedRequest,
+    Sandbox, SessionStatus,
 };
 use temporalio_sdk::activities::ActivityError;
 use temporalio_sdk::testing::{
@@ -19,8 +20,9 @@ use temporalio_sdk::testing::{
 };
 use url::Url;
 use workflows::contracts::{
-    CancelPaymentInput, CapturePaymentInput, CreatePaymentInput, CreatePaymentOutput, PaymentRef,
-    ProviderPaymentState, Step, idempotency_key,
+    CancelPaymentInput, CapturePaymentInput, CreatePaymentInput, CreatePaymentOutput,
+    IncrementPaymentInput, IncrementPaymentOutput, PaymentRef, ProviderPaymentState, Step,
+    idempotency_key, increment_key,
 };
 use workflows::options::failure_types::{PAYMENT_MISMATCH, PAYMENT_REJECTED};
 
@@ -91,7 +93,44 @@ impl Harness {
             amount: eur(5000),
             idempotency_key: idempotency_key(&self.session, Step::CreatePayment),
             price_text: Some(PRICE_TEXT.to_owned()),
+            incremental: false,
         }
+    }
+
+    /// Creates a page asking for incremental authorization and pays it with `card`: the
+    /// PaymentIntent id.
+    async fn incremental(&self, card: &str) -> String {
+        let mut input = self.create_input();
+        input.incremental = true;
+        // Another page than `create`'s: its own key.
+        input.idempotency_key = format!("{}:create_payment_incremental", self.session);
+        let created = self
+            .env
+            .run(PaymentActivities::create_payment, input)
+            .await
+            .unwrap();
+        let paid = self
+            .sandbox
+            .pay(&created.checkout_session_id, card)
+            .unwrap();
+        paid.payment_intent.unwrap()
+    }
+
+    /// Runs the increment activity (first attempt's key) to `amount`.
+    async fn increment(
+        &self,
+        intent_id: &str,
+        amount: Money,
+    ) -> Result<IncrementPaymentOutput, ActivityEnvironmentError> {
+        let input = IncrementPaymentInput {
+            session_id: self.session.clone(),
+            intent_id: intent_id.to_owned(),
+            amount,
+            idempotency_key: increment_key(&self.session, 1),
+        };
+        self.env
+            .run(PaymentActivities::increment_payment, input)
+            .await
     }
 
     fn page(&self, created: &CreatePaymentOutput) -> PaymentRef {
@@ -639,4 +678,101 @@ async fn the_card_of_a_paid_intent_is_read_from_its_latest_charge() {
         .filter(|r| r.path.starts_with("/v1/charges/ch_"))
         .collect();
     assert_eq!(charges.len(), 1, "one charge read: {charges:?}");
+}
+
+/// A page created with `incremental` asks Stripe for incremental authorization; the increment
+/// raises the hold to the new total, and the capture may then take more than the first hold.
+/// A page created without it sends no such parameter (what sessions without top-up send).
+#[tokio::test]
+async fn an_increment_raises_the_hold_and_the_capture_may_use_it() {
+    let h = harness().await;
+    let (_, plain) = h.authorized().await;
+    let intent_id = h.incremental(CARD_SUCCESS).await;
+    let creates = h.requests_to("/v1/checkout/sessions");
+    let param = "payment_method_options[card][request_incremental_authorization]";
+    assert_eq!(creates[0].params.get(param), None, "{:?}", creates[0]);
+    assert_eq!(
+        creates[1].params.get(param).map(String::as_str),
+        Some("if_available")
+    );
+
+    let raised = h.increment(&intent_id, eur(8000)).await.unwrap();
+    assert_eq!(
+        raised,
+        IncrementPaymentOutput::Raised {
+            amount_capturable: eur(8000)
+        }
+    );
+    assert_eq!(
+        h.sandbox.intent(&intent_id).unwrap().amount_capturable,
+        8000
+    );
+    let captured = h
+        .env
+        .run(
+            PaymentActivities::capture_payment,
+            h.capture_input(&intent_id, eur(7000)),
+        )
+        .await
+        .unwrap();
+    assert_eq!(captured.captured, eur(7000));
+    // Without the request at creation the intent cannot be incremented: refused, as an answer.
+    let refused = h.increment(&plain, eur(8000)).await.unwrap();
+    assert!(
+        matches!(refused, IncrementPaymentOutput::Refused { .. }),
+        "{refused:?}"
+    );
+    assert_eq!(h.sandbox.intent(&plain).unwrap().amount_capturable, 5000);
+}
+
+/// A declined increment is a typed answer (`Refused`, `card_declined`), not a retryable
+/// failure; the hold stays at its first amount.
+#[tokio::test]
+async fn a_declined_increment_is_refused_and_the_hold_stays() {
+    let h = harness().await;
+    let intent_id = h.incremental(CARD_DECLINES_INCREMENTS).await;
+    let answer = h.increment(&intent_id, eur(8000)).await.unwrap();
+    assert_eq!(
+        answer,
+        IncrementPaymentOutput::Refused {
+            code: Some("card_declined".into()),
+            message: "Your card was declined.".into()
+        }
+    );
+    let intent = h.sandbox.intent(&intent_id).unwrap();
+    assert_eq!((intent.amount, intent.amount_capturable), (5000, 5000));
+}
+
+/// A 500 fails the attempt retryably; the retry, with the same key, raises the hold once.
+#[tokio::test]
+async fn an_increment_retried_after_a_500_raises_the_hold_once() {
+    let h = harness().await;
+    let intent_id = h.incremental(CARD_SUCCESS).await;
+    h.sandbox
+        .fail_next(Failure::next(FailureKind::ServerError, 1).on_path("/increment_authorization"));
+    let first = h.increment(&intent_id, eur(8000)).await;
+    assert_eq!(failure(first), (None, false), "a 500 is retryable");
+    for _ in 0..2 {
+        let answer = h.increment(&intent_id, eur(8000)).await.unwrap();
+        assert_eq!(
+            answer,
+            IncrementPaymentOutput::Raised {
+                amount_capturable: eur(8000)
+            }
+        );
+    }
+    let calls = h.requests_to("/increment_authorization");
+    assert_eq!(calls.len(), 3);
+    assert_eq!(calls[0].injected, Some(FailureKind::ServerError));
+    assert!(!calls[1].replayed && calls[2].replayed, "{calls:?}");
+    let key = increment_key(&h.session, 1);
+    assert!(
+        calls
+            .iter()
+            .all(|c| c.idempotency_key.as_deref() == Some(key.as_str()))
+    );
+    assert_eq!(
+        h.sandbox.intent(&intent_id).unwrap().amount_capturable,
+        8000
+    );
 }

@@ -87,6 +87,7 @@ async fn payment_activities_hold_to_stripe_test_mode() {
         amount: eur(5000),
         idempotency_key: idempotency_key(&session, Step::CreatePayment),
         price_text: Some("0.35 € per kWh\nVAT 19 % included".to_owned()),
+        incremental: false,
     };
     let created = env
         .run(PaymentActivities::create_payment, input.clone())

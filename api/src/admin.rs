@@ -29,7 +29,7 @@ fn new_id(prefix: &str) -> String {
 }
 
 fn settings_json(o: &store::entities::organization::Model) -> Value {
-    json!({
+    let mut v = json!({
         "_id": o.id, "name": o.name, "currency": o.currency,
         "minimum_amount_to_start_session": o.minimum_amount_to_start_session,
         "maximum_authorized_amount": o.maximum_authorized_amount,
@@ -37,7 +37,12 @@ fn settings_json(o: &store::entities::organization::Model) -> Value {
         "start_window": o.start_window_seconds,
         "operator_name": o.operator_name, "tax_id": o.tax_id, "operator_address": o.operator_address,
         "createdAt": o.created_at, "updatedAt": o.updated_at,
-    })
+    });
+    // Shown only when on, so an organization without top-up reads as before.
+    if let Some(ceiling) = o.top_up_ceiling {
+        v["top_up"] = json!({ "ceiling": ceiling, "step": o.top_up_step });
+    }
+    v
 }
 
 /// `POST /admin/organizations` body.
@@ -75,6 +80,22 @@ pub struct SettingsBody {
     /// The operator's postal address on receipts. Omitted: left as it is; `""` clears it.
     #[serde(default)]
     pub operator_address: Option<String>,
+    /// Top-up: raise a session's hold (incremental authorization) instead of stopping it,
+    /// where the card allows it. Omitted: left as it is (off for a new organization);
+    /// `{"ceiling": null}` turns it off.
+    #[serde(default)]
+    pub top_up: Option<TopUpBody>,
+}
+
+/// Top-up settings (minor units of the organization's currency).
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TopUpBody {
+    /// The most a hold may be raised to; `null` turns top-up off.
+    pub ceiling: Option<i64>,
+    /// What each increment adds (default: the session's first hold).
+    #[serde(default)]
+    pub step: Option<i64>,
 }
 
 impl SettingsBody {
@@ -120,12 +141,31 @@ fn validate_settings(s: &SettingsBody) -> Result<OrganizationSettings, ApiError>
             "seconds, from 1 to 86400",
         ));
     }
+    let top_up = s.top_up.as_ref().filter(|t| t.ceiling.is_some());
+    if let Some(t) = top_up {
+        let ceiling = t.ceiling.unwrap_or_default();
+        // Stripe's largest card amount is 99,999,999 minor units.
+        if !(s.minimum_amount_to_start_session..=99_999_999).contains(&ceiling) {
+            return Err(ApiError::invalid(
+                "top_up.ceiling",
+                "minor units, from minimum_amount_to_start_session to 99999999",
+            ));
+        }
+        if t.step.is_some_and(|step| step <= 0) {
+            return Err(ApiError::invalid(
+                "top_up.step",
+                "must be a positive amount in minor units",
+            ));
+        }
+    }
     Ok(OrganizationSettings {
         currency,
         minimum_amount_to_start_session: s.minimum_amount_to_start_session,
         maximum_authorized_amount: s.maximum_authorized_amount,
         payment_expiry_seconds: s.payment_expiry_time,
         start_window_seconds: s.start_window,
+        top_up_ceiling: top_up.and_then(|t| t.ceiling),
+        top_up_step: top_up.and_then(|t| t.step),
     })
 }
 
@@ -195,7 +235,13 @@ pub async fn update_settings(
     req: Result<Json<SettingsBody>, JsonRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let req = body(req)?;
-    let s = validate_settings(&req)?;
+    let mut s = validate_settings(&req)?;
+    if req.top_up.is_none() {
+        // A client that does not know top-up leaves it as it is.
+        let current = state.store.organization(&org).await?;
+        s.top_up_ceiling = current.top_up_ceiling;
+        s.top_up_step = current.top_up_step;
+    }
     let now = Utc::now();
     let mut row = state.store.update_settings(&org, s, now).await?;
     if req.has_operator_details() {
@@ -513,7 +559,8 @@ pub async fn get_rate(
 pub struct CreateWebhookEndpoint {
     /// Where events are POSTed (http or https).
     pub url: String,
-    /// Event types to receive; empty or omitted = all.
+    /// Event types to receive; empty or omitted = the payment-links spec's eleven.
+    /// chargelink's own (`session.idle`, `session.payment.increased`) only when listed.
     #[serde(default)]
     pub events: Vec<String>,
 }

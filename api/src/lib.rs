@@ -46,7 +46,7 @@ pub struct ApiConfig {
     /// Requests per API key ([`limits::RateLimiter::default`]: 1,000/s, bursts of 5,000).
     pub rate_limit: limits::RateLimiter,
     /// Requests per client address on the public price routes
-    /// ([`limits::RateLimiter::public`]: 5/s, bursts of 50).
+    /// ([`limits::RateLimiter::public`]: 20/s, bursts of 200).
     pub public_rate_limit: limits::RateLimiter,
     /// Receipts: the public base URL and the card lookup.
     pub receipts: receipts::ReceiptConfig,

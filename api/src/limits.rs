@@ -43,10 +43,11 @@ impl RateLimiter {
     pub const DEFAULT_BURST: u32 = 5_000;
 
     /// Default sustained rate of the public price routes per client address (requests/s):
-    /// a driver's phone asks once per scan.
-    pub const DEFAULT_PUBLIC_PER_SECOND: u32 = 5;
+    /// a driver's phone asks once per scan, but behind a load balancer every driver shares
+    /// one address, so the default leaves room for a site's worth of scans.
+    pub const DEFAULT_PUBLIC_PER_SECOND: u32 = 20;
     /// Default burst of the public price routes per client address.
-    pub const DEFAULT_PUBLIC_BURST: u32 = 50;
+    pub const DEFAULT_PUBLIC_BURST: u32 = 200;
 
     /// The limiter of the public (unauthenticated) price routes, per client address.
     pub fn public() -> Self {

@@ -14,9 +14,9 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use store::SessionFilter;
 use tracing::Instrument;
-use workflows::SessionInput;
 use workflows::client::SessionClientError;
 use workflows::messages::CommandErrorCode;
+use workflows::{SessionInput, TopUp};
 
 use crate::AppState;
 use crate::auth::Org;
@@ -317,6 +317,14 @@ pub async fn create_session(
         timings,
         max_power_w,
         price_text,
+        // Only when the organization turned it on and its ceiling is above this hold.
+        top_up: settings
+            .top_up_ceiling
+            .filter(|ceiling| *ceiling > amount)
+            .map(|ceiling| TopUp {
+                ceiling: Money::new(ceiling, currency),
+                step: Money::new(settings.top_up_step.unwrap_or(amount), currency),
+            }),
         continued: None,
     };
     // The request's span (`telemetry::http::track`) names the session it made.

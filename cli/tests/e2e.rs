@@ -367,6 +367,121 @@ async fn auto_stop_before_the_hold_is_passed(stack: &ProcessStack) -> anyhow::Re
         .await
 }
 
+/// Successful, non-replayed `increment_authorization` requests the sandbox saw for `intent`:
+/// the new totals asked for.
+async fn increments(stack: &ProcessStack, intent: &str) -> anyhow::Result<Vec<(u16, String)>> {
+    let path = format!("/v1/payment_intents/{intent}/increment_authorization");
+    Ok(stack
+        .stripe_requests()
+        .await?
+        .iter()
+        .filter(|r| r["path"] == path.as_str() && r["replayed"] == false)
+        .map(|r| {
+            let status = r["status"].as_u64().and_then(|s| u16::try_from(s).ok());
+            let amount = r["params"]["amount"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned();
+            (status.unwrap_or_default(), amount)
+        })
+        .collect())
+}
+
+/// Top-up: 360 USD/h against a 1.00 USD hold, the organization raising holds by 1.00 up to
+/// 2.50. The card that allows it is raised twice (2.00, then the 2.50 ceiling), charges past
+/// the first hold and is captured above it but within the raised hold; the card whose issuer
+/// declines increments is asked once and stops on its 1.00 hold (`hold_limit`). The receiver,
+/// which lists no events, gets exactly what it got before top-up existed.
+async fn top_up_raises_the_hold_where_the_card_allows_it(
+    stack: &ProcessStack,
+) -> anyhow::Result<()> {
+    let org = stack
+        .org(
+            json!({"minimum_amount_to_start_session": 100,
+                   "top_up": {"ceiling": 250, "step": 100}}),
+            json!([{"type": "TIME", "price": "360.00"}]),
+        )
+        .await?;
+    let settings = stack.get("/organization", &org.key).await?;
+    ensure!(
+        settings["top_up"] == json!({"ceiling": 250, "step": 100}),
+        "{settings}"
+    );
+    let station = stack.station(&org, 2).await?;
+    stack.sim(&station, &[]).await?;
+    let hooks = stack.receiver(&org, "hooks-top-up").await?;
+    let raised = stack
+        .create_session(&org, &station.connectors[0], json!({}))
+        .await?;
+    let declined = stack
+        .create_session(&org, &station.connectors[1], json!({}))
+        .await?;
+    stack.pay(&raised).await?;
+    stack
+        .pay_with(&declined, stripe_sandbox::CARD_DECLINES_INCREMENTS)
+        .await?;
+    let mut ended = Vec::new();
+    for session in [&raised, &declined] {
+        let captured = |s: &Value| s["payment"]["status"] == "captured";
+        let timeout = Duration::from_secs(90);
+        ended.push(
+            stack
+                .wait_session(&org, &id(session), timeout, "captured", captured)
+                .await?,
+        );
+    }
+    let [raised, declined] =
+        <[Value; 2]>::try_from(ended).map_err(|_| anyhow::anyhow!("two sessions"))?;
+
+    let cost = raised["cost"]["amount"].as_i64().context("cost")?;
+    ensure!(raised["end_reason"] == "hold_limit", "{raised}");
+    ensure!(
+        cost > 100 && cost <= 250 && raised["payment"]["authorized_amount"] == 250,
+        "captured above the first hold, within the raised one: {raised}"
+    );
+    captured_once(stack, &intent(&raised)?, cost).await?;
+    let asked = increments(stack, &intent(&raised)?).await?;
+    ensure!(
+        asked == [(200, "200".to_owned()), (200, "250".to_owned())],
+        "two increments, to 2.00 then the ceiling: {asked:?}"
+    );
+
+    let cost = declined["cost"]["amount"].as_i64().context("cost")?;
+    ensure!(declined["end_reason"] == "hold_limit", "{declined}");
+    ensure!(
+        cost > 0 && cost <= 100 && declined["payment"]["authorized_amount"] == 100,
+        "stopped on the first hold: {declined}"
+    );
+    captured_once(stack, &intent(&declined)?, cost).await?;
+    let asked = increments(stack, &intent(&declined)?).await?;
+    ensure!(
+        asked == [(402, "200".to_owned())],
+        "asked once, declined: {asked:?}"
+    );
+    // The chaos run's money audit: every hold moved once, captured the cost, never above the
+    // hold as the provider holds it (raised, for the first card).
+    let audit =
+        chargelink_tests::audit::audit_money(stack, &[raised.clone(), declined.clone()]).await?;
+    ensure!(audit.clean(), "{}", audit.table());
+    // The operator's log shows the increments; the receiver (no `events` list) gets none.
+    let logged: Vec<Value> = stack.events(&org, &id(&raised)).await?;
+    let increased: Vec<&Value> = logged
+        .iter()
+        .filter(|e| e["event"]["type"] == "session.payment.increased")
+        .collect();
+    ensure!(
+        increased.len() == 2
+            && increased[1]["event"]["data"]["payment"]["authorized_amount"] == 250,
+        "/events: {logged:?}"
+    );
+    for session in [&raised, &declined] {
+        stack
+            .assert_webhooks(&org, &hooks, &id(session), &PAID_SESSION_EVENTS)
+            .await?;
+    }
+    Ok(())
+}
+
 async fn an_energy_target_stops_the_session(stack: &ProcessStack) -> anyhow::Result<()> {
     // 10.00 USD/kWh against an 18.00 USD hold; the driver wants 0.05 kWh (50 Wh: 16 s at the
     // sim's 11 kW), so the target, not the hold, ends it.
@@ -946,6 +1061,9 @@ fn main() -> std::process::ExitCode {
         }),
         ("auto_stop_before_the_hold_is_passed", |s| {
             Box::pin(auto_stop_before_the_hold_is_passed(s))
+        }),
+        ("top_up_raises_the_hold_where_the_card_allows_it", |s| {
+            Box::pin(top_up_raises_the_hold_where_the_card_allows_it(s))
         }),
         ("an_energy_target_stops_the_session", |s| {
             Box::pin(an_energy_target_stops_the_session(s))

@@ -46,11 +46,16 @@ pub enum EventType {
     /// catalogue: delivered only to endpoints that list it in their `events`.
     #[serde(rename = "session.idle")]
     SessionIdle,
+    /// The card hold was raised (top-up, incremental authorization); the session's
+    /// `payment.authorized_amount` shows the new hold. Beyond the spec's catalogue: delivered
+    /// only to endpoints that list it in their `events`.
+    #[serde(rename = "session.payment.increased")]
+    PaymentIncreased,
 }
 
 impl EventType {
     /// Every event type, in the order a session can emit them.
-    pub const ALL: [EventType; 12] = [
+    pub const ALL: [EventType; 13] = [
         Self::SessionCreated,
         Self::PaymentCreated,
         Self::PaymentAuthorized,
@@ -60,6 +65,7 @@ impl EventType {
         Self::SessionPaused,
         Self::SessionResumed,
         Self::SessionIdle,
+        Self::PaymentIncreased,
         Self::SessionEnded,
         Self::PaymentCaptured,
         Self::PaymentCanceled,
@@ -69,7 +75,7 @@ impl EventType {
     /// (and only these), so an eDRV-style client receives what the spec promises and nothing
     /// new; chargelink's own additions go to endpoints that ask for them.
     pub fn in_spec(&self) -> bool {
-        !matches!(self, Self::SessionIdle)
+        !matches!(self, Self::SessionIdle | Self::PaymentIncreased)
     }
 
     /// The wire name, e.g. `session.payment.captured`.
@@ -87,6 +93,7 @@ impl EventType {
             Self::PaymentCaptured => "session.payment.captured",
             Self::PaymentCanceled => "session.payment.canceled",
             Self::SessionIdle => "session.idle",
+            Self::PaymentIncreased => "session.payment.increased",
         }
     }
 }
@@ -117,5 +124,24 @@ impl SessionEvent {
             .as_str()
             .trim_start_matches(crate::ids::SessionId::PREFIX);
         format!("evt_{body}_{seq:04}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The spec's eleven go to every endpoint; chargelink's additions only to those that ask.
+    #[test]
+    fn only_chargelinks_additions_are_outside_the_spec() {
+        let outside: Vec<&str> = EventType::ALL
+            .iter()
+            .filter(|e| !e.in_spec())
+            .map(EventType::as_str)
+            .collect();
+        assert_eq!(outside, ["session.idle", "session.payment.increased"]);
+        assert_eq!(EventType::ALL.iter().filter(|e| e.in_spec()).count(), 11);
+        let wire = serde_json::to_string(&EventType::PaymentIncreased).unwrap();
+        assert_eq!(wire, "\"session.payment.increased\"");
     }
 }

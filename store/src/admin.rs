@@ -29,6 +29,11 @@ pub struct OrganizationSettings {
     pub payment_expiry_seconds: i64,
     /// Seconds from authorization to a started transaction.
     pub start_window_seconds: i64,
+    /// Top-up: raise a hold up to this many minor units instead of stopping, where the card
+    /// allows it (`None`, the default: off).
+    pub top_up_ceiling: Option<i64>,
+    /// Top-up: minor units each increment adds (`None`: the session's first hold).
+    pub top_up_step: Option<i64>,
 }
 
 impl Default for OrganizationSettings {
@@ -39,6 +44,8 @@ impl Default for OrganizationSettings {
             maximum_authorized_amount: 20_000,
             payment_expiry_seconds: 300,
             start_window_seconds: 300,
+            top_up_ceiling: None,
+            top_up_step: None,
         }
     }
 }
@@ -125,6 +132,8 @@ impl Store {
             maximum_authorized_amount: Set(s.maximum_authorized_amount),
             payment_expiry_seconds: Set(s.payment_expiry_seconds),
             start_window_seconds: Set(s.start_window_seconds),
+            top_up_ceiling: Set(s.top_up_ceiling),
+            top_up_step: Set(s.top_up_step),
             created_at: Set(now),
             updated_at: Set(now),
             ..Default::default()
@@ -157,6 +166,8 @@ impl Store {
         row.maximum_authorized_amount = Set(s.maximum_authorized_amount);
         row.payment_expiry_seconds = Set(s.payment_expiry_seconds);
         row.start_window_seconds = Set(s.start_window_seconds);
+        row.top_up_ceiling = Set(s.top_up_ceiling);
+        row.top_up_step = Set(s.top_up_step);
         row.updated_at = Set(now);
         Ok(row.update(&self.db).await?)
     }

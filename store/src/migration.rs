@@ -21,6 +21,7 @@ impl MigratorTrait for Migrator {
             Box::new(ConnectorMaxPower),
             Box::new(StationSecurityProfile),
             Box::new(Receipts),
+            Box::new(TopUp),
         ]
     }
 }
@@ -416,6 +417,40 @@ impl MigrationTrait for Receipts {
             false,
         )
         .await
+    }
+}
+
+/// Top-up: the ceiling and step of raised holds on `organizations` (nullable: existing
+/// organizations keep top-up off). `Initial` builds `organizations` from the entity, so a
+/// database created after these columns existed already has them.
+struct TopUp;
+
+impl MigrationName for TopUp {
+    fn name(&self) -> &str {
+        "m20261207_000006_top_up"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for TopUp {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        let columns = [
+            ("top_up_ceiling", organization::Column::TopUpCeiling),
+            ("top_up_step", organization::Column::TopUpStep),
+        ];
+        for (name, column) in columns {
+            if !manager.has_column("organizations", name).await? {
+                manager
+                    .alter_table(
+                        Table::alter()
+                            .table(organization::Entity)
+                            .add_column(ColumnDef::new(column).big_integer().null())
+                            .to_owned(),
+                    )
+                    .await?;
+            }
+        }
+        Ok(())
     }
 }
 

@@ -720,3 +720,45 @@ async fn receipts_get_one_random_token_and_the_migration_keeps_existing_rows() {
         ));
     }
 }
+
+/// Top-up settings: off for an organization created without them and for one migrated from
+/// the release before them (the columns dropped, the migration unrecorded), kept as set.
+#[tokio::test]
+async fn top_up_is_off_by_default_and_kept_once_set() {
+    use sea_orm_migration::MigratorTrait;
+    for (backend, store) in stores().await {
+        let org = seeded(&store, "u").await;
+        let row = store.organization(&org).await.unwrap();
+        assert_eq!(
+            (row.top_up_ceiling, row.top_up_step),
+            (None, None),
+            "{backend}"
+        );
+        let db = store.connection();
+        for sql in [
+            "ALTER TABLE organizations DROP COLUMN top_up_ceiling",
+            "ALTER TABLE organizations DROP COLUMN top_up_step",
+            "DELETE FROM seaql_migrations WHERE version = 'm20261207_000006_top_up'",
+        ] {
+            db.execute_unprepared(sql).await.unwrap();
+        }
+        store::migration::Migrator::up(db, None).await.unwrap();
+        let row = store.organization(&org).await.unwrap();
+        assert_eq!(
+            (row.top_up_ceiling, row.top_up_step),
+            (None, None),
+            "{backend}"
+        );
+        let settings = OrganizationSettings {
+            top_up_ceiling: Some(10_000),
+            top_up_step: Some(2_000),
+            ..OrganizationSettings::default()
+        };
+        let row = store.update_settings(&org, settings, t(1)).await.unwrap();
+        assert_eq!(
+            (row.top_up_ceiling, row.top_up_step),
+            (Some(10_000), Some(2_000)),
+            "{backend}"
+        );
+    }
+}

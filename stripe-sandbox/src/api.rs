@@ -72,6 +72,9 @@ pub(crate) fn dispatch(
         ("GET", ["v1", "charges", id]) => retrieve_charge(state, id),
         ("POST", ["v1", "payment_intents", id, "capture"]) => capture(state, id, params),
         ("POST", ["v1", "payment_intents", id, "cancel"]) => cancel(state, id, params),
+        ("POST", ["v1", "payment_intents", id, "increment_authorization"]) => {
+            increment_authorization(state, id, params)
+        }
         _ => Err(ApiError::unrecognized(method, path)),
     }
 }
@@ -202,6 +205,20 @@ fn create_session(
     }
 
     let custom_text = custom_text(params)?;
+    let incremental_param = "payment_method_options[card][request_incremental_authorization]";
+    let request_incremental = match params.get(incremental_param) {
+        None | Some("never") => false,
+        Some("if_available") => true,
+        Some(other) => {
+            return Err(ApiError::invalid_param(
+                "parameter_invalid_string",
+                incremental_param,
+                format!(
+                    "Invalid {incremental_param}: must be one of if_available or never, not `{other}`."
+                ),
+            ));
+        }
+    };
 
     let id = new_id("cs_test_");
     let url = public_base
@@ -225,6 +242,7 @@ fn create_session(
         intent_metadata: params.map("payment_intent_data[metadata]"),
         payment_intent: None,
         attempt_intent: None,
+        request_incremental,
         url,
     };
     let json = session.to_json(None);
@@ -390,6 +408,79 @@ fn cancel(state: &mut State, id: &str, params: &Params) -> Result<Value, ApiErro
     Ok(json)
 }
 
+/// Stripe's largest amount for a card payment, in minor units (`amount_too_large` above it).
+const MAX_AMOUNT: i64 = 99_999_999;
+
+/// Stripe's limit of incremental authorization attempts per PaymentIntent, declines included.
+const MAX_INCREMENT_ATTEMPTS: u32 = 10;
+
+/// Incremental authorization: `amount` is the new total, above the current one. Only a held,
+/// uncaptured intent created with `request_incremental_authorization=if_available`; a decline
+/// (`card_declined`, 402) leaves the intent capturable for its previous amount.
+fn increment_authorization(
+    state: &mut State,
+    id: &str,
+    params: &Params,
+) -> Result<Value, ApiError> {
+    let amount = params
+        .int("amount")?
+        .ok_or_else(|| ApiError::missing("amount"))?;
+    let intent = intent_mut(state, id)?;
+    if intent.status != IntentStatus::RequiresCapture {
+        return Err(ApiError::state(
+            Some("payment_intent_unexpected_state"),
+            format!(
+                "This PaymentIntent's authorization could not be incremented because it has a status of {}. Only a PaymentIntent with one of the following statuses may be incremented: requires_capture.",
+                intent.status.as_str()
+            ),
+        ));
+    }
+    if !intent.incremental_available() {
+        return Err(ApiError::state(
+            None,
+            "This PaymentIntent is not eligible for incremental authorization: request it at creation with payment_method_options[card][request_incremental_authorization]=if_available, on a card whose charge shows incremental_authorization.status=available.",
+        ));
+    }
+    if amount <= intent.amount {
+        return Err(ApiError::invalid_param(
+            "parameter_invalid_integer",
+            "amount",
+            format!(
+                "The amount ({amount}) must be greater than the currently authorized amount ({}).",
+                intent.amount
+            ),
+        ));
+    }
+    if amount > MAX_AMOUNT {
+        return Err(ApiError::invalid_param(
+            "amount_too_large",
+            "amount",
+            format!("Amount must be no more than {MAX_AMOUNT}."),
+        ));
+    }
+    if intent.increment_attempts >= MAX_INCREMENT_ATTEMPTS {
+        return Err(ApiError::state(
+            None,
+            format!(
+                "This PaymentIntent has reached the maximum of {MAX_INCREMENT_ATTEMPTS} incremental authorization attempts."
+            ),
+        ));
+    }
+    intent.increment_attempts += 1;
+    if intent.card.as_ref().is_some_and(|c| c.declines_increments) {
+        return Err(ApiError::card(
+            "card_declined",
+            Some("generic_decline"),
+            "Your card was declined.",
+        ));
+    }
+    intent.amount = amount;
+    intent.amount_capturable = amount;
+    // No webhook: the caller has the answer, and chargelink treats
+    // `amount_capturable_updated` as the first hold.
+    Ok(intent.to_json())
+}
+
 /// What a card number does on the hosted page: the card Stripe would report, or the error.
 fn card_outcome(number: &str) -> Result<Card, ApiError> {
     let digits: String = number
@@ -397,9 +488,10 @@ fn card_outcome(number: &str) -> Result<Card, ApiError> {
         .filter(|c| !c.is_whitespace() && *c != '-')
         .collect();
     match digits.as_str() {
-        crate::CARD_SUCCESS => Ok(Card {
+        crate::CARD_SUCCESS | crate::CARD_DECLINES_INCREMENTS => Ok(Card {
             brand: "visa".into(),
             last4: digits[digits.len() - 4..].to_owned(),
+            declines_increments: digits == crate::CARD_DECLINES_INCREMENTS,
         }),
         crate::CARD_DECLINED => Err(ApiError::card(
             "card_declined",
@@ -452,6 +544,8 @@ pub(crate) fn pay(
             cancellation_reason: None,
             last_payment_error: None,
             card: None,
+            request_incremental: session.request_incremental,
+            increment_attempts: 0,
         });
     let card = match outcome {
         Ok(card) => card,

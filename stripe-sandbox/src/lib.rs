@@ -1,11 +1,12 @@
 //! A small, stateful, Stripe-compatible server for tests and for the one-command local stack
 //! (`chargelink stripe-sandbox`). It implements only what chargelink uses: Checkout Sessions in
-//! `mode=payment` with a manual-capture PaymentIntent, partial capture, cancel, expire, Stripe's
-//! idempotency keys and error shapes, a hosted checkout page and signed webhooks. JSON answers
+//! `mode=payment` with a manual-capture PaymentIntent, partial capture, cancel, expire,
+//! incremental authorization (`increment_authorization`), Stripe's idempotency keys and error
+//! shapes, a hosted checkout page and signed webhooks. JSON answers
 //! decode with async-stripe 1.0.0-rc.10.
 //!
 //! It is not a Stripe emulator: anything outside those routes answers 404 like an unknown Stripe
-//! path, and no card network is simulated beyond two test card numbers.
+//! path, and no card network is simulated beyond three test card numbers.
 //!
 //! # Layout
 //! - [`SandboxConfig`], [`Sandbox`] (a running instance and its test helpers), [`serve`], [`run`].
@@ -22,6 +23,17 @@
 //! - `4242 4242 4242 4242`: authorized (hold placed); its charge (`GET /v1/charges/{id}`, the
 //!   intent's `latest_charge`) reports the card as Stripe does: `visa`, last 4 `4242`.
 //! - `4000 0000 0000 0002`: declined (`card_declined` / `generic_decline`).
+//! - `4000 0000 0000 6975` (the sandbox's own, not Stripe's): authorized like 4242, but its
+//!   issuer declines every incremental authorization (402 `card_declined`, the hold unchanged).
+//!
+//! # Incremental authorization
+//! Asked for at creation with `payment_method_options[card][request_incremental_authorization]
+//! =if_available` (the intent echoes it; the charge shows `incremental_authorization.status`
+//! `available`). `POST /v1/payment_intents/{id}/increment_authorization amount=<new total>`
+//! raises `amount` and `amount_capturable` on a `requires_capture` intent; refused as Stripe
+//! does: another status (`payment_intent_unexpected_state`), not requested at creation, an
+//! amount not above the current one or above 99,999,999, and more than 10 attempts (declines
+//! count). No webhook is sent for an increment.
 
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
@@ -49,6 +61,9 @@ pub use state::{
 pub const CARD_SUCCESS: &str = "4242424242424242";
 /// The card number that is declined.
 pub const CARD_DECLINED: &str = "4000000000000002";
+/// The card number that authorizes but whose issuer declines every incremental authorization
+/// (the sandbox's own; Stripe publishes no such test card).
+pub const CARD_DECLINES_INCREMENTS: &str = "4000000000006975";
 
 /// How the sandbox runs. Plain fields, no CLI parser: the binary maps its flags onto this.
 #[derive(Clone)]

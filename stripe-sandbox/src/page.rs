@@ -96,7 +96,7 @@ fn render(session: &CheckoutSession, error: Option<&str>) -> String {
 <p id="error" role="alert">{error}</p>
 {form}
 {cancel}
-<p><small>Stripe sandbox. Test cards: 4242 4242 4242 4242 succeeds, 4000 0000 0000 0002 is declined.</small></p>
+<p><small>Stripe sandbox. Test cards: 4242 4242 4242 4242 succeeds, 4000 0000 0000 0002 is declined, 4000 0000 0000 6975 succeeds but declines incremental authorizations.</small></p>
 </body>
 </html>
 "#,

@@ -80,6 +80,9 @@ pub(crate) struct CheckoutSession {
     pub(crate) payment_intent: Option<String>,
     /// The PaymentIntent of a declined attempt, reused by the next attempt.
     pub(crate) attempt_intent: Option<String>,
+    /// `payment_method_options[card][request_incremental_authorization]=if_available`.
+    #[serde(default)]
+    pub(crate) request_incremental: bool,
     pub(crate) url: String,
 }
 
@@ -103,6 +106,12 @@ pub(crate) struct PaymentIntent {
     /// The card of the successful attempt (absent in state files from before cards).
     #[serde(default)]
     pub(crate) card: Option<Card>,
+    /// Incremental authorization was requested at creation (`if_available`).
+    #[serde(default)]
+    pub(crate) request_incremental: bool,
+    /// `increment_authorization` attempts so far, declines included (Stripe allows 10).
+    #[serde(default)]
+    pub(crate) increment_attempts: u32,
 }
 
 /// A test card as Stripe reports it on a charge (`payment_method_details.card`).
@@ -110,6 +119,10 @@ pub(crate) struct PaymentIntent {
 pub(crate) struct Card {
     pub(crate) brand: String,
     pub(crate) last4: String,
+    /// The issuer declines every incremental authorization
+    /// ([`crate::CARD_DECLINES_INCREMENTS`]).
+    #[serde(default)]
+    pub(crate) declines_increments: bool,
 }
 
 /// A checkout session, for assertions.
@@ -261,9 +274,18 @@ impl PaymentIntent {
                     "exp_month": 12,
                     "exp_year": 2034,
                     "funding": "credit",
+                    "incremental_authorization": {
+                        "status": if self.incremental_available() { "available" } else { "unavailable" },
+                    },
                 },
             },
         }))
+    }
+
+    /// Whether `increment_authorization` may be tried: requested at creation, on a card that
+    /// supports it (every sandbox card does; whether the issuer approves is another matter).
+    pub(crate) fn incremental_available(&self) -> bool {
+        self.request_incremental && self.card.is_some()
     }
 
     /// The Stripe JSON (fields async-stripe rc.10 requires plus the ones chargelink reads).
@@ -287,6 +309,11 @@ impl PaymentIntent {
             "latest_charge": self.latest_charge,
             "livemode": false,
             "metadata": self.metadata,
+            "payment_method_options": {
+                "card": {
+                    "request_incremental_authorization": if self.request_incremental { "if_available" } else { "never" },
+                },
+            },
             "payment_method_types": ["card"],
             "status": self.status.as_str(),
         })

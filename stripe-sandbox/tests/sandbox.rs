@@ -11,8 +11,8 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use serde_json::{Value, json};
 use stripe_sandbox::{
-    CARD_DECLINED, CARD_SUCCESS, Failure, FailureKind, IntentStatus, Sandbox, SessionStatus,
-    WebhookDeliveryStatus,
+    CARD_DECLINED, CARD_DECLINES_INCREMENTS, CARD_SUCCESS, Failure, FailureKind, IntentStatus,
+    Sandbox, SessionStatus, WebhookDeliveryStatus,
 };
 use stripe_webhook::{EventObject, Webhook};
 use url::Url;
@@ -161,10 +161,7 @@ async fn create(sandbox: &Sandbox, amount: i64) -> Value {
 
 /// Creates a session and pays it: returns (checkout session id, payment intent id).
 async fn authorized(sandbox: &Sandbox, amount: i64) -> (String, String) {
-    let cs = create(sandbox, amount).await;
-    let id = cs["id"].as_str().unwrap().to_owned();
-    let paid = sandbox.pay(&id, CARD_SUCCESS).unwrap();
-    (id, paid.payment_intent.unwrap())
+    paid_with(sandbox, &session_form(amount, "ses_1"), CARD_SUCCESS).await
 }
 
 #[tokio::test]
@@ -881,4 +878,146 @@ async fn custom_text_is_echoed_and_shown_next_to_the_pay_button() {
     // Without custom_text the object is all nulls and the page has no such list.
     let plain = create(&sandbox, 5000).await;
     assert!(plain["custom_text"]["submit"].is_null());
+}
+
+/// A held intent created with `request_incremental_authorization=if_available`, paid with
+/// `card`: (checkout session id, payment intent id).
+async fn incremental(sandbox: &Sandbox, amount: i64, card: &str) -> (String, String) {
+    let mut form = session_form(amount, "ses_1");
+    form.push((
+        "payment_method_options[card][request_incremental_authorization]".into(),
+        "if_available".into(),
+    ));
+    paid_with(sandbox, &form, card).await
+}
+
+/// `POST increment_authorization amount=<amount>` on `path`.
+async fn increment(sandbox: &Sandbox, path: &str, amount: &str) -> (u16, Value, HeaderMap) {
+    post_form(sandbox, path, &[("amount".into(), amount.into())], None).await
+}
+
+/// Creates a session from `form` and pays it with `card`: (checkout session id, intent id).
+async fn paid_with(sandbox: &Sandbox, form: &[(String, String)], card: &str) -> (String, String) {
+    let (status, cs, _) = post_form(sandbox, "v1/checkout/sessions", form, None).await;
+    assert_eq!(status, 200, "{cs}");
+    let id = cs["id"].as_str().unwrap().to_owned();
+    let paid = sandbox.pay(&id, card).unwrap();
+    (id, paid.payment_intent.unwrap())
+}
+
+/// `increment_authorization` raises the hold to the new total (amount and amount_capturable),
+/// replays under the same Idempotency-Key without a second attempt, and the capture may then
+/// take up to the raised amount; the charge shows `incremental_authorization.status`.
+#[tokio::test]
+async fn increment_authorization_raises_the_hold_once_per_key() {
+    let sandbox = Sandbox::start().await.unwrap();
+    let (_, pi) = incremental(&sandbox, 5000, CARD_SUCCESS).await;
+    let intent = sandbox.intent(&pi).unwrap();
+    assert_eq!(intent.amount_capturable, 5000);
+    let path = format!("v1/payment_intents/{pi}/increment_authorization");
+    let form = [("amount".to_owned(), "8000".to_owned())];
+    let (status, body, _) = post_form(&sandbox, &path, &form, Some("ses_1:increment:1")).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["amount"], 8000);
+    assert_eq!(body["amount_capturable"], 8000);
+    assert_eq!(
+        body["payment_method_options"]["card"]["request_incremental_authorization"],
+        "if_available"
+    );
+    let (status, again, headers) =
+        post_form(&sandbox, &path, &form, Some("ses_1:increment:1")).await;
+    assert_eq!(status, 200);
+    assert_eq!(again, body);
+    assert_eq!(headers.get("idempotent-replayed").unwrap(), "true");
+    assert_eq!(sandbox.intent(&pi).unwrap().amount_capturable, 8000);
+    let url = sandbox
+        .base_url()
+        .join(&format!(
+            "v1/charges/{}",
+            body["latest_charge"].as_str().unwrap()
+        ))
+        .unwrap();
+    let charge: Value = http()
+        .get(url)
+        .bearer_auth(KEY)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        charge["payment_method_details"]["card"]["incremental_authorization"]["status"],
+        "available"
+    );
+    let capture = format!("v1/payment_intents/{pi}/capture");
+    let (status, body, _) = post_form(
+        &sandbox,
+        &capture,
+        &[("amount_to_capture".into(), "7000".into())],
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(sandbox.intent(&pi).unwrap().amount_received, 7000);
+    // Captured: no longer incrementable.
+    let (status, body, _) = increment(&sandbox, &path, "9000").await;
+    assert_eq!(status, 400);
+    assert_eq!(body["error"]["code"], "payment_intent_unexpected_state");
+}
+
+/// The card that declines increments: 402 `card_error` / `card_declined`, the hold stays at
+/// its previous amount. Without the request at creation, or at or below the current amount,
+/// or above Stripe's maximum, the increment is refused as Stripe does; the eleventh attempt
+/// is over Stripe's limit of ten.
+#[tokio::test]
+async fn increment_authorization_refusals_have_stripes_shapes() {
+    let sandbox = Sandbox::start().await.unwrap();
+    let (_, pi) = incremental(&sandbox, 5000, CARD_DECLINES_INCREMENTS).await;
+    let path = format!("v1/payment_intents/{pi}/increment_authorization");
+    let (status, body, _) = increment(&sandbox, &path, "8000").await;
+    assert_eq!(status, 402, "{body}");
+    assert_eq!(body["error"]["type"], "card_error");
+    assert_eq!(body["error"]["code"], "card_declined");
+    let intent = sandbox.intent(&pi).unwrap();
+    assert_eq!((intent.amount, intent.amount_capturable), (5000, 5000));
+    assert_eq!(intent.status, IntentStatus::RequiresCapture);
+
+    let (_, plain) = authorized(&sandbox, 5000).await;
+    let plain_path = format!("v1/payment_intents/{plain}/increment_authorization");
+    let (status, body, _) = increment(&sandbox, &plain_path, "8000").await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error"]["type"], "invalid_request_error");
+
+    let (_, ok) = incremental(&sandbox, 5000, CARD_SUCCESS).await;
+    let ok_path = format!("v1/payment_intents/{ok}/increment_authorization");
+    for (amount, code) in [
+        ("5000", "parameter_invalid_integer"),
+        ("100000000", "amount_too_large"),
+    ] {
+        let (status, body, _) = increment(&sandbox, &ok_path, amount).await;
+        assert_eq!(status, 400, "{body}");
+        assert_eq!(body["error"]["code"], code);
+        assert_eq!(body["error"]["param"], "amount");
+    }
+    let (status, body, _) = post_form(&sandbox, &ok_path, &[], None).await;
+    assert_eq!(
+        (status, &body["error"]["code"]),
+        (400, &json!("parameter_missing"))
+    );
+
+    for attempt in 1..=10 {
+        let (status, body, _) = increment(&sandbox, &path, &(5000 + attempt).to_string()).await;
+        if attempt < 10 {
+            assert_eq!(status, 402, "{body}");
+        } else {
+            assert_eq!(status, 400, "attempt {attempt}: {body}");
+            assert!(
+                body["error"]["message"]
+                    .as_str()
+                    .unwrap()
+                    .contains("maximum")
+            );
+        }
+    }
 }

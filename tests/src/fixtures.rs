@@ -97,6 +97,7 @@ pub fn session_input(
         timings,
         max_power_w: None,
         price_text: None,
+        top_up: None,
         continued: None,
     })
 }

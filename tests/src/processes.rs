@@ -752,6 +752,11 @@ impl ProcessStack {
 
     /// Pays `session` at the sandbox as the hosted page's test card would (no browser).
     pub async fn pay(&self, session: &Value) -> anyhow::Result<()> {
+        self.pay_with(session, stripe_sandbox::CARD_SUCCESS).await
+    }
+
+    /// [`Self::pay`] with the test card `card_number`.
+    pub async fn pay_with(&self, session: &Value, card_number: &str) -> anyhow::Result<()> {
         let url = session["payment"]["url"].as_str().context("payment url")?;
         let id = url
             .rsplit('/')
@@ -763,6 +768,7 @@ impl ProcessStack {
         let res = self
             .http
             .post(format!("{}/_sandbox/checkout/{id}/complete", self.sandbox))
+            .json(&json!({ "card_number": card_number }))
             .send()
             .await?;
         ensure!(
@@ -942,17 +948,22 @@ impl ProcessStack {
             log.iter()
                 .all(|e| e["deliveries"][0]["status"] == "delivered")
         };
-        // Only what was sent this way: an event the endpoint did not subscribe to
-        // (`session.idle` for an endpoint without an events list) has no delivery.
-        let sent = |log: Vec<Value>| -> Vec<Value> {
+        // Only events for this endpoint: one it does not subscribe to (chargelink's own
+        // `session.payment.increased` for an endpoint without an `events` list) has no delivery.
+        let subscribed = |log: Vec<Value>| -> Vec<Value> {
             log.into_iter()
-                .filter(|e| e["deliveries"].as_array().is_some_and(|d| !d.is_empty()))
+                .filter(|e| {
+                    e["deliveries"].as_array().is_some_and(|d| {
+                        d.iter()
+                            .any(|d| d["endpoint_id"] == receiver.endpoint.as_str())
+                    })
+                })
                 .collect()
         };
-        let mut log = sent(self.events(org, session).await?);
-        while !delivered(&log) && std::time::Instant::now() < deadline {
+        let mut log = subscribed(self.events(org, session).await?);
+        while (log.len() < got.len() || !delivered(&log)) && std::time::Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(200)).await;
-            log = sent(self.events(org, session).await?);
+            log = subscribed(self.events(org, session).await?);
         }
         let logged: Vec<&str> = log
             .iter()

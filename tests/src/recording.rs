@@ -14,8 +14,8 @@ use temporalio_sdk::activities::{ActivityContext, ActivityError};
 use workflows::contracts::{
     CancelPaymentInput, CapturePaymentInput, CapturePaymentOutput, ChargeStationLocation,
     CloseTransactionInput, CommandReply, CreatePaymentInput, CreatePaymentOutput,
-    LocateChargeStationInput, PaymentRef, ProviderPaymentState, RecordSessionInput,
-    RemoteStartInput, TransactionRef,
+    IncrementPaymentInput, IncrementPaymentOutput, LocateChargeStationInput, PaymentRef,
+    ProviderPaymentState, RecordSessionInput, RemoteStartInput, TransactionRef,
 };
 
 /// How the simulated provider and station behave.
@@ -30,6 +30,10 @@ pub struct Behaviour {
     pub refuse_stop: bool,
     /// The station refuses RemoteStop because it has no such transaction (it rebooted).
     pub stop_finds_no_transaction: bool,
+    /// The issuer declines every increment of the hold (top-up).
+    pub decline_increments: bool,
+    /// The provider answers an increment only after this many milliseconds (top-up).
+    pub increment_delay_ms: u64,
 }
 
 /// One recorded activity call.
@@ -180,6 +184,29 @@ impl Recorder {
         self.append("capture_payment", input.session_id.as_str(), json!(input))?;
         Ok(CapturePaymentOutput {
             captured: input.amount,
+        })
+    }
+
+    #[activity(definition = workflows::contracts::IncrementPayment)]
+    pub async fn increment_payment(
+        self: Arc<Self>,
+        _ctx: ActivityContext,
+        input: IncrementPaymentInput,
+    ) -> Result<IncrementPaymentOutput, ActivityError> {
+        self.append("increment_payment", input.session_id.as_str(), json!(input))?;
+        tokio::time::sleep(std::time::Duration::from_millis(
+            self.behaviour.increment_delay_ms,
+        ))
+        .await;
+        Ok(if self.behaviour.decline_increments {
+            IncrementPaymentOutput::Refused {
+                code: Some("card_declined".into()),
+                message: "Your card was declined.".into(),
+            }
+        } else {
+            IncrementPaymentOutput::Raised {
+                amount_capturable: input.amount,
+            }
         })
     }
 

@@ -355,6 +355,15 @@ async fn organization_settings_are_validated(s: &Stack) -> anyhow::Result<()> {
         ),
         (with("payment_expiry_time", json!(0)), "payment_expiry_time"),
         (with("start_window", json!(100_000)), "start_window"),
+        (with("top_up", json!({"ceiling": 100})), "top_up.ceiling"),
+        (
+            with("top_up", json!({"ceiling": 100_000_000})),
+            "top_up.ceiling",
+        ),
+        (
+            with("top_up", json!({"ceiling": 9000, "step": 0})),
+            "top_up.step",
+        ),
     ];
     let o = s.org().await?;
     for (settings, field) in &cases {
@@ -441,6 +450,34 @@ async fn organization_settings_are_validated(s: &Stack) -> anyhow::Result<()> {
         .ok("PUT", "/organization/settings", &o.key, good.clone())
         .await?;
     ensure!(updated["maximum_authorized_amount"] == 5000, "{updated}");
+    // Top-up: off by default and not shown; once set, a body without it (an older client)
+    // leaves it as it is, and `{"ceiling": null}` turns it off.
+    ensure!(updated.get("top_up").is_none(), "{updated}");
+    let on = s
+        .ok(
+            "PUT",
+            "/organization/settings",
+            &o.key,
+            with("top_up", json!({"ceiling": 9000, "step": 1000})),
+        )
+        .await?;
+    ensure!(
+        on["top_up"] == json!({"ceiling": 9000, "step": 1000}),
+        "{on}"
+    );
+    let kept = s
+        .ok("PUT", "/organization/settings", &o.key, good.clone())
+        .await?;
+    ensure!(kept["top_up"] == on["top_up"], "{kept}");
+    let off = s
+        .ok(
+            "PUT",
+            "/organization/settings",
+            &o.key,
+            with("top_up", json!({"ceiling": null})),
+        )
+        .await?;
+    ensure!(off.get("top_up").is_none(), "{off}");
     Ok(())
 }
 

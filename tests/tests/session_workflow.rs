@@ -39,7 +39,7 @@ use workflows::messages::{
     ChargingStarted, ChargingStopped, CommandErrorCode, ConnectorState, ConnectorStatus,
     MeterValues, PaymentAuthorized, PaymentClosed, SessionOutcome,
 };
-use workflows::{SessionInput, SessionWorkflow};
+use workflows::{SessionInput, SessionWorkflow, TopUp};
 
 struct Env {
     tokio: Tokio,
@@ -386,6 +386,12 @@ async fn paid_and_charged_with_partial_capture(sc: Arc<Scenario>) -> anyhow::Res
             && create[0].detail["idempotency_key"]
                 == format!("{}:create_payment", input.session_id)
     );
+    // Top-up off (the default): the page asks for nothing more than before.
+    ensure!(
+        create[0].detail.get("incremental").is_none(),
+        "{:?}",
+        create[0].detail
+    );
     // Retrying the create with the same session id attaches to the same session.
     let again = sc.sessions.start(input.clone()).await?;
     ensure!(again.payment.as_ref().map(|p| &p.url) == Some(&payment.url));
@@ -435,6 +441,10 @@ async fn paid_and_charged_with_partial_capture(sc: Arc<Scenario>) -> anyhow::Res
     );
     ensure!(captures[0].detail["idempotency_key"] == format!("{}:capture", input.session_id));
     ensure!(captures[0].detail["intent_id"] == "pi_test_1");
+    ensure!(
+        sc.calls("increment_payment").is_empty(),
+        "top-up off: the hold is never raised"
+    );
     ensure!(sc.calls("cancel_payment").is_empty());
     ensure!(
         sc.events() == PAID_SESSION_EVENTS,
@@ -1283,6 +1293,110 @@ async fn stop_deadline_comes_from_the_connectors_power(sc: Arc<Scenario>) -> any
     Ok(())
 }
 
+/// [`hold_for_eight_seconds`] with top-up on: up to 7.00 USD, in steps of 5.00 (so one
+/// increment, capped at the ceiling).
+fn topped_up_hold() -> anyhow::Result<SessionInput> {
+    let mut input = hold_for_eight_seconds(Duration::from_secs(300))?;
+    input.top_up = Some(TopUp {
+        ceiling: Money::new(700, Currency::USD),
+        step: Money::new(500, Currency::USD),
+    });
+    Ok(input)
+}
+
+/// Top-up: the first stop deadline (8.2 s at 22 kW on a 5.00 hold) is within the increment's
+/// lead at once, so the hold is raised to the 7.00 ceiling (one increment, its own key), the
+/// session shows the raised hold and records `session.payment.increased`; the auto-stop then
+/// comes on the raised hold, after the first deadline, and the capture is above the first hold
+/// but within the raised one.
+async fn top_up_raises_the_hold_instead_of_stopping(sc: Arc<Scenario>) -> anyhow::Result<()> {
+    let input = topped_up_hold()?;
+    let started = std::time::Instant::now();
+    sc.charging(&input, 0, Utc::now()).await?;
+    let created = sc.calls("create_payment");
+    ensure!(
+        created[0].detail["incremental"] == true,
+        "incremental authorization asked for: {:?}",
+        created[0].detail
+    );
+    let increments = sc.await_calls("increment_payment", 1).await?;
+    ensure!(
+        increments[0].detail["amount"]["amount"] == 700
+            && increments[0].detail["idempotency_key"]
+                == format!("{}:increment_payment:1", input.session_id).as_str(),
+        "{:?}",
+        increments[0].detail
+    );
+    let stop = sc.await_calls("remote_stop", 1).await?;
+    let elapsed = started.elapsed();
+    ensure!(
+        elapsed > Duration::from_millis(8_200),
+        "stopped {elapsed:?} after the start: the raised hold moves the deadline past 8.2 s"
+    );
+    ensure!(stop.len() == 1 && sc.calls("increment_payment").len() == 1);
+    // 65 Wh at 100.00 USD/kWh: 6.50, above the first hold, within the raised one.
+    sc.station_stops(&input, 65, "Remote").await?;
+    let outcome = sc.outcome(&input).await?;
+    ensure!(
+        outcome.end_reason == Some(EndReason::HoldLimit)
+            && outcome.captured == Some(Money::new(650, Currency::USD)),
+        "{outcome:?}"
+    );
+    let events = sc.events();
+    ensure!(
+        events
+            .iter()
+            .filter(|e| *e == "session.payment.increased")
+            .count()
+            == 1,
+        "{events:?}"
+    );
+    let saved = sc.last_saved()?;
+    let payment = saved.payment.context("no payment")?;
+    ensure!(payment.authorized_amount == 700, "{payment:?}");
+    ensure!(payment.captured_amount == Some(650), "{payment:?}");
+    Ok(())
+}
+
+/// Top-up on a card that declines increments: one increment asked for, refused, no more; the
+/// auto-stop comes on the first hold in time, as without top-up.
+async fn top_up_declined_stops_on_the_first_hold(sc: Arc<Scenario>) -> anyhow::Result<()> {
+    stops_on_the_first_hold(sc).await
+}
+
+/// Top-up with a provider that does not answer within the time left before the stop deadline:
+/// the increment is given up on (its schedule-to-close ends a second before the deadline) and
+/// the auto-stop still comes on the first hold in time.
+async fn top_up_unanswered_stops_on_the_first_hold(sc: Arc<Scenario>) -> anyhow::Result<()> {
+    stops_on_the_first_hold(sc).await
+}
+
+/// One increment asked for, not granted; the stop on the first hold before its 8.2 s.
+async fn stops_on_the_first_hold(sc: Arc<Scenario>) -> anyhow::Result<()> {
+    let input = topped_up_hold()?;
+    let started = std::time::Instant::now();
+    sc.charging(&input, 0, Utc::now()).await?;
+    sc.await_calls("increment_payment", 1).await?;
+    sc.await_calls("remote_stop", 1).await?;
+    let elapsed = started.elapsed();
+    ensure!(
+        elapsed < Duration::from_millis(8_200),
+        "stopped {elapsed:?} after the start; at 22 kW the first hold is used up at 8.2 s"
+    );
+    sc.station_stops(&input, 45, "Remote").await?;
+    let outcome = sc.outcome(&input).await?;
+    ensure!(
+        outcome.end_reason == Some(EndReason::HoldLimit)
+            && outcome.captured == Some(Money::new(450, Currency::USD)),
+        "{outcome:?}"
+    );
+    ensure!(sc.calls("increment_payment").len() == 1, "asked once");
+    ensure!(!sc.events().iter().any(|e| e == "session.payment.increased"));
+    let payment = sc.last_saved()?.payment.context("no payment")?;
+    ensure!(payment.authorized_amount == 500, "{payment:?}");
+    Ok(())
+}
+
 fn spawn_worker(server: &Url, sc: &Scenario) -> anyhow::Result<Child> {
     let mut child = Command::new(env!("CARGO_BIN_EXE_test-worker"))
         .args(["--address", server.as_str(), "--task-queue", &sc.task_queue])
@@ -1432,6 +1546,21 @@ fn main() -> std::process::ExitCode {
         trial!(long_unavailability_ends_the_session),
         trial!(long_fault_ends_the_session),
         trial!(stop_deadline_comes_from_the_connectors_power),
+        trial!(top_up_raises_the_hold_instead_of_stopping),
+        trial!(
+            top_up_declined_stops_on_the_first_hold,
+            Behaviour {
+                decline_increments: true,
+                ..Behaviour::default()
+            }
+        ),
+        trial!(
+            top_up_unanswered_stops_on_the_first_hold,
+            Behaviour {
+                increment_delay_ms: 10_000,
+                ..Behaviour::default()
+            }
+        ),
         trial!(twenty_thousand_meter_values_stay_in_bounded_runs),
         trial!(commands_during_continue_as_new_are_honoured),
         {

@@ -26,4 +26,4 @@ pub mod options;
 pub mod queues;
 pub mod session;
 
-pub use session::{SessionInput, SessionWorkflow};
+pub use session::{SessionInput, SessionWorkflow, TopUp};

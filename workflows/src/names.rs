@@ -17,6 +17,8 @@ pub const RETRIEVE_PAYMENT: &str = "retrieve_payment";
 pub const CAPTURE_PAYMENT: &str = "capture_payment";
 /// Release the whole hold.
 pub const CANCEL_PAYMENT: &str = "cancel_payment";
+/// Raise the card hold (incremental authorization).
+pub const INCREMENT_PAYMENT: &str = "increment_payment";
 /// Find the gateway task queue holding a charge station's connection.
 pub const LOCATE_CHARGE_STATION: &str = "locate_charge_station";
 /// OCPP RemoteStartTransaction.
@@ -48,6 +50,10 @@ pub const PATCH_ENERGY_TARGET: &str = "energy-target";
 /// Patch: a session on a rate with parking time announces when charging finishes while the car
 /// stays (`session.idle`; asked only by sessions on such a rate).
 pub const PATCH_IDLE_EVENT: &str = "idle-event";
+
+/// Patch: a session whose organization enabled top-up raises the hold (incremental
+/// authorization) before the stop deadline instead of stopping (asked only by such sessions).
+pub const PATCH_TOP_UP: &str = "top-up";
 
 /// Signal: the card hold is placed.
 pub const SIGNAL_PAYMENT_AUTHORIZED: &str = "payment_authorized";

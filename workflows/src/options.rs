@@ -70,6 +70,26 @@ pub fn create_payment(summary: String) -> ActivityOptions {
     .build()
 }
 
+/// The longest an increment of the hold may take, retries included: the charging loop asks for
+/// it at least this much (plus a margin) before the stop deadline, so a provider that does not
+/// answer in time still leaves the stop on the old hold on time.
+pub const INCREMENT_PAYMENT_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// Raising the hold: bounded by `budget` (at most [`INCREMENT_PAYMENT_TIMEOUT`]), retried
+/// within it (the same idempotency key on every attempt, so one increment at most).
+pub fn increment_payment(summary: String, budget: Duration) -> ActivityOptions {
+    let budget = budget.min(INCREMENT_PAYMENT_TIMEOUT);
+    ActivityOptions::with_close_timeouts(
+        temporalio_sdk::ActivityCloseTimeouts::ScheduleAndStartToClose {
+            schedule_to_close: budget,
+            start_to_close: budget.min(Duration::from_secs(10)),
+        },
+    )
+    .retry_policy(retry(Duration::from_millis(500), Duration::from_secs(2), 0))
+    .summary(summary)
+    .build()
+}
+
 /// Calls that settle money (capture, cancel, expire, retrieve): retried until they succeed,
 /// safe because each carries an idempotency key.
 pub fn settle_payment(summary: String) -> ActivityOptions {

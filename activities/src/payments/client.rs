@@ -8,7 +8,7 @@ use stripe_checkout::checkout_session::{
 };
 use stripe_core::payment_intent::{
     CancelPaymentIntent, CancelPaymentIntentCancellationReason, CapturePaymentIntent,
-    RetrievePaymentIntent,
+    IncrementAuthorizationPaymentIntent, RetrievePaymentIntent,
 };
 use stripe_shared::{ApiErrorsCode, ApiErrorsType, CheckoutSession, PaymentIntent};
 
@@ -99,6 +99,21 @@ impl StripeClient {
             .request_strategy(idempotent(key)?)
             .send(&self.inner);
         timed("capture_intent", send).await
+    }
+
+    /// Raises the hold to `amount`, the new total.
+    pub(crate) async fn increment(
+        &self,
+        id: &str,
+        amount: i64,
+        key: &str,
+    ) -> Result<PaymentIntent, PaymentError> {
+        let request = IncrementAuthorizationPaymentIntent::new(id, amount);
+        let send = request
+            .customize()
+            .request_strategy(idempotent(key)?)
+            .send(&self.inner);
+        timed("increment_authorization", send).await
     }
 
     pub(crate) async fn cancel(&self, id: &str, key: &str) -> Result<PaymentIntent, PaymentError> {

@@ -29,7 +29,8 @@ use temporalio_sdk::activities::{ActivityContext, ActivityError};
 use url::Url;
 use workflows::contracts::{
     CancelPaymentInput, CapturePaymentInput, CapturePaymentOutput, CreatePaymentInput,
-    CreatePaymentOutput, PaymentRef, ProviderPaymentState,
+    CreatePaymentOutput, IncrementPaymentInput, IncrementPaymentOutput, PaymentRef,
+    ProviderPaymentState,
 };
 use workflows::options::failure_types::{PAYMENT_MISMATCH, PAYMENT_REJECTED};
 
@@ -306,6 +307,44 @@ impl PaymentActivities {
         })
     }
 
+    /// A refusal (a declined increment, an intent or card that does not allow one) is an
+    /// answer: the hold stays as it was. Only transient failures are errors, retried with the
+    /// same key.
+    async fn increment(
+        &self,
+        input: &IncrementPaymentInput,
+    ) -> Result<IncrementPaymentOutput, PaymentError> {
+        match self
+            .client
+            .increment(
+                &input.intent_id,
+                input.amount.amount,
+                &input.idempotency_key,
+            )
+            .await
+        {
+            Ok(intent) => {
+                let capturable = transformers::money(intent.amount_capturable, &intent.currency)?;
+                if capturable.currency != input.amount.currency
+                    || capturable.amount != input.amount.amount
+                {
+                    return Err(PaymentError::Mismatch {
+                        asked: input.amount,
+                        reported: capturable,
+                    });
+                }
+                Ok(IncrementPaymentOutput::Raised {
+                    amount_capturable: capturable,
+                })
+            }
+            Err(PaymentError::Rejected { code, message, .. }) => {
+                tracing::info!(code = ?code, %message, "increment refused; the hold stays");
+                Ok(IncrementPaymentOutput::Refused { code, message })
+            }
+            Err(e) => Err(e),
+        }
+    }
+
     async fn cancel(&self, input: &CancelPaymentInput) -> Result<(), PaymentError> {
         match self
             .client
@@ -391,6 +430,19 @@ impl PaymentActivities {
             .map_err(PaymentError::into_activity_error)
     }
 
+    /// Raises the hold (incremental authorization); a refusal is an answer, not a failure.
+    #[activity(definition = workflows::contracts::IncrementPayment)]
+    #[tracing::instrument(name = "increment_payment", skip_all, fields(session_id = %input.session_id, activity = "increment_payment", payment_intent_id = %input.intent_id))]
+    pub async fn increment_payment(
+        self: Arc<Self>,
+        _ctx: ActivityContext,
+        input: IncrementPaymentInput,
+    ) -> Result<IncrementPaymentOutput, ActivityError> {
+        self.increment(&input)
+            .await
+            .map_err(PaymentError::into_activity_error)
+    }
+
     /// Releases the whole hold; succeeds if it is already released.
     #[activity(definition = workflows::contracts::CancelPayment)]
     #[tracing::instrument(name = "cancel_payment", skip_all, fields(session_id = %input.session_id, activity = "cancel_payment", payment_intent_id = %input.intent_id))]
@@ -432,6 +484,10 @@ mod tests {
         assert_eq!(
             PaymentActivities::cancel_payment.name(),
             names::CANCEL_PAYMENT
+        );
+        assert_eq!(
+            PaymentActivities::increment_payment.name(),
+            names::INCREMENT_PAYMENT
         );
     }
 

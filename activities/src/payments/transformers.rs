@@ -8,7 +8,10 @@ use domain::money::{Currency, Money};
 use stripe_checkout::checkout_session::{
     CreateCheckoutSession, CreateCheckoutSessionCustomText, CreateCheckoutSessionLineItems,
     CreateCheckoutSessionLineItemsPriceData, CreateCheckoutSessionPaymentIntentData,
-    CreateCheckoutSessionPaymentIntentDataCaptureMethod, CustomTextPositionParam, ProductData,
+    CreateCheckoutSessionPaymentIntentDataCaptureMethod, CreateCheckoutSessionPaymentMethodOptions,
+    CreateCheckoutSessionPaymentMethodOptionsCard,
+    CreateCheckoutSessionPaymentMethodOptionsCardRequestIncrementalAuthorization,
+    CustomTextPositionParam, ProductData,
 };
 use stripe_shared::{
     CheckoutSession, CheckoutSessionMode, CheckoutSessionStatus, PaymentIntent, PaymentIntentStatus,
@@ -103,6 +106,19 @@ pub(crate) fn checkout_request(
             request.custom_text(custom)
         }
         None => request,
+    };
+    // Top-up: ask for incremental authorization where the card supports it. Only when asked,
+    // so sessions without top-up send exactly what they sent before.
+    let request = if input.incremental {
+        let mut card = CreateCheckoutSessionPaymentMethodOptionsCard::new();
+        card.request_incremental_authorization = Some(
+            CreateCheckoutSessionPaymentMethodOptionsCardRequestIncrementalAuthorization::IfAvailable,
+        );
+        let mut options = CreateCheckoutSessionPaymentMethodOptions::new();
+        options.card = Some(card);
+        request.payment_method_options(options)
+    } else {
+        request
     };
     request
         .mode(CheckoutSessionMode::Payment)

@@ -22,6 +22,10 @@ pub struct Model {
     pub tax_id: Option<String>,
     /// The operator's postal address on receipts.
     pub operator_address: Option<String>,
+    /// Top-up: the most a hold may be raised to, minor units (`None`: top-up off).
+    pub top_up_ceiling: Option<i64>,
+    /// Top-up: what each increment adds, minor units (`None`: the session's first hold).
+    pub top_up_step: Option<i64>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 }

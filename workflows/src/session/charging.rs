@@ -145,6 +145,9 @@ pub(super) enum Next {
     Resend,
     /// Ask the station for a fresh meter reading.
     Refresh,
+    /// Raise the hold to this total (top-up), within this time budget (it ends before the
+    /// stop deadline, so a refusal still stops on time).
+    TopUp(Money, Duration),
     /// Nothing to do until `until`, unless a signal or command arrives.
     Wait {
         until: DateTime<Utc>,
@@ -235,6 +238,7 @@ pub(super) async fn resume(
             }
             Next::Resend => resend_stop(ctx, input).await,
             Next::Refresh => request_reading(ctx, input).await,
+            Next::TopUp(amount, budget) => top_up(ctx, input, amount, budget).await?,
             Next::Wait { until, summary } => {
                 let replace = alarm.as_ref().is_none_or(|(fires, _)| *fires > until);
                 if replace {
@@ -410,8 +414,66 @@ impl SessionWorkflow {
         })
     }
 
+    /// The next total to raise the hold to, while top-up may still ask: the hold plus a step,
+    /// never above the ceiling; `None` once refused or at the ceiling.
+    pub(super) fn top_up_amount(&self) -> Option<Money> {
+        // Stripe allows 10 attempts per PaymentIntent, declines included.
+        let top_up = self
+            .top_up
+            .filter(|_| !self.top_up_over && self.top_up_attempts < 10)?;
+        let hold = self.capturable.unwrap_or(self.input.authorized_amount);
+        if top_up.ceiling.currency != hold.currency || top_up.step.currency != hold.currency {
+            return None;
+        }
+        let next = hold
+            .amount
+            .saturating_add(top_up.step.amount.max(1))
+            .min(top_up.ceiling.amount);
+        (next > hold.amount).then(|| Money::new(next, hold.currency))
+    }
+
     /// Before any stop: wait for the stop deadline, ask for a fresh reading before it, or stop.
+    /// With top-up, the hold is raised first, early enough that a refusal (or no answer) still
+    /// leaves the stop on time.
     fn hold_step(&self, at: DateTime<Utc>) -> Result<Next, PricingError> {
+        let next = self.hold_step_v1(at)?;
+        let Some(amount) = self.top_up_amount() else {
+            return Ok(next);
+        };
+        let Some(live) = &self.live else {
+            return Ok(next);
+        };
+        let Some((deadline, EndReason::HoldLimit)) = self.auto_stop(live, at)? else {
+            return Ok(next);
+        };
+        if deadline <= at {
+            return Ok(next);
+        }
+        let ask_at = deadline - top_up_lead();
+        if at >= ask_at {
+            // A reading may bring the deadline closer than the lead: the increment then gets
+            // what is left, or is not asked at all and the hold stops as it is.
+            let left = (deadline - at - to_chrono(TOP_UP_MARGIN))
+                .to_std()
+                .unwrap_or(Duration::ZERO);
+            let budget = left.min(options::INCREMENT_PAYMENT_TIMEOUT);
+            if budget >= MIN_TOP_UP_BUDGET {
+                return Ok(Next::TopUp(amount, budget));
+            }
+            return Ok(next);
+        }
+        Ok(match next {
+            Next::Wait { until, .. } if until > ask_at => Next::Wait {
+                until: ask_at,
+                summary: "raise the hold before the stop deadline",
+            },
+            next => next,
+        })
+    }
+
+    /// Before any stop, without top-up: wait for the stop deadline, ask for a fresh reading
+    /// before it, or stop.
+    fn hold_step_v1(&self, at: DateTime<Utc>) -> Result<Next, PricingError> {
         let t = &self.input.timings;
         let horizon = at + to_chrono(DEADLINE_HORIZON);
         let Some(live) = &self.live else {
@@ -485,6 +547,87 @@ impl SessionWorkflow {
             at = at.min(fault.since.max(start));
         }
         at
+    }
+}
+
+/// How long before the stop deadline the hold is raised: the increment's whole time budget,
+/// retries included, plus a margin for the workflow tasks around it. A refusal or a provider
+/// that does not answer still leaves the stop its due time.
+fn top_up_lead() -> chrono::Duration {
+    to_chrono(options::INCREMENT_PAYMENT_TIMEOUT + TOP_UP_MARGIN)
+}
+
+/// Time kept between an increment's budget and the stop deadline, for the workflow tasks
+/// that decide and send the stop.
+const TOP_UP_MARGIN: Duration = Duration::from_secs(1);
+
+/// Below this, an increment is not worth asking for: the hold stops as it is.
+const MIN_TOP_UP_BUDGET: Duration = Duration::from_secs(1);
+
+/// Raises the hold to `amount` (top-up). Raised: the stop deadline moves with the new hold,
+/// `payment.authorized_amount` shows it and `session.payment.increased` is recorded. Refused,
+/// failed or unanswered within its budget: no more increments, the auto-stop keeps the hold
+/// as it is.
+async fn top_up(
+    ctx: &WorkflowContext<SessionWorkflow>,
+    input: &SessionInput,
+    amount: Money,
+    budget: Duration,
+) -> WorkflowResult<()> {
+    let Some(intent_id) = ctx.state(|s| s.intent_id.clone()) else {
+        ctx.state_mut(|s| s.top_up_over = true);
+        return Ok(());
+    };
+    let attempt = ctx.state_mut(|s| {
+        s.top_up_attempts += 1;
+        s.top_up_attempts
+    });
+    let sid = &input.session_id;
+    let answer = ctx
+        .execute_activity(
+            contracts::IncrementPayment,
+            IncrementPaymentInput {
+                session_id: sid.clone(),
+                intent_id,
+                amount,
+                idempotency_key: contracts::increment_key(sid, attempt),
+            },
+            options::increment_payment(format!("raise the hold to {amount}"), budget),
+        )
+        .await;
+    // Never above what was asked for (the ceiling bounds what may be captured), and only in
+    // the hold's currency; anything else counts as no increment.
+    let raised = match answer {
+        Ok(IncrementPaymentOutput::Raised { amount_capturable })
+            if amount_capturable.currency == amount.currency =>
+        {
+            Some(Money::new(
+                amount_capturable.amount.min(amount.amount),
+                amount.currency,
+            ))
+        }
+        Ok(_) | Err(_) => None,
+    };
+    match raised {
+        Some(raised) => {
+            let at = now(ctx);
+            ctx.state_mut(|s| {
+                s.capturable = Some(raised);
+                if let Some(p) = s.session.payment.as_mut() {
+                    p.authorized_amount = raised.amount;
+                    p.updated_at = at;
+                }
+                s.session.updated_at = at;
+                if s.top_up_amount().is_none() {
+                    s.top_up_over = true;
+                }
+            });
+            record(ctx, &[EventType::PaymentIncreased]).await
+        }
+        None => {
+            ctx.state_mut(|s| s.top_up_over = true);
+            Ok(())
+        }
     }
 }
 

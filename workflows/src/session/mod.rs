@@ -30,8 +30,9 @@ use temporalio_sdk::{
 
 use crate::contracts::{
     self, CancelPaymentInput, CapturePaymentInput, CloseTransactionInput, CreatePaymentInput,
-    LocateChargeStationInput, PaymentRef, ProviderPaymentState, RecordSessionInput,
-    RemoteStartInput, Step, TransactionRef, idempotency_key,
+    IncrementPaymentInput, IncrementPaymentOutput, LocateChargeStationInput, PaymentRef,
+    ProviderPaymentState, RecordSessionInput, RemoteStartInput, Step, TransactionRef,
+    idempotency_key,
 };
 use crate::messages::{
     ChargingStarted, ChargingStopped, CommandError, CommandErrorCode, ConnectorState,
@@ -92,10 +93,24 @@ pub struct SessionInput {
     /// workflow task runs no tariff search for it; absent in sessions created before it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub price_text: Option<String>,
+    /// Raise the hold instead of stopping, when the organization enabled it (left out
+    /// otherwise, so sessions without it serialize as before).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub top_up: Option<TopUp>,
     /// Set when this run continues a charging session whose history grew long
     /// (continue-as-new): everything the session knows, so it goes on where it was.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub continued: Option<Box<ContinuedSession>>,
+}
+
+/// Top-up: before the stop deadline, the hold is raised (incremental authorization) by `step`,
+/// up to `ceiling`, while the card allows it; a refusal keeps the auto-stop on the hold as it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TopUp {
+    /// The most the hold may be raised to (the hold's currency).
+    pub ceiling: Money,
+    /// What each increment adds to the hold.
+    pub step: Money,
 }
 
 /// A charging session's whole state, carried into the next run by continue-as-new. Taken only
@@ -119,6 +134,16 @@ pub struct ContinuedSession {
     next_command: u64,
     /// Runs before this one.
     runs: u32,
+    /// Increments asked for so far (top-up).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    top_up_attempts: u32,
+    /// No more increments: refused, unanswered in time, or the ceiling reached (top-up).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    top_up_over: bool,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// How a refused update crosses Temporal: the message is a [`CommandError`]'s display.
@@ -240,6 +265,12 @@ pub struct SessionWorkflow {
     idle_events: bool,
     /// `session.idle` is due: the loop records it.
     idle_to_announce: bool,
+    /// The session raises its hold before stopping (patch `top-up`, sessions with top-up).
+    top_up: Option<TopUp>,
+    /// Increments asked for so far.
+    top_up_attempts: u32,
+    /// No more increments: refused, unanswered in time, or the ceiling reached.
+    top_up_over: bool,
 }
 
 #[workflow_methods]
@@ -303,6 +334,9 @@ impl SessionWorkflow {
             energy_target_wh: None,
             idle_events: false,
             idle_to_announce: false,
+            top_up: None,
+            top_up_attempts: 0,
+            top_up_over: false,
         }
     }
 
@@ -321,6 +355,9 @@ impl SessionWorkflow {
         ctx.state_mut(|s| s.energy_target_wh = target);
         let idle_events = input.rate.has_parking_time() && ctx.patched(names::PATCH_IDLE_EVENT);
         ctx.state_mut(|s| s.idle_events = idle_events);
+        // Asked only of a session whose organization enabled top-up.
+        let top_up = input.top_up.filter(|_| ctx.patched(names::PATCH_TOP_UP));
+        ctx.state_mut(|s| s.top_up = top_up);
         if ctx.state(|s| s.runs > 0) {
             // A continued charging session: straight back into the charging loop.
             let authorization = ctx.state(|s| Authorization {
@@ -407,17 +444,19 @@ impl SessionWorkflow {
             (None, Some(end)) => format!("ended {}: cost {}", end.as_str(), money(cost)),
             (None, None) => match auto_stop {
                 Some((deadline, EndReason::TargetReached)) => format!(
-                    "charging: cost {} of a {} hold, energy {} of a {} Wh target; auto-stop at {} for the target unless readings show less power",
+                    "charging: cost {} of a {} hold{}, energy {} of a {} Wh target; auto-stop at {} for the target unless readings show less power",
                     money(cost),
                     hold,
+                    self.top_up_note(),
                     self.live.as_ref().map_or(0, LiveCost::energy_wh),
                     self.energy_target_wh.unwrap_or_default(),
                     deadline.to_rfc3339(),
                 ),
                 Some((deadline, _)) => format!(
-                    "charging: cost {} of a {} hold; auto-stop at {} unless readings show less than {} W",
+                    "charging: cost {} of a {} hold{}; auto-stop at {} unless readings show less than {} W",
                     money(cost),
                     hold,
+                    self.top_up_note(),
                     deadline.to_rfc3339(),
                     self.assumed_power_w()
                 ),
@@ -713,6 +752,24 @@ impl SessionWorkflow {
             energy_target_wh: None,
             idle_events: false,
             idle_to_announce: false,
+            top_up: None,
+            top_up_attempts: c.top_up_attempts,
+            top_up_over: c.top_up_over,
+        }
+    }
+
+    /// For `explain`: where top-up stands (empty without it).
+    fn top_up_note(&self) -> String {
+        match (self.top_up, self.top_up_amount()) {
+            (None, _) => String::new(),
+            (Some(t), Some(next)) => format!(
+                " (top-up: raised {} time(s), next to {next} before the stop deadline, ceiling {})",
+                self.top_up_attempts, t.ceiling
+            ),
+            (Some(t), None) => format!(
+                " (top-up over after {} attempt(s), ceiling {}: declined, unanswered or reached)",
+                self.top_up_attempts, t.ceiling
+            ),
         }
     }
 
@@ -737,6 +794,8 @@ impl SessionWorkflow {
             fault: self.fault,
             last_reading_seen: self.last_reading_seen,
             last_refresh: self.last_refresh,
+            top_up_attempts: self.top_up_attempts,
+            top_up_over: self.top_up_over,
             next_command: self.next_command,
             runs: self.runs + 1,
         }));

@@ -18,6 +18,7 @@ pub(super) async fn create_and_await_payment(
                 amount: input.authorized_amount,
                 idempotency_key: idempotency_key(sid, Step::CreatePayment),
                 price_text: input.price_text.clone(),
+                incremental: ctx.state(|s| s.top_up.is_some()),
             },
             options::create_payment(format!("hold {}", input.authorized_amount)),
         )

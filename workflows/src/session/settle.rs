@@ -22,13 +22,17 @@ pub(super) async fn settle(
         })
         .ok_or_else(|| ApplicationFailure::new("no running cost at the end of the session"))?;
     let summary = summary.map_err(|e| ApplicationFailure::new(format!("pricing failed: {e}")))?;
+    // The hold as it stands: raised by top-up, else the one the driver authorized.
+    let hold = ctx
+        .state(|s| s.capturable)
+        .unwrap_or(authorization.capturable);
     let owed = summary
         .amount
-        .checked_min(authorization.capturable)
+        .checked_min(hold)
         .map_err(|e| ApplicationFailure::new(format!("final cost: {e}")))?
         .amount
         .max(0);
-    let owed = Money::new(owed, authorization.capturable.currency);
+    let owed = Money::new(owed, hold.currency);
 
     let reason = ending.reason;
     ctx.state_mut(|s| {
