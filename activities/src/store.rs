@@ -12,34 +12,25 @@ use workflows::contracts::RecordSessionInput;
 /// Activities that write the store.
 pub struct StoreActivities {
     store: store::Store,
-    /// chargelink's public base URL, without a trailing slash.
+    /// chargelink's public base URL.
     public_url: String,
 }
-
-/// Where receipts are served unless [`StoreActivities::with_public_url`] says otherwise: the
-/// API's default address (`CHARGELINK_PUBLIC_URL`'s default).
-const DEFAULT_PUBLIC_URL: &str = "http://127.0.0.1:8080";
 
 impl StoreActivities {
     /// Activities on `store`.
     pub fn new(store: store::Store) -> Self {
         Self {
             store,
-            public_url: DEFAULT_PUBLIC_URL.to_owned(),
+            public_url: domain::config::DEFAULT_PUBLIC_URL.to_owned(),
         }
     }
 
     /// Receipt URLs under `public_url` (chargelink's public base, where the API serves
     /// `/receipts/{token}`).
     pub fn with_public_url(mut self, public_url: url::Url) -> Self {
-        self.public_url = public_url.as_str().trim_end_matches('/').to_owned();
+        self.public_url = public_url.to_string();
         self
     }
-}
-
-/// The public URL of the receipt with `token` under `base` (no trailing slash).
-fn receipt_url(base: &str, token: &str) -> String {
-    format!("{base}/receipts/{token}")
 }
 
 #[activities]
@@ -63,7 +54,7 @@ impl StoreActivities {
                     .store
                     .ensure_receipt(&input.organization, &session.id, chrono::Utc::now())
                     .await?;
-                let url = receipt_url(&self.public_url, &receipt.token);
+                let url = domain::receipt::receipt_url(&self.public_url, &receipt.token);
                 session.receipt_url = Some(url.clone());
                 for event in events
                     .iter_mut()

@@ -38,7 +38,7 @@ pub struct ReceiptConfig {
 impl Default for ReceiptConfig {
     fn default() -> Self {
         Self {
-            public_url: "http://127.0.0.1:8080".to_owned(),
+            public_url: domain::config::DEFAULT_PUBLIC_URL.to_owned(),
             cards: None,
         }
     }
@@ -154,11 +154,7 @@ async fn assemble(
             .await?;
         let card = card(state, &row, payment).await;
         let url = session.receipt_url.clone().unwrap_or_else(|| {
-            format!(
-                "{}/receipts/{}",
-                state.config.receipts.public_url.trim_end_matches('/'),
-                row.token
-            )
+            domain::receipt::receipt_url(&state.config.receipts.public_url, &row.token)
         });
         let duration_seconds = match (session.started_at, session.ended_at) {
             (Some(start), Some(end)) => (end - start).num_seconds().max(0),

@@ -148,7 +148,7 @@ struct StripeArgs {
     #[arg(
         long,
         env = "CHARGELINK_PUBLIC_URL",
-        default_value = "http://127.0.0.1:8080"
+        default_value = domain::config::DEFAULT_PUBLIC_URL
     )]
     public_url: Url,
 }

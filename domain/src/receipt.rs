@@ -16,6 +16,12 @@ use crate::money::{Currency, Money};
 use crate::pricing::CostSummary;
 use crate::rate::Dimension;
 
+/// The public address of the receipt with `token` under chargelink's public base URL (a
+/// trailing slash on `base` is ignored): where the API serves `GET /receipts/{token}`.
+pub fn receipt_url(base: &str, token: &str) -> String {
+    format!("{}/receipts/{token}", base.trim_end_matches('/'))
+}
+
 /// Why a receipt's figures cannot be made.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ReceiptError {

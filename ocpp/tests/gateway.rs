@@ -1394,6 +1394,22 @@ async fn silent_for(socket: &mut raw::Socket, wait: Duration) -> bool {
     tokio::time::timeout(wait, raw::recv(socket)).await.is_err()
 }
 
+/// A RemoteStart of `session` with `tag` that CP1's connector 1 may answer with StartTransaction.
+fn armed_start_on_cp1(
+    tag: &str,
+    session: &domain::ids::SessionId,
+) -> anyhow::Result<ocpp::registry::PendingStart> {
+    Ok(ocpp::registry::PendingStart {
+        id_tag: tag.to_owned(),
+        session_id: session.clone(),
+        station: "CP1".parse()?,
+        connector_id: 1,
+        created_at: chrono::Utc::now(),
+        armed: true,
+        preparing: false,
+    })
+}
+
 /// StopTransaction is answered only once its signal is delivered: a gateway killed in between
 /// leaves it unanswered, so the station sends it again, instead of the stop being lost and the session charging on until its hold (chaos run, issue #13).
 fn a_stop_is_answered_once_its_signal_is_delivered(env: &Env) -> Result<(), Failed> {
@@ -1406,16 +1422,10 @@ fn a_stop_is_answered_once_its_signal_is_delivered(env: &Env) -> Result<(), Fail
             let gateway = ocpp::Gateway::bind(config, store).await?;
             let addr = gateway.local_addr();
             let session = domain::ids::SessionId::from_unique(&random_body())?;
-            let pending = ocpp::registry::PendingStart {
-                id_tag: "CONFIRMTAG".to_owned(),
-                session_id: session.clone(),
-                station: "CP1".parse()?,
-                connector_id: 1,
-                created_at: chrono::Utc::now(),
-                armed: true,
-                preparing: false,
-            };
-            gateway.registry().put_pending_start(pending).await?;
+            gateway
+                .registry()
+                .put_pending_start(armed_start_on_cp1("CONFIRMTAG", &session)?)
+                .await?;
             let events = Arc::new(HeldEvents {
                 open: tokio::sync::watch::channel(false).0,
                 published: std::sync::Mutex::default(),
@@ -1486,15 +1496,7 @@ fn a_start_lost_with_its_gateway_comes_with_the_meter_values(env: &Env) -> Resul
             let addr = gateway.local_addr();
             gateway
                 .registry()
-                .put_pending_start(ocpp::registry::PendingStart {
-                    id_tag: "LOSTTAG".to_owned(),
-                    session_id: session.clone(),
-                    station: "CP1".parse()?,
-                    connector_id: 1,
-                    created_at: chrono::Utc::now(),
-                    armed: true,
-                    preparing: false,
-                })
+                .put_pending_start(armed_start_on_cp1("LOSTTAG", &session)?)
                 .await?;
             let held = || {
                 Arc::new(HeldEvents {

@@ -352,31 +352,24 @@ impl MigrationTrait for Receipts {
             ("operator_address", organization::Column::OperatorAddress),
         ];
         for (name, column) in columns {
-            if !manager.has_column("organizations", name).await? {
-                manager
-                    .alter_table(
-                        Table::alter()
-                            .table(organization::Entity)
-                            .add_column(ColumnDef::new(column).string().null())
-                            .to_owned(),
-                    )
-                    .await?;
-            }
+            add_column_if_missing(
+                manager,
+                organization::Entity,
+                name,
+                ColumnDef::new(column).string().null().to_owned(),
+            )
+            .await?;
         }
-        if !manager.has_column("charge_stations", "address").await? {
-            manager
-                .alter_table(
-                    Table::alter()
-                        .table(charge_station::Entity)
-                        .add_column(
-                            ColumnDef::new(charge_station::Column::Address)
-                                .string()
-                                .null(),
-                        )
-                        .to_owned(),
-                )
-                .await?;
-        }
+        add_column_if_missing(
+            manager,
+            charge_station::Entity,
+            "address",
+            ColumnDef::new(charge_station::Column::Address)
+                .string()
+                .null()
+                .to_owned(),
+        )
+        .await?;
         use receipt::Column as R;
         manager
             .create_table(
@@ -439,19 +432,40 @@ impl MigrationTrait for TopUp {
             ("top_up_step", organization::Column::TopUpStep),
         ];
         for (name, column) in columns {
-            if !manager.has_column("organizations", name).await? {
-                manager
-                    .alter_table(
-                        Table::alter()
-                            .table(organization::Entity)
-                            .add_column(ColumnDef::new(column).big_integer().null())
-                            .to_owned(),
-                    )
-                    .await?;
-            }
+            add_column_if_missing(
+                manager,
+                organization::Entity,
+                name,
+                ColumnDef::new(column).big_integer().null().to_owned(),
+            )
+            .await?;
         }
         Ok(())
     }
+}
+
+/// Adds `column` (named `name`) to `table` unless it is there: `Initial` builds tables from
+/// the entities, so a database created after a column existed already has it.
+async fn add_column_if_missing<T>(
+    manager: &SchemaManager<'_>,
+    table: T,
+    name: &str,
+    mut column: ColumnDef,
+) -> Result<(), DbErr>
+where
+    T: EntityTrait + IntoIden + Copy + 'static,
+{
+    if manager.has_column(table.table_name(), name).await? {
+        return Ok(());
+    }
+    manager
+        .alter_table(
+            Table::alter()
+                .table(table)
+                .add_column(&mut column)
+                .to_owned(),
+        )
+        .await
 }
 
 async fn index<T, C, I>(
