@@ -15,7 +15,8 @@
 //!
 //! Run: `cargo bench -p chargelink --bench fleet`. Sizes: `FLEET_SESSIONS` (default 200),
 //! `FLEET_MINUTES` (measured window, default 2), `FLEET_CONCURRENCY` (clients creating
-//! sessions, default 32), `FLEET_HOLD_SHARE` (default 0.25). `CHARGELINK_WORKFLOW_POLLERS` and
+//! sessions, default 32), `FLEET_HOLD_SHARE` (default 0.25), `FLEET_MAX_CACHED` (the worker's
+//! sticky cache, default sessions + 200). `CHARGELINK_WORKFLOW_POLLERS` and
 //! `CHARGELINK_ACTIVITY_POLLERS` are passed to the worker and the gateway when set.
 
 #![allow(
@@ -37,6 +38,12 @@ use chargelink_tests::processes::{Org, ProcessStack};
 use domain::ids::SessionId;
 use futures::StreamExt;
 use serde_json::{Value, json};
+
+/// Seconds between a station's meter values (`FLEET_METER_INTERVAL`, default 10): a shorter
+/// interval ages a session's workflow history faster, to see what a long session holds.
+fn meter_interval() -> u64 {
+    setting("FLEET_METER_INTERVAL", 10)
+}
 
 /// Every simulated station's AuthorizationKey (provisioned by the operator at creation).
 const STATION_KEY: &str = "fleet-benchmark-station-key";
@@ -97,6 +104,17 @@ fn processes(stack: &ProcessStack) -> Vec<(String, u32)> {
     }
     out.push(("benchmark (bare worker)".to_owned(), std::process::id()));
     out
+}
+
+/// CPU seconds each process used from `before` to `after`.
+fn cpu_between(
+    before: &BTreeMap<String, (f64, u64)>,
+    after: &BTreeMap<String, (f64, u64)>,
+) -> BTreeMap<String, f64> {
+    after
+        .iter()
+        .filter_map(|(name, (cpu1, _))| Some((name.clone(), cpu1 - before.get(name)?.0)))
+        .collect()
 }
 
 fn snapshot(stack: &ProcessStack) -> BTreeMap<String, (f64, u64)> {
@@ -181,6 +199,7 @@ async fn seed(
 /// Starts both sim processes and waits until the gateway has every station.
 async fn connect_stations(stack: &ProcessStack, fleet: &Fleet) -> anyhow::Result<()> {
     let power = POWER_W.to_string();
+    let interval = meter_interval().to_string();
     for (name, prefix, n) in [
         ("sim-hold", "FLEET-H-", fleet.hold_connectors.len()),
         ("sim-long", "FLEET-L-", fleet.long_connectors.len()),
@@ -204,7 +223,7 @@ async fn connect_stations(stack: &ProcessStack, fleet: &Fleet) -> anyhow::Result
                 "--power-w",
                 &power,
                 "--meter-interval",
-                "10",
+                &interval,
             ],
             &[("CHARGELINK_SIM_KEY", STATION_KEY)],
         )?;
@@ -248,15 +267,18 @@ impl Creation {
 /// The baseline's figures.
 struct Bare {
     creation: Creation,
+    /// CPU seconds of each process while the bare sessions were created and paid.
+    creation_cpu: BTreeMap<String, f64>,
     /// Signal round trips while every bare session is held (ms).
     signal_ms: Vec<f64>,
     /// Share of a core the dev server used while they were held.
     server_core_share: f64,
 }
 
-/// The baseline: `sessions` bare sessions created at `concurrency` (timed) and paid, then held
-/// for `window` with one meter value each every 10 s (as stations send them), then stopped;
-/// on the same dev server, before the real sessions start.
+/// The baseline: `sessions` bare sessions created at `concurrency` (timed) and paid, each then
+/// signalled as a station signals a session (three signals as it starts, a meter value every
+/// interval), held for `window`, then stopped; on the same dev server, before the real
+/// sessions start.
 async fn baseline(
     stack: &ProcessStack,
     sessions: usize,
@@ -276,38 +298,20 @@ async fn baseline(
     let ids: Vec<String> = (0..sessions)
         .map(|i| format!("bare-{i}-{}", random_body()))
         .collect();
-    let run = async {
-        let started = Instant::now();
-        let latencies: Vec<anyhow::Result<f64>> = futures::stream::iter(ids.iter())
-            .map(|id| {
-                let (client, queue) = (client.clone(), queue.clone());
-                async move {
-                    let input = BareInput {
-                        payment_expiry_s: 300,
-                        meter_interval_s: 10,
-                    };
-                    let at = Instant::now();
-                    chargelink_tests::baseline::create(&client, &queue, id, input).await?;
-                    let ms = at.elapsed().as_secs_f64() * 1000.0;
-                    BareSignals::new(&client, id).paid().await?;
-                    Ok(ms)
-                }
-            })
-            .buffer_unordered(concurrency)
-            .collect()
-            .await;
-        let wall = started.elapsed();
-        let latencies_ms = latencies
-            .into_iter()
-            .collect::<anyhow::Result<Vec<f64>>>()?;
-        eprintln!("{} bare sessions held for {window:?}", ids.len());
-        let cpu0 = usage(stack.server.pid()).map(|u| u.0).unwrap_or(0.0);
-        let held = Instant::now();
+    // Paid bare sessions, which a station then signals as it does a session's: three signals
+    // as charging starts (Preparing, StartTransaction, Charging), then a meter value every
+    // interval, from the moment each is paid, so creation runs beside the same signal load as
+    // the sessions' creation does.
+    let paid: std::sync::Mutex<Vec<String>> = std::sync::Mutex::default();
+    let creating = std::sync::atomic::AtomicBool::new(true);
+    let holding = std::sync::atomic::AtomicBool::new(true);
+    let meter_values = async {
         let mut signal_ms = Vec::new();
         let mut round = 0u64;
-        while held.elapsed() < window {
+        while holding.load(std::sync::atomic::Ordering::Relaxed) {
             let tick = Instant::now();
-            let timed: Vec<anyhow::Result<f64>> = futures::stream::iter(ids.iter())
+            let now: Vec<String> = paid.lock().expect("paid list").clone();
+            let timed: Vec<anyhow::Result<f64>> = futures::stream::iter(now.iter())
                 .map(|id| {
                     let client = client.clone();
                     async move {
@@ -319,12 +323,60 @@ async fn baseline(
                 .buffer_unordered(64)
                 .collect()
                 .await;
-            signal_ms.extend(timed.into_iter().filter_map(Result::ok));
+            // Only the held phase's round trips are reported (creation has its own figure).
+            if !creating.load(std::sync::atomic::Ordering::Relaxed) {
+                signal_ms.extend(timed.into_iter().filter_map(Result::ok));
+            }
             round += 1;
-            tokio::time::sleep(Duration::from_secs(10).saturating_sub(tick.elapsed())).await;
+            tokio::time::sleep(Duration::from_secs(meter_interval()).saturating_sub(tick.elapsed()))
+                .await;
         }
+        signal_ms
+    };
+    let run = async {
+        let started = Instant::now();
+        let creation_cpu0 = snapshot(stack);
+        let latencies: Vec<anyhow::Result<f64>> = futures::stream::iter(ids.iter())
+            .map(|id| {
+                let (client, queue, paid) = (client.clone(), queue.clone(), &paid);
+                async move {
+                    let input = BareInput {
+                        payment_expiry_s: 300,
+                        meter_interval_s: meter_interval(),
+                    };
+                    let at = Instant::now();
+                    chargelink_tests::baseline::create(&client, &queue, id, input).await?;
+                    let ms = at.elapsed().as_secs_f64() * 1000.0;
+                    let signals = BareSignals::new(&client, id);
+                    signals.paid().await?;
+                    for n in 0..3 {
+                        signals.meter_value(n).await?;
+                    }
+                    paid.lock().expect("paid list").push(id.clone());
+                    Ok(ms)
+                }
+            })
+            .buffer_unordered(concurrency)
+            .collect()
+            .await;
+        let wall = started.elapsed();
+        let creation_cpu = cpu_between(&creation_cpu0, &snapshot(stack));
+        creating.store(false, std::sync::atomic::Ordering::Relaxed);
+        let latencies_ms = latencies
+            .into_iter()
+            .collect::<anyhow::Result<Vec<f64>>>()?;
+        eprintln!("{} bare sessions held for {window:?}", ids.len());
+        let cpu0 = usage(stack.server.pid()).map(|u| u.0).unwrap_or(0.0);
+        let held = Instant::now();
+        tokio::time::sleep(window).await;
+        holding.store(false, std::sync::atomic::Ordering::Relaxed);
         let cpu1 = usage(stack.server.pid()).map(|u| u.0).unwrap_or(0.0);
         let server_core_share = (cpu1 - cpu0) / held.elapsed().as_secs_f64();
+        Ok::<_, anyhow::Error>((latencies_ms, wall, creation_cpu, server_core_share))
+    };
+    let settle = async {
+        let (run, signal_ms) = tokio::join!(run, meter_values);
+        let (latencies_ms, wall, creation_cpu, server_core_share) = run?;
         for id in &ids {
             BareSignals::new(&client, id).stop().await?;
         }
@@ -340,9 +392,10 @@ async fn baseline(
             },
             signal_ms,
             server_core_share,
+            creation_cpu,
         })
     };
-    let (worker_result, bare) = tokio::join!(worker.run(), run);
+    let (worker_result, bare) = tokio::join!(worker.run(), settle);
     worker_result?;
     bare
 }
@@ -353,11 +406,13 @@ async fn create_sessions(
     fleet: &Fleet,
     concurrency: usize,
 ) -> anyhow::Result<(Creation, Vec<(String, bool)>)> {
+    // The long group first: the hold group, created last, starts its countdown once nearly
+    // every session charges, so the whole fleet is held at once before the first hold runs out.
     let connectors: Vec<(String, bool)> = fleet
-        .hold_connectors
+        .long_connectors
         .iter()
-        .map(|c| (c.clone(), true))
-        .chain(fleet.long_connectors.iter().map(|c| (c.clone(), false)))
+        .map(|c| (c.clone(), false))
+        .chain(fleet.hold_connectors.iter().map(|c| (c.clone(), true)))
         .collect();
     let started = Instant::now();
     let results: Vec<anyhow::Result<(String, bool, f64, usize)>> =
@@ -506,7 +561,10 @@ async fn bench() -> anyhow::Result<bool> {
     let concurrency: usize = setting("FLEET_CONCURRENCY", 32);
     let hold_share: f64 = setting("FLEET_HOLD_SHARE", 0.25);
     let window = Duration::from_secs_f64(minutes * 60.0);
-    let cached = (sessions + 200).to_string();
+    // Sessions the worker keeps in its sticky cache; fewer trade memory for replays.
+    let cached: usize = setting("FLEET_MAX_CACHED", sessions + 200);
+    let cached = cached.to_string();
+    let interval = meter_interval().to_string();
     let bin = Path::new(env!("CARGO_BIN_EXE_chargelink"));
     // Poller counts are the first knob of a busy worker; passed through so runs can compare.
     let pollers: Vec<(&str, String)> =
@@ -519,7 +577,7 @@ async fn bench() -> anyhow::Result<bool> {
     }
     let mut env: Vec<(&str, &str)> = pollers.iter().map(|(k, v)| (*k, v.as_str())).collect();
     env.extend([
-        ("CHARGELINK_METER_INTERVAL", "10"),
+        ("CHARGELINK_METER_INTERVAL", interval.as_str()),
         ("CHARGELINK_STOP_LATENCY", "2"),
         ("CHARGELINK_START_ATTEMPT_TIMEOUT", "60"),
         ("CHARGELINK_START_RETRY_INITIAL", "1"),
@@ -556,7 +614,9 @@ async fn run(
     eprintln!("baseline: {sessions} bare sessions");
     let bare = baseline(stack, sessions, concurrency, window).await?;
     eprintln!("creating {sessions} sessions");
+    let creation_cpu0 = snapshot(stack);
     let (created, ids) = create_sessions(stack, &fleet, concurrency).await?;
+    let creation_cpu = cpu_between(&creation_cpu0, &snapshot(stack));
     let store =
         store::Store::connect(&format!("sqlite://{}/chargelink.db", stack.dir.display())).await?;
     let client = chargelink_tests::devserver::connect(&stack.server.url).await?;
@@ -675,7 +735,10 @@ async fn run(
 
     let ms = |v: &[f64], p: f64| format!("{:.0} ms", percentile(v, p));
     let ratio = created.per_second() / bare.creation.per_second();
-    println!("\n## Fleet benchmark: {sessions} sessions, meter interval 10 s, window {window:?}\n");
+    println!(
+        "\n## Fleet benchmark: {sessions} sessions, meter interval {} s, window {window:?}\n",
+        meter_interval()
+    );
     println!("| figure | value | target |");
     println!("|---|---:|---:|");
     println!(
@@ -707,6 +770,22 @@ async fn run(
         bare.server_core_share * 100.0
     );
     println!("| ratio session / bare throughput | {ratio:.2} | >= 0.67 |");
+    // Where creation's CPU goes: per session created (and paid), each process, both runs.
+    let per_session = |cpu: &BTreeMap<String, f64>, n: usize| {
+        cpu.iter()
+            .filter(|(_, s)| **s > 0.0)
+            .map(|(name, s)| format!("{name} {:.1}", s * 1000.0 / n.max(1) as f64))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    println!(
+        "| CPU ms per session created and paid: sessions | {} | |",
+        per_session(&creation_cpu, created.count)
+    );
+    println!(
+        "| CPU ms per session created and paid: bare | {} | |",
+        per_session(&bare.creation_cpu, bare.creation.count)
+    );
     println!(
         "| auto-stopped at the hold | {auto_stopped} of {} | all |",
         hold_sessions.len()
@@ -742,12 +821,15 @@ async fn run(
         } else {
             ""
         };
+        // At the window's start too: what a session's memory does as its history grows.
+        let rss0 = start.get(name).map_or(0, |u| u.1);
         println!(
-            "| {name}: CPU {:.1} % of a core ({:.3} ms/s per session); RSS {:.0} MiB, {:.1} KiB per session above idle | | {target} |",
+            "| {name}: CPU {:.1} % of a core ({:.3} ms/s per session); RSS {:.0} MiB, {:.1} KiB per session above idle ({:.1} at the window's start) | | {target} |",
             core_share * 100.0,
             core_share * 1000.0 / live,
             *rss1 as f64 / 1048576.0,
             rss1.saturating_sub(rss_idle) as f64 / 1024.0 / live,
+            rss0.saturating_sub(rss_idle) as f64 / 1024.0 / live,
         );
     }
     println!("| stops refused by the API | {refused} | 0 |");
