@@ -29,12 +29,15 @@ pub mod connection;
 pub mod events;
 pub mod frame;
 pub mod gateway;
+mod metering;
+pub mod protocol;
 pub mod registry;
 mod server;
 mod shutdown;
 pub mod signals;
 pub mod tls;
 pub mod v16;
+pub mod v201;
 
 pub use activities::{GatewayActivities, StationLocator};
 pub use auth::{
@@ -45,6 +48,7 @@ pub use connection::{CallFailed, StationHandle};
 pub use events::{ChannelEvents, SessionEvent, SessionEvents};
 pub use gateway::{Gateway, GatewayConfig, GatewayError, run};
 pub use registry::{Connections, Registry, StoreRegistry};
+pub use protocol::Protocol;
 pub use server::SUBPROTOCOL;
 pub use signals::TemporalEvents;
 pub use tls::TlsPaths;
