@@ -674,27 +674,49 @@ impl Central {
     /// for the status of every connector the registry still has a transaction on, so a
     /// connector that comes back `Available` ends its session (the session workflow decides).
     async fn recheck_open_transactions(&self, station: &StationHandle) {
-        let cp = station.station();
-        let Ok(connectors) = self.registry.connectors(cp).await else {
-            return;
-        };
-        for c in connectors.iter().filter(|c| c.connector_id > 0) {
-            let open = self.registry.open_transaction_on(cp, c.connector_id).await;
-            let Ok(Some(tx)) = open else {
-                continue;
-            };
+        for (connector_id, transaction_id) in self.open_transactions(station.station()).await {
             let request = TriggerMessageRequest {
                 requested_message: MessageTrigger::StatusNotification,
-                connector_id: Some(c.connector_id),
+                connector_id: Some(connector_id),
             };
-            match station.call::<v16::TriggerMessage>(&request).await {
-                Ok(r) => {
-                    info!(connector_id = c.connector_id, transaction_id = tx.id, status = ?r.status, "asked for the status of a connector with an open transaction")
-                }
-                Err(e) => {
-                    warn!(connector_id = c.connector_id, error = %e, "status of a connector with an open transaction not asked for")
-                }
+            let asked = station.call::<v16::TriggerMessage>(&request).await;
+            log_recheck(connector_id, transaction_id, asked.map(|r| r.status));
+        }
+    }
+
+    /// The connectors (> 0) of `cp` the registry still has an open transaction on, with the
+    /// transaction: after a boot each is asked for its status (either version).
+    pub(crate) async fn open_transactions(&self, cp: &ChargeStationId) -> Vec<(u32, i64)> {
+        let Ok(connectors) = self.registry.connectors(cp).await else {
+            return Vec::new();
+        };
+        let mut open = Vec::new();
+        for c in connectors.iter().filter(|c| c.connector_id > 0) {
+            if let Ok(Some(tx)) = self.registry.open_transaction_on(cp, c.connector_id).await {
+                open.push((c.connector_id, tx.id));
             }
+        }
+        open
+    }
+}
+
+/// Logs the answer to the status request of a connector with an open transaction.
+pub(crate) fn log_recheck<S: std::fmt::Debug>(
+    connector_id: u32,
+    transaction_id: i64,
+    asked: Result<S, crate::connection::CallFailed>,
+) {
+    match asked {
+        Ok(status) => {
+            info!(
+                connector_id,
+                transaction_id,
+                ?status,
+                "asked for the status of a connector with an open transaction"
+            )
+        }
+        Err(e) => {
+            warn!(connector_id, error = %e, "status of a connector with an open transaction not asked for")
         }
     }
 }

@@ -27,7 +27,8 @@ use serde_json::{Value, json};
 use tracing::{Instrument, info, warn};
 
 use crate::central::{
-    Central, Fail, Followup, SAMPLED_DATA, answer, internal, reply, secs_i32, unhandled,
+    Central, Fail, Followup, SAMPLED_DATA, answer, internal, log_recheck, reply, secs_i32,
+    unhandled,
 };
 use crate::connection::{CallHandler, StationHandle};
 use crate::frame::{Call, ErrorCode, Frame};
@@ -513,34 +514,16 @@ impl Central201 {
     /// After a boot, ask for the status of every EVSE the registry still has a transaction on
     /// (as 1.6 does), so one the station lost ends its session.
     async fn recheck_open_transactions(&self, station: &StationHandle) {
-        let cp = station.station();
-        let Ok(connectors) = self.core.registry.connectors(cp).await else {
-            return;
-        };
-        for c in connectors.iter().filter(|c| c.connector_id > 0) {
-            let open = self
-                .core
-                .registry
-                .open_transaction_on(cp, c.connector_id)
-                .await;
-            let Ok(Some(tx)) = open else {
-                continue;
-            };
+        for (evse, transaction_id) in self.core.open_transactions(station.station()).await {
             let request = TriggerMessageRequest {
                 requested_message: MessageTrigger::StatusNotification,
                 evse: Some(Evse {
-                    id: c.connector_id,
+                    id: evse,
                     connector_id: Some(1),
                 }),
             };
-            match station.call::<v201::TriggerMessage>(&request).await {
-                Ok(r) => {
-                    info!(evse_id = c.connector_id, transaction_id = tx.id, status = ?r.status, "asked for the status of an EVSE with an open transaction")
-                }
-                Err(e) => {
-                    warn!(evse_id = c.connector_id, error = %e, "status of an EVSE with an open transaction not asked for")
-                }
-            }
+            let asked = station.call::<v201::TriggerMessage>(&request).await;
+            log_recheck(evse, transaction_id, asked.map(|r| r.status));
         }
     }
 }

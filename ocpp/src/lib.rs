@@ -1,17 +1,21 @@
-//! The OCPP 1.6J gateway (central system): charge stations connect over WebSocket, the gateway
-//! answers them, turns what they report into signals to the session workflows, and runs the
-//! workflows' charger commands (remote start and stop, pause, resume) on the station's socket.
+//! The OCPP gateway (central system), 1.6J and 2.0.1: charge stations connect over WebSocket
+//! with either version (negotiated per connection), the gateway answers them, turns what they
+//! report into signals to the session workflows, and runs the workflows' charger commands
+//! (remote start and stop, pause, resume) on the station's socket, in the station's version.
 //!
 //! # Layout
 //! - [`gateway`]: [`GatewayConfig`], [`Gateway`] (bind, then run the server and the Temporal
 //!   worker of the gateway's own task queue) and [`run`] for the CLI.
 //! - `server`: accept loop (plain or TLS), authentication by security profile before the
-//!   upgrade, subprotocol check.
+//!   upgrade, subprotocol negotiation ([`Protocol`]).
 //! - [`connection`]: one socket: read loop, writer task, [`StationHandle::call`] with one
 //!   outstanding CALL and a timeout.
 //! - [`frame`]: OCPP-J framing (`CALL`, `CALLRESULT`, `CALLERROR`) and error codes.
-//! - [`v16`]: OCPP 1.6 messages, one file per action.
-//! - `central`: the central system's answers and the session facts they reveal.
+//! - [`protocol`]: the versions ([`Protocol`]) and the [`protocol::Action`] trait.
+//! - [`v16`], [`v201`]: OCPP 1.6 and 2.0.1 messages, one file per action.
+//! - `central`, `central201`: each version's answers and the session facts they reveal.
+//! - `commands`: each version's charger commands.
+//! - `metering`: meter values of either version as the session's samples.
 //! - [`events`]: the [`SessionEvents`] seam between the protocol and the workflows.
 //! - [`signals`]: [`TemporalEvents`], session events as Temporal signals.
 //! - [`activities`]: [`GatewayActivities`] (charger commands) and [`StationLocator`].

@@ -15,11 +15,10 @@ which is caught here).
 """
 
 import asyncio
-import base64
 import sys
-from datetime import datetime, timezone
 
 import websockets
+from common import FailOnCallError, basic_auth, now, say
 from ocpp.routing import on
 from ocpp.v201 import ChargePoint, call, call_result
 from ocpp.v201.enums import (
@@ -45,15 +44,7 @@ from ocpp.v201.enums import (
 POWER_W = 360_000
 
 
-def now():
-    return datetime.now(timezone.utc).isoformat().replace("+00:00", "Z")
-
-
-def say(*parts):
-    print(*parts, flush=True)
-
-
-class SimChargePoint(ChargePoint):
+class SimChargePoint(FailOnCallError, ChargePoint):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.interval = 10
@@ -65,14 +56,6 @@ class SimChargePoint(ChargePoint):
         self.paused = False
         self.errors = []
         self.done = asyncio.Event()
-
-    async def _send(self, message):
-        # A CALLERROR from this side means the CSMS sent something the library refused
-        # (schema validation included): the test must fail.
-        if message.startswith("[4"):
-            self.errors.append(message)
-            say("ValidationError or CALLERROR sent:", message)
-        await super()._send(message)
 
     async def status(self, evse_id, status):
         await self.call(
@@ -229,11 +212,10 @@ class SimChargePoint(ChargePoint):
 
 
 async def main(base_url, cp_id, key):
-    token = base64.b64encode(f"{cp_id}:{key}".encode()).decode()
     async with websockets.connect(
         f"{base_url}/{cp_id}",
         subprotocols=["ocpp2.0.1"],
-        additional_headers={"Authorization": f"Basic {token}"},
+        additional_headers=basic_auth(cp_id, key),
     ) as ws:
         if ws.subprotocol != "ocpp2.0.1":
             raise RuntimeError(f"negotiated {ws.subprotocol!r}")
