@@ -57,7 +57,7 @@ fn station_id(n: u64) -> String {
 fn protocol_of(n: u64) -> Protocol {
     match env_num("OCPP_BENCH_V201_EVERY", 2) {
         0 => Protocol::V16,
-        every if n % every == 0 => Protocol::V201,
+        every if n.is_multiple_of(every) => Protocol::V201,
         _ => Protocol::V16,
     }
 }

@@ -262,18 +262,23 @@ impl Central201 {
             // charging state, which a status of Occupied must not overwrite.
             return Ok(StatusNotificationResponse {});
         }
-        let status = status_of(r.connector_status);
-        self.core
-            .connector_reported(
-                cp,
-                r.evse_id,
-                crate::central::connector_state(status),
-                status.as_str(),
-                "NoError",
-                r.timestamp,
-            )
+        self.report(cp, r.evse_id, status_of(r.connector_status), r.timestamp)
             .await?;
         Ok(StatusNotificationResponse {})
+    }
+
+    /// Records and publishes an EVSE's status, in the 1.6 vocabulary the registry keeps.
+    async fn report(
+        &self,
+        cp: &ChargeStationId,
+        evse: u32,
+        status: ChargePointStatus,
+        at: chrono::DateTime<Utc>,
+    ) -> Result<(), Fail> {
+        let state = crate::central::connector_state(status);
+        self.core
+            .connector_reported(cp, evse, state, status.as_str(), "NoError", at)
+            .await
     }
 
     async fn transaction_event(
@@ -349,32 +354,23 @@ impl Central201 {
             return self.answer_token(token.as_deref(), Some(&tx)).await;
         }
 
-        let (tx, _) = self.bind(cp, tx, &r, token.as_deref(), &readings).await?;
+        let tx = self.bind(cp, tx, &r, token.as_deref(), &readings).await?;
         if let Some(session) = &tx.session_id {
             span.record("session_id", tracing::field::display(session));
         }
+        // The charging state is the connector's status while the transaction runs. Not from
+        // Ended: the end, not the EV, decides what comes next, and the station's
+        // StatusNotification reports the connector after it.
         if let Some(state) = r
             .transaction_info
             .charging_state
             .as_deref()
             .and_then(|s| charging_state(s, r.event_type))
+            && r.event_type != EventType::Ended
             && tx.session_id.is_some()
             && tx.stop.is_none()
         {
-            // Not for Ended: the transaction's end, not the EV, decides what comes next, and
-            // the station's StatusNotification reports the connector itself.
-            if r.event_type != EventType::Ended {
-                self.core
-                    .connector_reported(
-                        cp,
-                        tx.connector_id,
-                        crate::central::connector_state(state),
-                        state.as_str(),
-                        "NoError",
-                        r.timestamp,
-                    )
-                    .await?;
-            }
+            self.report(cp, tx.connector_id, state, r.timestamp).await?;
         }
 
         let delivered = if r.event_type == EventType::Ended {
@@ -416,7 +412,7 @@ impl Central201 {
 
     /// Binds an unbound transaction to the session whose token (or `remoteStartId`) the event
     /// carries, once a register is known, and publishes its start. Returns the transaction as
-    /// it now is and whether this event bound it.
+    /// it now is.
     async fn bind(
         &self,
         cp: &ChargeStationId,
@@ -424,9 +420,9 @@ impl Central201 {
         r: &TransactionEventRequest,
         token: Option<&str>,
         readings: &[MeterSample],
-    ) -> Result<(Transaction, bool), Fail> {
+    ) -> Result<Transaction, Fail> {
         if tx.session_id.is_some() || tx.stop.is_some() {
-            return Ok((tx, false));
+            return Ok(tx);
         }
         let registry = &self.core.registry;
         let waiting = self
@@ -447,7 +443,7 @@ impl Central201 {
             },
         };
         let Some(p) = pending.filter(|p| self.core.fresh(p)) else {
-            return Ok((tx, false));
+            return Ok(tx);
         };
         if p.station != *cp || p.connector_id != tx.connector_id {
             // The station picked another EVSE: the session pays for the connector it chose.
@@ -456,7 +452,7 @@ impl Central201 {
                 tx.connector_id, p.station, p.connector_id
             );
             self.core.start_failed(&p, why).await?;
-            return Ok((tx, false));
+            return Ok(tx);
         }
         let Some((register, _)) = registers(readings) else {
             // No register to bill from yet: bind at the next event with one.
@@ -464,7 +460,7 @@ impl Central201 {
             if let Ok(mut waiting) = self.tokens_waiting.lock() {
                 waiting.insert(tx.id, p.id_tag.clone());
             }
-            return Ok((tx, false));
+            return Ok(tx);
         };
         let bound = registry
             .bind_transaction(tx.id, &p.id_tag, &p.session_id, r.timestamp, register)
@@ -479,7 +475,7 @@ impl Central201 {
             .map_err(internal)?
             .unwrap_or(tx);
         if !bound {
-            return Ok((tx, false));
+            return Ok(tx);
         }
         registry
             .remove_pending_start(&p.id_tag)
@@ -489,11 +485,11 @@ impl Central201 {
         // Published, not confirmed, like a 1.6 start: the readings that follow publish it again
         // if it is lost.
         self.core.publish_start(&p.session_id, &tx);
-        Ok((tx, true))
+        Ok(tx)
     }
 
-    /// The answer to an event the gateway could not place: the token's verdict when it carried
-    /// one.
+    /// The answer to a TransactionEvent of transaction `bound` (when the gateway could place
+    /// it): the token's verdict when the event carried one.
     async fn answer_token(
         &self,
         token: Option<&str>,
@@ -503,8 +499,10 @@ impl Central201 {
             return Ok(TransactionEventResponse::default());
         };
         let accepted = match bound {
-            Some(tx) => tx.session_id.is_some() && tx.id_tag == token,
-            None => self.core.known_token(token).await?,
+            // Bound: its own token only.
+            Some(tx) if tx.session_id.is_some() => tx.id_tag == token,
+            // Not bound (yet): a session's token waiting for a register is still valid.
+            _ => self.core.known_token(token).await?,
         };
         Ok(TransactionEventResponse {
             id_token_info: Some(verdict(accepted)),

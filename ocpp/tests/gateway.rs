@@ -20,6 +20,7 @@ use sim::Behaviour;
 use support::{Env, METER_START_WH, Stack, Wire, cents_for, raw, usd, with_stack};
 use v201::{
     v201_a_repeated_seq_no_is_acknowledged_and_ignored,
+    v201_a_token_after_the_start_binds_at_the_next_register,
     v201_offline_events_out_of_order_and_the_end_honoured_once,
     v201_remote_start_meter_values_and_remote_stop,
     v201_unknown_and_unsupported_actions_get_the_right_callerror,
@@ -910,8 +911,10 @@ async fn credentials_and_subprotocol_are_checked_before_the_upgrade(
         Err(WsError::Http(resp)) => Some(resp.status().as_u16()),
         _ => None,
     };
-    let wrong = raw::request(&url, "CP1", Some(("CP1", "not-the-key")), Some("ocpp1.6"))?;
-    ensure!(status(tokio_tungstenite::connect_async(wrong).await.map(|_| ())) == Some(401));
+    for protocol in ["ocpp1.6", "ocpp2.0.1"] {
+        let wrong = raw::request(&url, "CP1", Some(("CP1", "not-the-key")), Some(protocol))?;
+        ensure!(status(tokio_tungstenite::connect_async(wrong).await.map(|_| ())) == Some(401));
+    }
     let unknown = raw::request(
         &url,
         "CP404",
@@ -1218,30 +1221,37 @@ fn tls_security_profile_2(env: &Env) -> Result<(), Failed> {
             .with_root_certificates(roots)
             .with_no_client_auth();
             let connector = tokio_rustls::TlsConnector::from(Arc::new(client));
-            let tcp = tokio::net::TcpStream::connect(addr).await?;
-            let tls = connector
-                .connect(rustls_pki_types::ServerName::try_from("localhost")?, tcp)
-                .await?;
-            let req = raw::request(
-                &format!("wss://localhost:{}/ocpp", addr.port()),
-                "CP1",
-                Some(("CP1", support::KEY)),
-                Some("ocpp1.6"),
-            )?;
-            let (mut ws, response) = tokio_tungstenite::client_async(req, tls).await?;
-            ensure!(response.headers().get("Sec-WebSocket-Protocol").is_some());
-            use futures::{SinkExt, StreamExt};
-            use tokio_tungstenite::tungstenite::Message;
-            ws.send(Message::text(r#"[2,"h1","Heartbeat",{}]"#)).await?;
-            let reply = loop {
-                match ws.next().await.context("closed")?? {
-                    Message::Text(t) => {
-                        break serde_json::from_str::<serde_json::Value>(t.as_str())?;
+            // Profile 2 is the same for both versions: authentication precedes the upgrade.
+            for protocol in ["ocpp1.6", "ocpp2.0.1"] {
+                let tcp = tokio::net::TcpStream::connect(addr).await?;
+                let tls = connector
+                    .connect(rustls_pki_types::ServerName::try_from("localhost")?, tcp)
+                    .await?;
+                let req = raw::request(
+                    &format!("wss://localhost:{}/ocpp", addr.port()),
+                    "CP1",
+                    Some(("CP1", support::KEY)),
+                    Some(protocol),
+                )?;
+                let (mut ws, response) = tokio_tungstenite::client_async(req, tls).await?;
+                let negotiated = response.headers().get("Sec-WebSocket-Protocol");
+                ensure!(
+                    negotiated.and_then(|v| v.to_str().ok()) == Some(protocol),
+                    "{negotiated:?}"
+                );
+                use futures::{SinkExt, StreamExt};
+                use tokio_tungstenite::tungstenite::Message;
+                ws.send(Message::text(r#"[2,"h1","Heartbeat",{}]"#)).await?;
+                let reply = loop {
+                    match ws.next().await.context("closed")?? {
+                        Message::Text(t) => {
+                            break serde_json::from_str::<serde_json::Value>(t.as_str())?;
+                        }
+                        _ => continue,
                     }
-                    _ => continue,
-                }
-            };
-            ensure!(reply[0] == 3 && reply[1] == "h1", "{reply}");
+                };
+                ensure!(reply[0] == 3 && reply[1] == "h1", "{protocol}: {reply}");
+            }
             // Plain ws:// on the TLS port fails.
             let plain = raw::request(
                 &format!("ws://{addr}/ocpp"),
@@ -1825,6 +1835,7 @@ fn main() -> std::process::ExitCode {
         trial!(v201_a_repeated_seq_no_is_acknowledged_and_ignored),
         trial!(v201_offline_events_out_of_order_and_the_end_honoured_once),
         trial!(v201_unknown_and_unsupported_actions_get_the_right_callerror),
+        trial!(v201_a_token_after_the_start_binds_at_the_next_register),
         {
             let env = env.clone();
             Trial::test(

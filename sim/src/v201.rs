@@ -470,3 +470,115 @@ impl Reply {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_transaction_becomes_numbered_events_with_the_stations_id() {
+        let mut wire = Wire201::new("CPX");
+        let (calls, _) = wire
+            .incoming(
+                "RequestStartTransaction",
+                &json!({"evseId": 2, "remoteStartId": 77,
+                        "idToken": {"idToken": "TAG", "type": "Central"}}),
+            )
+            .unwrap();
+        assert_eq!(calls[0].action, "RemoteStartTransaction");
+        assert_eq!(calls[0].payload, json!({"connectorId": 2, "idTag": "TAG"}));
+
+        let start = json!({"connectorId": 2, "idTag": "TAG", "meterStart": 1000,
+                           "timestamp": "2026-01-01T10:00:00Z"});
+        let (action, started) = wire.outgoing("StartTransaction", &start, false).unwrap();
+        assert_eq!(action, "TransactionEvent");
+        assert_eq!(started["eventType"], "Started");
+        assert_eq!(started["seqNo"], 0);
+        assert_eq!(started["transactionInfo"]["transactionId"], "CPX-1");
+        assert_eq!(started["transactionInfo"]["remoteStartId"], 77);
+        assert_eq!(started["evse"], json!({"id": 2, "connectorId": 1}));
+        assert_eq!(started["meterValue"][0]["sampledValue"][0]["value"], 1000.0);
+        // The answer carries no id: the state machine gets the number the adapter chose.
+        let answer = wire.answer(
+            "StartTransaction",
+            json!({"idTokenInfo": {"status": "Accepted"}}),
+            Some(2),
+        );
+        assert_eq!(
+            answer,
+            json!({"transactionId": 1, "idTagInfo": {"status": "Accepted"}})
+        );
+
+        let meter = json!({"connectorId": 2, "transactionId": 1, "meterValue": [{
+            "timestamp": "2026-01-01T10:00:10Z",
+            "sampledValue": [{"value": "1100", "measurand": "Energy.Active.Import.Register",
+                              "unit": "Wh", "context": "Sample.Periodic"}]}]});
+        let (_, updated) = wire.outgoing("MeterValues", &meter, true).unwrap();
+        assert_eq!(updated["eventType"], "Updated");
+        assert_eq!(updated["seqNo"], 1);
+        assert_eq!(updated["offline"], true);
+        assert_eq!(updated["meterValue"][0]["sampledValue"][0]["value"], 1100.0);
+
+        let stop = wire
+            .incoming("RequestStopTransaction", &json!({"transactionId": "CPX-1"}))
+            .unwrap()
+            .0;
+        assert_eq!(stop[0].payload, json!({"transactionId": 1}));
+        let end = json!({"transactionId": 1, "meterStop": 1200, "reason": "Remote",
+                         "timestamp": "2026-01-01T10:00:20Z"});
+        let (_, ended) = wire.outgoing("StopTransaction", &end, false).unwrap();
+        assert_eq!(ended["eventType"], "Ended");
+        assert_eq!(ended["seqNo"], 2);
+        assert_eq!(ended["triggerReason"], "RemoteStop");
+        assert_eq!(ended["transactionInfo"]["stoppedReason"], "Remote");
+    }
+
+    #[test]
+    fn set_variables_become_configuration_keys_with_one_result_each() {
+        let mut wire = Wire201::new("CPX");
+        let data = json!({"setVariableData": [
+            {"attributeValue": "5", "component": {"name": "SampledDataCtrlr"},
+             "variable": {"name": "TxUpdatedInterval"}},
+            {"attributeValue": "x", "component": {"name": "SampledDataCtrlr"},
+             "variable": {"name": "TxEndedMeasurands"}},
+            {"attributeValue": "y", "component": {"name": "Other"},
+             "variable": {"name": "Thing"}}
+        ]});
+        let (calls, reply) = wire.incoming("SetVariables", &data).unwrap();
+        assert_eq!(calls.len(), 1);
+        assert_eq!(
+            calls[0].payload,
+            json!({"key": "MeterValueSampleInterval", "value": "5"})
+        );
+        let answer = reply.build(vec![json!({"status": "Accepted"})]);
+        let statuses: Vec<&Value> = answer["setVariableResult"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| &r["attributeStatus"])
+            .collect();
+        assert_eq!(statuses, ["Accepted", "Accepted", "UnknownVariable"]);
+    }
+
+    #[test]
+    fn statuses_during_a_transaction_are_charging_states() {
+        let mut wire = Wire201::new("CPX");
+        let station = json!({"connectorId": 0, "status": "Available", "timestamp": "t"});
+        assert!(
+            wire.outgoing("StatusNotification", &station, false)
+                .is_none()
+        );
+        let start = json!({"connectorId": 1, "idTag": "T", "meterStart": 0, "timestamp": "t"});
+        wire.outgoing("StartTransaction", &start, false).unwrap();
+        let paused = json!({"connectorId": 1, "status": "SuspendedEVSE", "timestamp": "t"});
+        let (action, e) = wire.outgoing("StatusNotification", &paused, false).unwrap();
+        assert_eq!(action, "TransactionEvent");
+        assert_eq!(e["transactionInfo"]["chargingState"], "SuspendedEVSE");
+        let plugged = json!({"connectorId": 2, "status": "Preparing", "timestamp": "t"});
+        let (action, s) = wire
+            .outgoing("StatusNotification", &plugged, false)
+            .unwrap();
+        assert_eq!(action, "StatusNotification");
+        assert_eq!(s["connectorStatus"], "Occupied");
+    }
+}

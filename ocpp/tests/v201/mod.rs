@@ -90,6 +90,15 @@ pub(crate) async fn boot(socket: &mut raw::Socket, evses: &[u32]) -> anyhow::Res
     Ok(set)
 }
 
+/// A 2.0.1 station `station` connected, booted with EVSE 1 Available, and located by the
+/// gateway's registry (commands can reach it).
+async fn ready(stack: &Stack, station: &str) -> anyhow::Result<raw::Socket> {
+    let mut ws = connect(&stack.url(), station).await?;
+    boot(&mut ws, &[1]).await?;
+    stack.await_located(station).await?;
+    Ok(ws)
+}
+
 /// A TransactionEvent payload. `register` is the energy register (Wh) at `at`, with the
 /// power when charging.
 pub(crate) fn event(
@@ -183,6 +192,34 @@ pub(crate) async fn started(
     Ok((input, request, t0))
 }
 
+/// Stops the session through the API, accepts the gateway's RequestStopTransaction (returned)
+/// and ends transaction `tx` with event `seq_no` at `at` with `register` (and `extra`).
+async fn stop_and_end(
+    stack: &Stack,
+    socket: &mut raw::Socket,
+    input: &workflows::SessionInput,
+    (tx, seq_no): (&str, i64),
+    at: DateTime<Utc>,
+    register: i64,
+    extra: Value,
+) -> anyhow::Result<Value> {
+    stack.sessions.stop(&input.session_id).await?;
+    let (id, request) = next_call(socket, "RequestStopTransaction").await?;
+    reply(socket, &id, json!({"status": "Accepted"})).await?;
+    let ended = event("Ended", seq_no, tx, at, Some(register), extra);
+    send_event(socket, &format!("e{seq_no}"), ended).await?;
+    Ok(request)
+}
+
+/// The payload of the session's first signal `name`.
+fn first_signal<'a>(signals: &'a [(String, Value)], name: &str) -> anyhow::Result<&'a Value> {
+    signals
+        .iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, v)| v)
+        .with_context(|| format!("no {name} signal"))
+}
+
 fn secs(n: i64) -> chrono::Duration {
     chrono::Duration::seconds(n)
 }
@@ -266,18 +303,11 @@ pub(crate) async fn v201_remote_start_meter_values_and_remote_stop(
         send_event(&mut ws, &format!("e{seq}"), e).await?;
     }
     await_cost(&stack, &input, cents_for(200)).await?;
-    stack.sessions.stop(&input.session_id).await?;
-    let (id, stop) = next_call(&mut ws, "RequestStopTransaction").await?;
-    reply(&mut ws, &id, json!({"status": "Accepted"})).await?;
-    let ended = event(
-        "Ended",
-        3,
-        "tx-201-a",
-        t0 + secs(3),
-        Some(METER_START_WH + 300),
-        json!({"transactionInfo": {"stoppedReason": "Remote", "chargingState": "EVConnected"}}),
-    );
-    send_event(&mut ws, "e3", ended).await?;
+    let ended = json!({"transactionInfo": {"stoppedReason": "Remote",
+                                          "chargingState": "EVConnected"}});
+    let register = METER_START_WH + 300;
+    let tx = ("tx-201-a", 3);
+    let stop = stop_and_end(&stack, &mut ws, &input, tx, t0 + secs(3), register, ended).await?;
     let outcome = stack.outcome(&input).await?;
 
     // Assert: the station's transaction id came back in the stop; billed from its register.
@@ -289,20 +319,12 @@ pub(crate) async fn v201_remote_start_meter_values_and_remote_stop(
     );
     ensure!(outcome.captured == Some(usd(cents_for(300))), "{outcome:?}");
     let signals = stack.signals(&input).await?;
-    let stopped = &signals
-        .iter()
-        .find(|(n, _)| n == "charging_stopped")
-        .context("no stop")?
-        .1;
+    let stopped = first_signal(&signals, "charging_stopped")?;
     ensure!(
         stopped["reason"] == "Remote" && stopped["meter_stop_wh"] == METER_START_WH + 300,
         "{stopped}"
     );
-    let started = &signals
-        .iter()
-        .find(|(n, _)| n == "charging_started")
-        .context("no start")?
-        .1;
+    let started = first_signal(&signals, "charging_started")?;
     let recorded = stack
         .registry
         .station_transaction(&"CP3".parse()?, "tx-201-a")
@@ -319,9 +341,7 @@ pub(crate) async fn v201_a_repeated_seq_no_is_acknowledged_and_ignored(
     stack: Arc<Stack>,
 ) -> anyhow::Result<()> {
     // Arrange
-    let mut ws = connect(&stack.url(), "CP3").await?;
-    boot(&mut ws, &[1]).await?;
-    stack.await_located("CP3").await?;
+    let mut ws = ready(&stack, "CP3").await?;
     let (input, _, t0) = started(&stack, &mut ws, "CP3", "tx-201-dup").await?;
     let first = event(
         "Updated",
@@ -361,18 +381,8 @@ pub(crate) async fn v201_a_repeated_seq_no_is_acknowledged_and_ignored(
         registers.contains(&1_200) && !registers.contains(&9_999),
         "{registers:?}"
     );
-    stack.sessions.stop(&input.session_id).await?;
-    let (id, _) = next_call(&mut ws, "RequestStopTransaction").await?;
-    reply(&mut ws, &id, json!({"status": "Accepted"})).await?;
-    let ended = event(
-        "Ended",
-        3,
-        "tx-201-dup",
-        t0 + secs(3),
-        Some(1_200),
-        json!({}),
-    );
-    send_event(&mut ws, "e3", ended).await?;
+    let tx = ("tx-201-dup", 3);
+    stop_and_end(&stack, &mut ws, &input, tx, t0 + secs(3), 1_200, json!({})).await?;
     let outcome = stack.outcome(&input).await?;
     ensure!(outcome.captured == Some(usd(cents_for(200))), "{outcome:?}");
     Ok(())
@@ -382,9 +392,7 @@ pub(crate) async fn v201_offline_events_out_of_order_and_the_end_honoured_once(
     stack: Arc<Stack>,
 ) -> anyhow::Result<()> {
     // Arrange: a running session.
-    let mut ws = connect(&stack.url(), "CP3").await?;
-    boot(&mut ws, &[1]).await?;
-    stack.await_located("CP3").await?;
+    let mut ws = ready(&stack, "CP3").await?;
     let (input, _, t0) = started(&stack, &mut ws, "CP3", "tx-201-off").await?;
     let offline = json!({"offline": true});
 
@@ -410,10 +418,17 @@ pub(crate) async fn v201_offline_events_out_of_order_and_the_end_honoured_once(
     send_event(&mut ws, "e1", older).await?;
     // The session prices samples by station time: the older reading arriving last does not
     // take the register back (LiveCost::record_meter keeps them ordered by timestamp).
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    let mut delivered = false;
+    for _ in 0..50 {
+        if signalled_registers(&stack, &input).await?.contains(&1_200) {
+            delivered = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    ensure!(delivered, "the older reading never reached the session");
     let live = stack.sessions.session(&input.session_id).await?;
     ensure!(live.cost.amount == Some(cents_for(400)), "{:?}", live.cost);
-    ensure!(signalled_registers(&stack, &input).await?.contains(&1_200));
 
     // Two Ended events (the station sent its end twice, with new numbers): the first counts.
     let end = json!({"offline": true, "transactionInfo": {"stoppedReason": "EVDisconnected"}});
@@ -482,5 +497,84 @@ pub(crate) async fn v201_unknown_and_unsupported_actions_get_the_right_callerror
     // And the connection stays up.
     let beat = raw::call(&mut ws, "u5", "Heartbeat", json!({})).await?;
     ensure!(beat[0] == 3 && beat[2]["currentTime"].is_string(), "{beat}");
+    Ok(())
+}
+
+pub(crate) async fn v201_a_token_after_the_start_binds_at_the_next_register(
+    stack: Arc<Stack>,
+) -> anyhow::Result<()> {
+    // Arrange: the driver plugged in before paying: the station started a transaction
+    // without a token (TxStartPoint EVConnected).
+    let mut ws = ready(&stack, "CP5").await?;
+    let t0 = Utc::now();
+    let plugged = event(
+        "Started",
+        0,
+        "tx-201-cable",
+        t0,
+        Some(1_000),
+        json!({"triggerReason": "CablePluggedIn", "evse": {"id": 1, "connectorId": 1},
+               "transactionInfo": {"chargingState": "EVConnected"}}),
+    );
+    let answer = send_event(&mut ws, "e0", plugged).await?;
+    ensure!(answer == json!({}), "no token, no verdict: {answer}");
+    let input = stack.input("CP5")?;
+    stack.start_paid(&input).await?;
+    let (id, request) = next_call(&mut ws, "RequestStartTransaction").await?;
+    reply(
+        &mut ws,
+        &id,
+        json!({"status": "Accepted", "transactionId": "tx-201-cable"}),
+    )
+    .await?;
+
+    // Act: the token comes without a register, then a reading, more energy, the end.
+    let authorized = event(
+        "Updated",
+        1,
+        "tx-201-cable",
+        t0 + secs(1),
+        None,
+        json!({"triggerReason": "RemoteStart", "idToken": request["idToken"],
+               "transactionInfo": {"remoteStartId": request["remoteStartId"]}}),
+    );
+    let answer = send_event(&mut ws, "e1", authorized).await?;
+    let before_register = stack.sessions.session(&input.session_id).await?;
+    let first = event(
+        "Updated",
+        2,
+        "tx-201-cable",
+        t0 + secs(2),
+        Some(1_050),
+        json!({}),
+    );
+    send_event(&mut ws, "e2", first).await?;
+    stack.await_status(&input, SessionStatus::Started).await?;
+    let more = event(
+        "Updated",
+        3,
+        "tx-201-cable",
+        t0 + secs(3),
+        Some(1_150),
+        json!({}),
+    );
+    send_event(&mut ws, "e3", more).await?;
+    await_cost(&stack, &input, cents_for(100)).await?;
+    let tx = ("tx-201-cable", 4);
+    stop_and_end(&stack, &mut ws, &input, tx, t0 + secs(4), 1_250, json!({})).await?;
+    let outcome = stack.outcome(&input).await?;
+
+    // Assert: the token was accepted at once; the session started at the first register after
+    // it, and paid for what flowed from there.
+    ensure!(answer["idTokenInfo"]["status"] == "Accepted", "{answer}");
+    ensure!(
+        before_register.status != SessionStatus::Started,
+        "started before a register was known: {:?}",
+        before_register.status
+    );
+    let signals = stack.signals(&input).await?;
+    let started = first_signal(&signals, "charging_started")?;
+    ensure!(started["meter_start_wh"] == 1_050, "{started}");
+    ensure!(outcome.captured == Some(usd(cents_for(200))), "{outcome:?}");
     Ok(())
 }
