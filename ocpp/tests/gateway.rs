@@ -20,6 +20,7 @@ use sim::Behaviour;
 use support::{Env, METER_START_WH, Stack, Wire, cents_for, raw, usd, with_stack};
 use v201::{
     v201_a_repeated_seq_no_is_acknowledged_and_ignored,
+    v201_a_start_for_a_finished_session_is_stopped_again,
     v201_a_token_after_the_start_binds_at_the_next_register,
     v201_offline_events_out_of_order_and_the_end_honoured_once,
     v201_remote_start_meter_values_and_remote_stop,
@@ -1836,6 +1837,7 @@ fn main() -> std::process::ExitCode {
         trial!(v201_offline_events_out_of_order_and_the_end_honoured_once),
         trial!(v201_unknown_and_unsupported_actions_get_the_right_callerror),
         trial!(v201_a_token_after_the_start_binds_at_the_next_register),
+        trial!(v201_a_start_for_a_finished_session_is_stopped_again),
         {
             let env = env.clone();
             Trial::test(

@@ -578,3 +578,47 @@ pub(crate) async fn v201_a_token_after_the_start_binds_at_the_next_register(
     ensure!(outcome.captured == Some(usd(cents_for(200))), "{outcome:?}");
     Ok(())
 }
+
+pub(crate) async fn v201_a_start_for_a_finished_session_is_stopped_again(
+    stack: Arc<Stack>,
+) -> anyhow::Result<()> {
+    // Arrange: a station that refuses the remote start, then starts only after the session
+    // gave up.
+    let mut ws = ready(&stack, "CP4").await?;
+    let input = stack.input("CP4")?;
+    stack.start_paid(&input).await?;
+    let (id, request) = next_call(&mut ws, "RequestStartTransaction").await?;
+    reply(&mut ws, &id, json!({"status": "Rejected"})).await?;
+    let refusing = async {
+        loop {
+            let v = raw::recv(&mut ws).await?;
+            if v[0] == 2 {
+                reply(&mut ws, &v[1], json!({"status": "Rejected"})).await?;
+            }
+        }
+        #[allow(unreachable_code)]
+        Ok::<_, anyhow::Error>(())
+    };
+    let outcome = tokio::select! {
+        o = stack.outcome(&input) => o?,
+        r = refusing => { r?; bail!("socket ended") }
+    };
+    ensure!(outcome.status == SessionStatus::Canceled, "{outcome:?}");
+
+    // Act: the late start, with the session's token.
+    let late = event(
+        "Started",
+        0,
+        "tx-201-late",
+        Utc::now(),
+        Some(1_000),
+        json!({"idToken": request["idToken"], "evse": {"id": 1, "connectorId": 1}}),
+    );
+    let answer = send_event(&mut ws, "late", late).await?;
+    let (_, stop) = next_call(&mut ws, "RequestStopTransaction").await?;
+
+    // Assert: answered (the token is still pending), then stopped by the station's own id.
+    ensure!(answer["idTokenInfo"]["status"] == "Accepted", "{answer}");
+    ensure!(stop["transactionId"] == "tx-201-late", "{stop}");
+    Ok(())
+}
