@@ -181,6 +181,11 @@ fn seconds(text: &str) -> Result<Duration, String> {
         .ok_or_else(|| format!("`{text}` is not a number of seconds (e.g. 10 or 0.5)"))
 }
 
+/// An OCPP version for `--protocol`: `1.6` or `2.0.1`.
+fn ocpp_version(text: &str) -> Result<ocpp::Protocol, String> {
+    ocpp::Protocol::parse(text).ok_or_else(|| format!("`{text}` is not 1.6 or 2.0.1"))
+}
+
 /// The durations fixed into each new session (`SessionTimings`); payment expiry and start window
 /// come from the organization's settings. Seconds, fractions allowed.
 #[derive(clap::Args, Clone)]
@@ -367,6 +372,9 @@ enum Commands {
         /// Seconds between meter values.
         #[arg(long, default_value_t = 10)]
         meter_interval: u64,
+        /// The OCPP version the stations speak: `1.6` or `2.0.1`.
+        #[arg(long, default_value = "1.6", value_parser = ocpp_version)]
+        protocol: ocpp::Protocol,
         /// Answer RemoteStartTransaction with `Rejected`.
         #[arg(long)]
         refuse_remote_start: bool,
@@ -703,6 +711,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             connectors,
             power_w,
             meter_interval,
+            protocol,
             refuse_remote_start,
             never_plugged_in,
             unplug_after,
@@ -722,6 +731,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             template.connectors = connectors;
             template.power_w = power_w;
             template.meter_interval = Duration::from_secs(meter_interval);
+            template.protocol = protocol;
             template.behaviour.refuse_remote_start = refuse_remote_start;
             template.behaviour.never_plugged_in = never_plugged_in;
             template.behaviour.unplug_after = unplug_after;

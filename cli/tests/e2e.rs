@@ -35,17 +35,40 @@ fn intent(session: &Value) -> anyhow::Result<String> {
 const ENERGY_AND_TIME: &str =
     r#"[{"type":"ENERGY","price":"0.30"},{"type":"TIME","price":"1.20"}]"#;
 
+/// The OCPP version a scenario's simulated stations speak (`chargelink sim --protocol`).
+#[derive(Debug, Clone, Copy)]
+struct Ocpp(&'static str);
+
+/// OCPP 1.6J.
+const V16: Ocpp = Ocpp("1.6");
+/// OCPP 2.0.1.
+const V201: Ocpp = Ocpp("2.0.1");
+
+impl Ocpp {
+    /// `base`, told apart per version (process names such as a webhook receiver's).
+    fn name(self, base: &str) -> String {
+        match self.0 {
+            "1.6" => base.to_owned(),
+            other => format!("{base}-v{}", other.replace('.', "")),
+        }
+    }
+}
+
 /// The happy paths' tenant: an energy + time rate, a 22 kW simulated station with two
-/// connectors, and a webhook receiver named `hooks`.
+/// connectors speaking `ocpp`, and a webhook receiver named `hooks`.
 async fn happy_path_tenant(
     stack: &ProcessStack,
+    ocpp: Ocpp,
     hooks: &str,
 ) -> anyhow::Result<(Org, Station, Receiver)> {
     let org = stack
         .org(json!({}), serde_json::from_str(ENERGY_AND_TIME)?)
         .await?;
     let station = stack.station(&org, 2).await?;
-    stack.sim(&station, &["--power-w", "22000"]).await?;
+    stack
+        .sim_speaking(&station, ocpp.0, &["--power-w", "22000"])
+        .await?;
+    let hooks = &ocpp.name(hooks);
     let hooks = stack.receiver(&org, hooks).await?;
     Ok((org, station, hooks))
 }
@@ -81,8 +104,11 @@ async fn captured_once(stack: &ProcessStack, intent: &str, cost: i64) -> anyhow:
     Ok(())
 }
 
-async fn happy_path_over_rest_with_a_browser_payment(stack: &ProcessStack) -> anyhow::Result<()> {
-    let (org, station, hooks) = happy_path_tenant(stack, "hooks-happy").await?;
+async fn happy_path_over_rest_with_a_browser_payment(
+    stack: &ProcessStack,
+    ocpp: Ocpp,
+) -> anyhow::Result<()> {
+    let (org, station, hooks) = happy_path_tenant(stack, ocpp, "hooks-happy").await?;
     let created = stack
         .create_session(&org, &station.connectors[0], json!({}))
         .await?;
@@ -170,7 +196,7 @@ fn amount(money: Option<&pb::Money>) -> Option<i64> {
 
 async fn happy_path_over_grpc_with_a_browser_payment(stack: &ProcessStack) -> anyhow::Result<()> {
     const WAIT: Duration = Duration::from_secs(60);
-    let (org, station, hooks) = happy_path_tenant(stack, "hooks-happy-grpc").await?;
+    let (org, station, hooks) = happy_path_tenant(stack, V16, "hooks-happy-grpc").await?;
     let mut c = grpc_client::connect(&stack.api).await?;
     let create = pb::CreateRequest {
         user: org.user.clone(),
@@ -303,7 +329,10 @@ async fn happy_path_over_grpc_with_a_browser_payment(stack: &ProcessStack) -> an
     Ok(())
 }
 
-async fn auto_stop_before_the_hold_is_passed(stack: &ProcessStack) -> anyhow::Result<()> {
+async fn auto_stop_before_the_hold_is_passed(
+    stack: &ProcessStack,
+    ocpp: Ocpp,
+) -> anyhow::Result<()> {
     // 360 USD/h = 10 cents a second against a 1.00 USD hold: stops after a few seconds.
     let org = stack
         .org(
@@ -312,8 +341,8 @@ async fn auto_stop_before_the_hold_is_passed(stack: &ProcessStack) -> anyhow::Re
         )
         .await?;
     let station = stack.station(&org, 1).await?;
-    stack.sim(&station, &[]).await?;
-    let hooks = stack.receiver(&org, "hooks-autostop").await?;
+    stack.sim_speaking(&station, ocpp.0, &[]).await?;
+    let hooks = stack.receiver(&org, &ocpp.name("hooks-autostop")).await?;
     let created = stack
         .create_session(&org, &station.connectors[0], json!({}))
         .await?;
@@ -537,7 +566,10 @@ async fn an_energy_target_stops_the_session(stack: &ProcessStack) -> anyhow::Res
     Ok(())
 }
 
-async fn parking_time_refuses_stop_and_unplug_ends_it(stack: &ProcessStack) -> anyhow::Result<()> {
+async fn parking_time_refuses_stop_and_unplug_ends_it(
+    stack: &ProcessStack,
+    ocpp: Ocpp,
+) -> anyhow::Result<()> {
     // Parking: 36 USD/h = 1 cent a second while not charging (paused counts).
     let org = stack
         .org(
@@ -546,8 +578,10 @@ async fn parking_time_refuses_stop_and_unplug_ends_it(stack: &ProcessStack) -> a
         )
         .await?;
     let station = stack.station(&org, 1).await?;
-    stack.sim(&station, &["--unplug-after", "8"]).await?;
-    let hooks = stack.receiver(&org, "hooks-parking").await?;
+    stack
+        .sim_speaking(&station, ocpp.0, &["--unplug-after", "8"])
+        .await?;
+    let hooks = stack.receiver(&org, &ocpp.name("hooks-parking")).await?;
     let created = stack
         .create_session(&org, &station.connectors[0], json!({}))
         .await?;
@@ -706,6 +740,7 @@ async fn the_driver_cancels_on_the_payment_page(stack: &ProcessStack) -> anyhow:
 /// A paid session whose station never starts: the hold is released with one cancel.
 async fn paid_but_not_started(
     stack: &ProcessStack,
+    ocpp: Ocpp,
     sim_flag: &str,
     hooks_name: &str,
 ) -> anyhow::Result<()> {
@@ -716,8 +751,8 @@ async fn paid_but_not_started(
         )
         .await?;
     let station = stack.station(&org, 1).await?;
-    stack.sim(&station, &[sim_flag]).await?;
-    let hooks = stack.receiver(&org, hooks_name).await?;
+    stack.sim_speaking(&station, ocpp.0, &[sim_flag]).await?;
+    let hooks = stack.receiver(&org, &ocpp.name(hooks_name)).await?;
     let created = stack
         .create_session(&org, &station.connectors[0], json!({}))
         .await?;
@@ -750,12 +785,12 @@ async fn paid_but_not_started(
         .await
 }
 
-async fn the_station_refuses_to_start(stack: &ProcessStack) -> anyhow::Result<()> {
-    paid_but_not_started(stack, "--refuse-remote-start", "hooks-refused").await
+async fn the_station_refuses_to_start(stack: &ProcessStack, ocpp: Ocpp) -> anyhow::Result<()> {
+    paid_but_not_started(stack, ocpp, "--refuse-remote-start", "hooks-refused").await
 }
 
-async fn the_car_is_never_plugged_in(stack: &ProcessStack) -> anyhow::Result<()> {
-    paid_but_not_started(stack, "--never-plugged-in", "hooks-unplugged").await
+async fn the_car_is_never_plugged_in(stack: &ProcessStack, ocpp: Ocpp) -> anyhow::Result<()> {
+    paid_but_not_started(stack, ocpp, "--never-plugged-in", "hooks-unplugged").await
 }
 
 async fn webhooks_arrive_after_the_receiver_was_down(stack: &ProcessStack) -> anyhow::Result<()> {
@@ -1054,13 +1089,19 @@ async fn a_receipt_after_the_capture(stack: &ProcessStack) -> anyhow::Result<()>
 fn main() -> std::process::ExitCode {
     let scenarios: Vec<(&'static str, Scenario)> = vec![
         ("happy_path_over_rest_with_a_browser_payment", |s| {
-            Box::pin(happy_path_over_rest_with_a_browser_payment(s))
+            Box::pin(happy_path_over_rest_with_a_browser_payment(s, V16))
+        }),
+        ("happy_path_over_rest_with_a_browser_payment_v201", |s| {
+            Box::pin(happy_path_over_rest_with_a_browser_payment(s, V201))
         }),
         ("happy_path_over_grpc_with_a_browser_payment", |s| {
             Box::pin(happy_path_over_grpc_with_a_browser_payment(s))
         }),
         ("auto_stop_before_the_hold_is_passed", |s| {
-            Box::pin(auto_stop_before_the_hold_is_passed(s))
+            Box::pin(auto_stop_before_the_hold_is_passed(s, V16))
+        }),
+        ("auto_stop_before_the_hold_is_passed_v201", |s| {
+            Box::pin(auto_stop_before_the_hold_is_passed(s, V201))
         }),
         ("top_up_raises_the_hold_where_the_card_allows_it", |s| {
             Box::pin(top_up_raises_the_hold_where_the_card_allows_it(s))
@@ -1069,7 +1110,10 @@ fn main() -> std::process::ExitCode {
             Box::pin(an_energy_target_stops_the_session(s))
         }),
         ("parking_time_refuses_stop_and_unplug_ends_it", |s| {
-            Box::pin(parking_time_refuses_stop_and_unplug_ends_it(s))
+            Box::pin(parking_time_refuses_stop_and_unplug_ends_it(s, V16))
+        }),
+        ("parking_time_refuses_stop_and_unplug_ends_it_v201", |s| {
+            Box::pin(parking_time_refuses_stop_and_unplug_ends_it(s, V201))
         }),
         ("an_unpaid_session_expires", |s| {
             Box::pin(an_unpaid_session_expires(s))
@@ -1078,10 +1122,16 @@ fn main() -> std::process::ExitCode {
             Box::pin(the_driver_cancels_on_the_payment_page(s))
         }),
         ("the_station_refuses_to_start", |s| {
-            Box::pin(the_station_refuses_to_start(s))
+            Box::pin(the_station_refuses_to_start(s, V16))
+        }),
+        ("the_station_refuses_to_start_v201", |s| {
+            Box::pin(the_station_refuses_to_start(s, V201))
         }),
         ("the_car_is_never_plugged_in", |s| {
-            Box::pin(the_car_is_never_plugged_in(s))
+            Box::pin(the_car_is_never_plugged_in(s, V16))
+        }),
+        ("the_car_is_never_plugged_in_v201", |s| {
+            Box::pin(the_car_is_never_plugged_in(s, V201))
         }),
         ("webhooks_arrive_after_the_receiver_was_down", |s| {
             Box::pin(webhooks_arrive_after_the_receiver_was_down(s))

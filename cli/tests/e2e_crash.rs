@@ -2,7 +2,8 @@
 //! sessions are charging (and one is waiting for its payment), then started again. Every session
 //! must finish with exactly one capture or one cancel at the Stripe sandbox (its request log),
 //! never above the hold, and every webhook event must reach the receiver, in order, signed.
-//! Its own stack: the kills would disturb the timing of the scenarios in `e2e.rs`.
+//! Its own stack: the kills would disturb the timing of the scenarios in `e2e.rs`. The stations
+//! are a mixed fleet, OCPP 1.6 and 2.0.1.
 
 #![allow(
     clippy::unwrap_used,
@@ -77,22 +78,31 @@ async fn sessions_survive_sigkill_of_worker_and_gateway(
             json!([{"type": "ENERGY", "price": "0.30"}, {"type": "TIME", "price": "36.00"}]),
         )
         .await?;
-    let auto_station = stack.station(&auto, 2).await?;
-    let manual_station = stack.station(&manual, 3).await?;
-    stack.sim(&auto_station, &[]).await?;
-    stack.sim(&manual_station, &["--power-w", "22000"]).await?;
+    // A mixed fleet: of each kind of session, one on an OCPP 1.6 station and one (or two) on
+    // an OCPP 2.0.1 station.
+    let auto_16 = stack.station(&auto, 1).await?;
+    let auto_201 = stack.station(&auto, 1).await?;
+    let manual_16 = stack.station(&manual, 1).await?;
+    let manual_201 = stack.station(&manual, 2).await?;
+    stack.sim_speaking(&auto_16, "1.6", &[]).await?;
+    stack.sim_speaking(&auto_201, "2.0.1", &[]).await?;
+    for (station, protocol) in [(&manual_16, "1.6"), (&manual_201, "2.0.1")] {
+        stack
+            .sim_speaking(station, protocol, &["--power-w", "22000"])
+            .await?;
+    }
     let auto_hooks = stack.receiver(&auto, "hooks-auto").await?;
     let manual_hooks = stack.receiver(&manual, "hooks-manual").await?;
 
     let mut auto_sessions = Vec::new();
-    for c in &auto_station.connectors {
+    for c in auto_16.connectors.iter().chain(&auto_201.connectors) {
         auto_sessions.push(stack.create_session(&auto, c, json!({})).await?);
     }
     let mut manual_sessions = Vec::new();
-    for c in &manual_station.connectors {
+    for c in manual_16.connectors.iter().chain(&manual_201.connectors) {
         manual_sessions.push(stack.create_session(&manual, c, json!({})).await?);
     }
-    // The last one is paid only while the worker is down.
+    // The last one (on the 2.0.1 station) is paid only while the worker is down.
     let late = manual_sessions.pop().context("three manual sessions")?;
     for s in auto_sessions.iter().chain(&manual_sessions) {
         stack.pay(s).await?;
@@ -160,7 +170,7 @@ async fn sessions_survive_sigkill_of_worker_and_gateway(
         duplicates += check_finished(stack, org, hooks, &done).await?;
     }
     eprintln!(
-        "5 sessions finished after SIGKILL of worker and gateway; {duplicates} webhook events were delivered twice (at least once)"
+        "5 sessions (1.6 and 2.0.1 stations) finished after SIGKILL of worker and gateway; {duplicates} webhook events were delivered twice (at least once)"
     );
     Ok(())
 }

@@ -3,12 +3,17 @@
 //! - the gateway's memory per connection (RSS delta / n, from /proc/self/status),
 //! - round-trip latency (p50 / p99) of a command (TriggerMessage) under that load.
 //!
+//! The fleet is mixed: every other station speaks OCPP 2.0.1, the rest 1.6
+//! (`OCPP_BENCH_V201_EVERY`: every n-th station speaks 2.0.1; 2 by default, 0 for none), so the
+//! figures hold both central systems and both command paths.
+//!
 //! The stations run in a child process (this binary again, `OCPP_BENCH_ROLE=stations`), so
 //! each process needs about n file descriptors (10 000 fit under the usual 20 000 limit) and
 //! the gateway's RSS holds only the server side.
 //!
 //! `cargo bench -p ocpp --bench connections` (env: `OCPP_BENCH_STATIONS`, default 10000;
-//! `OCPP_BENCH_HEARTBEAT_S`, default 10; `OCPP_BENCH_CALLS`, default 2000).
+//! `OCPP_BENCH_HEARTBEAT_S`, default 10; `OCPP_BENCH_CALLS`, default 2000;
+//! `OCPP_BENCH_V201_EVERY`, default 2).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -20,8 +25,7 @@ use std::time::{Duration, Instant};
 
 use futures::{SinkExt, StreamExt};
 use ocpp::auth::{StationEntry, StationsFile};
-use ocpp::v16::trigger_message::{MessageTrigger, TriggerMessageRequest};
-use ocpp::{ChannelEvents, Gateway, GatewayConfig};
+use ocpp::{CallFailed, ChannelEvents, Gateway, GatewayConfig, Protocol, StationHandle, v16, v201};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
@@ -47,6 +51,35 @@ fn rss_kib() -> u64 {
 
 fn station_id(n: u64) -> String {
     format!("BENCH{n:05}")
+}
+
+/// The version station `n` speaks.
+fn protocol_of(n: u64) -> Protocol {
+    match env_num("OCPP_BENCH_V201_EVERY", 2) {
+        0 => Protocol::V16,
+        every if n.is_multiple_of(every) => Protocol::V201,
+        _ => Protocol::V16,
+    }
+}
+
+/// The command of the latency figures: TriggerMessage Heartbeat, in the station's version.
+async fn trigger_heartbeat(h: &StationHandle) -> Result<(), CallFailed> {
+    match h.protocol() {
+        Protocol::V16 => {
+            let request = v16::trigger_message::TriggerMessageRequest {
+                requested_message: v16::trigger_message::MessageTrigger::Heartbeat,
+                connector_id: None,
+            };
+            h.call::<v16::TriggerMessage>(&request).await.map(drop)
+        }
+        Protocol::V201 => {
+            let request = v201::trigger_message::TriggerMessageRequest {
+                requested_message: v201::trigger_message::MessageTrigger::Heartbeat,
+                evse: None,
+            };
+            h.call::<v201::TriggerMessage>(&request).await.map(drop)
+        }
+    }
 }
 
 fn main() {
@@ -133,16 +166,17 @@ fn gateway_main() {
 
         // Latency of a command under that load: sequential, then 32 in flight.
         let ids: Vec<_> = (1..=n).map(|i| station_id(i).parse().unwrap()).collect();
-        let request = TriggerMessageRequest {
-            requested_message: MessageTrigger::Heartbeat,
-            connector_id: None,
-        };
+        let v201_held = ids
+            .iter()
+            .filter_map(|id| connections.get(id))
+            .filter(|h| h.protocol() == Protocol::V201)
+            .count();
         let mut sequential = Vec::with_capacity(calls as usize);
         for i in 0..calls {
             let id = &ids[(i * 7919 % n) as usize];
             let Some(h) = connections.get(id) else { continue };
             let t = Instant::now();
-            if h.call::<ocpp::v16::TriggerMessage>(&request).await.is_ok() {
+            if trigger_heartbeat(&h).await.is_ok() {
                 sequential.push(t.elapsed());
             }
         }
@@ -151,12 +185,11 @@ fn gateway_main() {
         let concurrent_started = Instant::now();
         let workers: Vec<_> = (0..32)
             .map(|_| {
-                let (connections, ids, concurrent, next, request) = (
+                let (connections, ids, concurrent, next) = (
                     connections.clone(),
                     ids.clone(),
                     concurrent.clone(),
                     next.clone(),
-                    request.clone(),
                 );
                 tokio::spawn(async move {
                     loop {
@@ -167,7 +200,7 @@ fn gateway_main() {
                         let id = &ids[(i * 104_729 % n) as usize];
                         let Some(h) = connections.get(id) else { continue };
                         let t = Instant::now();
-                        if h.call::<ocpp::v16::TriggerMessage>(&request).await.is_ok() {
+                        if trigger_heartbeat(&h).await.is_ok() {
                             concurrent.lock().unwrap().push(t.elapsed());
                         }
                     }
@@ -196,7 +229,10 @@ fn gateway_main() {
         println!();
         println!("== OCPP gateway connection benchmark ==");
         println!("cores: {}", std::thread::available_parallelism().map_or(0, |n| n.get()));
-        println!("stations requested: {n}, held by the gateway: {held}");
+        println!(
+            "stations requested: {n}, held by the gateway: {held} ({} OCPP 1.6, {v201_held} OCPP 2.0.1)",
+            held.saturating_sub(v201_held)
+        );
         println!("connect + BootNotification of all: {connect_time:.2?}");
         println!("heartbeat interval: {heartbeat} s (≈ {} heartbeats/s)", n / heartbeat.max(1));
         println!(
@@ -250,7 +286,16 @@ fn stations_main() {
             tokio::spawn(async move {
                 let permit = gate.acquire_owned().await.unwrap();
                 let id = station_id(i);
-                let result = station(&url, &id, heartbeat, &answered, &booted, permit).await;
+                let result = station(
+                    &url,
+                    &id,
+                    protocol_of(i),
+                    heartbeat,
+                    &answered,
+                    &booted,
+                    permit,
+                )
+                .await;
                 if result.is_err() {
                     failed.fetch_add(1, Ordering::Relaxed);
                     booted.add_permits(1);
@@ -288,6 +333,7 @@ fn stations_main() {
 async fn station(
     url: &str,
     id: &str,
+    protocol: Protocol,
     heartbeat: Duration,
     answered: &AtomicU64,
     booted: &tokio::sync::Semaphore,
@@ -296,7 +342,7 @@ async fn station(
     let mut req = format!("{url}/{id}").into_client_request()?;
     req.headers_mut().insert(
         "Sec-WebSocket-Protocol",
-        HeaderValue::from_static("ocpp1.6"),
+        HeaderValue::from_static(protocol.subprotocol()),
     );
     req.headers_mut().insert(
         "Authorization",
@@ -307,10 +353,15 @@ async fn station(
         .write_buffer_size(0);
     let (ws, _) = tokio_tungstenite::connect_async_with_config(req, Some(config), true).await?;
     let (mut tx, mut rx) = ws.split();
-    tx.send(Message::text(
-        r#"[2,"boot","BootNotification",{"chargePointVendor":"bench","chargePointModel":"b"}]"#,
-    ))
-    .await?;
+    let boot = match protocol {
+        Protocol::V16 => {
+            r#"[2,"boot","BootNotification",{"chargePointVendor":"bench","chargePointModel":"b"}]"#
+        }
+        Protocol::V201 => {
+            r#"[2,"boot","BootNotification",{"chargingStation":{"vendorName":"bench","model":"b"},"reason":"PowerUp"}]"#
+        }
+    };
+    tx.send(Message::text(boot)).await?;
     let mut boot_pending = true;
     drop(permit);
     // Spread the heartbeats over the interval.
@@ -325,7 +376,21 @@ async fn station(
                 let v: serde_json::Value = serde_json::from_str(text.as_str())?;
                 match v[0].as_u64() {
                     Some(2) => {
-                        let reply = serde_json::json!([3, v[1], {"status": "Accepted"}]);
+                        // The gateway's own CALLs: the metering configuration after the boot
+                        // (2.0.1: SetVariables, one result per variable) and TriggerMessage.
+                        let payload = if v[2] == "SetVariables" {
+                            let results: Vec<serde_json::Value> = v[3]["setVariableData"]
+                                .as_array()
+                                .into_iter()
+                                .flatten()
+                                .map(|d| serde_json::json!({"attributeStatus": "Accepted",
+                                    "component": d["component"], "variable": d["variable"]}))
+                                .collect();
+                            serde_json::json!({"setVariableResult": results})
+                        } else {
+                            serde_json::json!({"status": "Accepted"})
+                        };
+                        let reply = serde_json::json!([3, v[1], payload]);
                         tx.send(Message::text(reply.to_string())).await?;
                         answered.fetch_add(1, Ordering::Relaxed);
                     }

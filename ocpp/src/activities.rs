@@ -2,6 +2,9 @@
 //! (on its own task queue, [`workflows::queues::gateway`]), and the station lookup the sessions
 //! worker runs.
 //!
+//! Each command is sent in the OCPP version of the station's connection
+//! ([`crate::commands`]); the workflow knows only transaction and connector numbers.
+//!
 //! Failures: a station not connected here is a non-retryable `ChargeStationOffline` failure (the
 //! workflow locates it again); a timeout or a dropped connection is retryable; a `Rejected`
 //! answer, or a CALLERROR `NotSupported` / `NotImplemented`, is `accepted: false`.
@@ -22,16 +25,11 @@ use workflows::contracts::{
 };
 use workflows::options::failure_types;
 
+use crate::commands::{self, CommandError, Target};
 use crate::connection::{CallFailed, StationHandle};
 use crate::frame::ErrorCode;
+use crate::protocol::Protocol;
 use crate::registry::{Connections, PendingStart, Registry, RegistryError, TransactionStop};
-use crate::v16;
-use crate::v16::clear_charging_profile::{ClearChargingProfileRequest, ClearChargingProfileStatus};
-use crate::v16::remote_start_transaction::{RemoteStartStopStatus, RemoteStartTransactionRequest};
-use crate::v16::remote_stop_transaction::RemoteStopTransactionRequest;
-use crate::v16::set_charging_profile::{ChargingProfileStatus, pause, pause_profile_id};
-use crate::v16::trigger_message::{MessageTrigger, TriggerMessageRequest, TriggerMessageStatus};
-use crate::v16::types::IdToken;
 
 fn offline(station: &ChargeStationId) -> ActivityError {
     ApplicationFailure::builder(format!(
@@ -51,26 +49,18 @@ fn registry_failed(e: RegistryError) -> ActivityError {
     ApplicationFailure::new(e).into()
 }
 
-/// `Ok(None)` for a CALLERROR meaning "this station does not do that" (answered as not
-/// accepted); retryable failures otherwise.
-fn call_failed(station: &ChargeStationId, e: CallFailed) -> Result<(), ActivityError> {
+/// `Ok(false)` (not accepted) for a CALLERROR meaning "this station does not do that";
+/// retryable failures otherwise, and a non-retryable one for a command that cannot be sent.
+fn not_accepted(station: &ChargeStationId, e: CommandError) -> Result<bool, ActivityError> {
     match e {
-        CallFailed::NotConnected(_) => Err(offline(station)),
-        CallFailed::Refused {
+        CommandError::Call(CallFailed::NotConnected(_)) => Err(offline(station)),
+        CommandError::Call(CallFailed::Refused {
             code: ErrorCode::NotSupported | ErrorCode::NotImplemented,
             ..
-        } => Ok(()),
-        other => Err(ApplicationFailure::new(other).into()),
+        }) => Ok(false),
+        CommandError::Call(other) => Err(ApplicationFailure::new(other).into()),
+        CommandError::Invalid(message) => Err(invalid(message)),
     }
-}
-
-fn transaction_id(tx: &TransactionRef) -> Result<i32, ActivityError> {
-    i32::try_from(tx.transaction_id).map_err(|_| {
-        invalid(format!(
-            "transaction id {} is not an OCPP integer",
-            tx.transaction_id
-        ))
-    })
 }
 
 /// Charger commands (RemoteStart, RemoteStop, pause, resume) on this gateway's stations.
@@ -122,12 +112,6 @@ impl GatewayActivities {
         let span = info_span!("remote_start", session_id = %input.session_id, charge_point_id = %input.charge_station, connector_id = input.connector_id);
         let work = async {
             let handle = self.station(&input.charge_station).await?;
-            let id_tag = IdToken::new(input.id_tag.as_str()).ok_or_else(|| {
-                invalid(format!(
-                    "id tag {} is longer than 20",
-                    input.id_tag.as_str()
-                ))
-            })?;
             // A driver who plugged in before paying left the connector Preparing already.
             let preparing = self
                 .registry
@@ -151,24 +135,20 @@ impl GatewayActivities {
                 .put_pending_start(pending)
                 .await
                 .map_err(registry_failed)?;
-            let request = RemoteStartTransactionRequest {
-                connector_id: Some(input.connector_id),
-                id_tag,
-                charging_profile: None,
-            };
-            let reply = handle.call::<v16::RemoteStartTransaction>(&request).await;
+            let reply = commands::of(handle.protocol())
+                .remote_start(&handle, input.connector_id, input.id_tag.as_str())
+                .await;
             let accepted = match reply {
-                Ok(r) => r.status == RemoteStartStopStatus::Accepted,
+                Ok(accepted) => accepted,
                 Err(e) => {
                     self.disarm(input.id_tag.as_str()).await;
-                    call_failed(&input.charge_station, e)?;
-                    false
+                    not_accepted(&input.charge_station, e)?
                 }
             };
             if !accepted {
                 self.disarm(input.id_tag.as_str()).await;
             }
-            info!(accepted, "RemoteStartTransaction answered");
+            info!(accepted, protocol = %handle.protocol(), "remote start answered");
             Ok(CommandReply {
                 accepted,
                 no_transaction: false,
@@ -187,21 +167,22 @@ impl GatewayActivities {
         let span = command_span("remote_stop", &input);
         let work = async {
             let handle = self.station(&input.charge_station).await?;
-            let request = RemoteStopTransactionRequest {
-                transaction_id: transaction_id(&input)?,
-            };
+            let target = self.target(&input, handle.protocol()).await?;
             let sent = std::time::Instant::now();
-            let accepted = match handle.call::<v16::RemoteStopTransaction>(&request).await {
-                Ok(r) => r.status == RemoteStartStopStatus::Accepted,
-                Err(e) => call_failed(&input.charge_station, e).map(|()| false)?,
+            let accepted = match commands::of(handle.protocol())
+                .remote_stop(&handle, &target)
+                .await
+            {
+                Ok(accepted) => accepted,
+                Err(e) => not_accepted(&input.charge_station, e)?,
             };
             let round_trip_ms = sent.elapsed().as_secs_f64() * 1000.0;
-            // OCPP 1.6 gives no reason for a Rejected stop; the connector's own report tells a
+            // OCPP gives no reason for a Rejected stop; the connector's own report tells a
             // station that lost the transaction (free since the start) from one that refuses.
             let no_transaction = !accepted && self.lost_transaction(&input).await;
             info!(
                 accepted,
-                no_transaction, round_trip_ms, "RemoteStopTransaction answered"
+                no_transaction, round_trip_ms, "remote stop answered"
             );
             Ok(CommandReply {
                 accepted,
@@ -221,13 +202,13 @@ impl GatewayActivities {
         let span = command_span("pause_charging", &input);
         let work = async {
             let handle = self.station(&input.charge_station).await?;
-            let tx = transaction_id(&input)?;
-            let profile = pause_profile_id(tx)
-                .ok_or_else(|| invalid(format!("no pause profile id for transaction {tx}")))?;
-            let request = pause(input.connector_id, tx, profile);
-            let accepted = match handle.call::<v16::SetChargingProfile>(&request).await {
-                Ok(r) => r.status == ChargingProfileStatus::Accepted,
-                Err(e) => call_failed(&input.charge_station, e).map(|()| false)?,
+            let target = self.target(&input, handle.protocol()).await?;
+            let accepted = match commands::of(handle.protocol())
+                .pause(&handle, &target)
+                .await
+            {
+                Ok(accepted) => accepted,
+                Err(e) => not_accepted(&input.charge_station, e)?,
             };
             info!(accepted, "SetChargingProfile (pause) answered");
             Ok(CommandReply {
@@ -248,13 +229,13 @@ impl GatewayActivities {
         let span = command_span("request_meter_values", &input);
         let work = async {
             let handle = self.station(&input.charge_station).await?;
-            let request = TriggerMessageRequest {
-                requested_message: MessageTrigger::MeterValues,
-                connector_id: Some(input.connector_id),
-            };
-            let accepted = match handle.call::<v16::TriggerMessage>(&request).await {
-                Ok(r) => r.status == TriggerMessageStatus::Accepted,
-                Err(e) => call_failed(&input.charge_station, e).map(|()| false)?,
+            let target = self.target(&input, handle.protocol()).await?;
+            let accepted = match commands::of(handle.protocol())
+                .request_meter_values(&handle, &target)
+                .await
+            {
+                Ok(accepted) => accepted,
+                Err(e) => not_accepted(&input.charge_station, e)?,
             };
             info!(accepted, "TriggerMessage (MeterValues) answered");
             Ok(if accepted {
@@ -277,17 +258,13 @@ impl GatewayActivities {
         let span = command_span("resume_charging", &input);
         let work = async {
             let handle = self.station(&input.charge_station).await?;
-            let tx = transaction_id(&input)?;
-            let request = ClearChargingProfileRequest {
-                id: pause_profile_id(tx),
-                ..ClearChargingProfileRequest::default()
-            };
-            let accepted = match handle.call::<v16::ClearChargingProfile>(&request).await {
-                Ok(r) => matches!(
-                    r.status,
-                    ClearChargingProfileStatus::Accepted | ClearChargingProfileStatus::Unknown
-                ),
-                Err(e) => call_failed(&input.charge_station, e).map(|()| false)?,
+            let target = self.target(&input, handle.protocol()).await?;
+            let accepted = match commands::of(handle.protocol())
+                .resume(&handle, &target)
+                .await
+            {
+                Ok(accepted) => accepted,
+                Err(e) => not_accepted(&input.charge_station, e)?,
             };
             info!(accepted, "ClearChargingProfile (resume) answered");
             Ok(CommandReply {
@@ -300,6 +277,29 @@ impl GatewayActivities {
 }
 
 impl GatewayActivities {
+    /// The transaction a command is about, with the station's own id from the registry for
+    /// 2.0.1 (a 1.6 command needs only the number, so it does not wait for the registry).
+    async fn target(
+        &self,
+        tx: &TransactionRef,
+        protocol: Protocol,
+    ) -> Result<Target, ActivityError> {
+        let station_transaction_id = match protocol {
+            Protocol::V16 => None,
+            Protocol::V201 => self
+                .registry
+                .transaction(tx.transaction_id)
+                .await
+                .map_err(registry_failed)?
+                .and_then(|t| t.station_transaction_id),
+        };
+        Ok(Target {
+            transaction_id: tx.transaction_id,
+            connector_id: tx.connector_id,
+            station_transaction_id,
+        })
+    }
+
     /// Whether the station reported the transaction's connector free (Available or Preparing)
     /// since the transaction started and never sent its StopTransaction: it no longer has it.
     async fn lost_transaction(&self, tx: &TransactionRef) -> bool {

@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use chrono::Utc;
 use domain::ids::{ChargeStationId, SessionId};
+use domain::pricing::MeterSample;
 use serde_json::{Value, json};
 use tracing::{Instrument, info, warn};
 use workflows::messages::{
@@ -21,7 +22,7 @@ use workflows::messages::{
     StartFailed,
 };
 
-use crate::connection::StationHandle;
+use crate::connection::{CallHandler, StationHandle};
 use crate::events::{SessionEvent, SessionEvents};
 use crate::frame::{Call, CallError, CallResult, ErrorCode, Frame, decode};
 use crate::registry::{
@@ -48,6 +49,17 @@ use crate::v16::{self, Action};
 /// Measurands asked for at boot.
 pub const SAMPLED_DATA: &str = "Energy.Active.Import.Register,Power.Active.Import";
 
+#[async_trait::async_trait]
+impl CallHandler for Central {
+    async fn handle_call(&self, station: &StationHandle, call: Call) -> (Frame, Option<Followup>) {
+        Central::handle_call(self, station, call).await
+    }
+
+    async fn configure(&self, station: StationHandle) {
+        Central::configure(self, station).await
+    }
+}
+
 /// Protocol settings of the central system.
 #[derive(Debug, Clone)]
 pub(crate) struct ProtocolSettings {
@@ -69,9 +81,9 @@ pub(crate) enum Followup {
 const CONFIRM_WAIT: Duration = Duration::from_secs(10);
 
 /// A failed CALL: its CALLERROR code and description.
-type Fail = (ErrorCode, String);
+pub(crate) type Fail = (ErrorCode, String);
 
-fn internal(e: RegistryError) -> Fail {
+pub(crate) fn internal(e: RegistryError) -> Fail {
     warn!(error = %e, "registry failed");
     (
         ErrorCode::InternalError,
@@ -91,7 +103,7 @@ pub(crate) struct Central {
     pub(crate) starts_published: std::sync::Mutex<std::collections::HashSet<i64>>,
 }
 
-async fn answer<A, F, Fut>(payload: Value, handler: F) -> Result<Value, Fail>
+pub(crate) async fn answer<A, F, Fut>(payload: Value, handler: F) -> Result<Value, Fail>
 where
     A: Action,
     F: FnOnce(A::Request) -> Fut,
@@ -100,6 +112,43 @@ where
     let request = decode::<A::Request>(payload)?;
     let response = handler(request).await?;
     serde_json::to_value(response).map_err(|e| (ErrorCode::InternalError, e.to_string()))
+}
+
+/// The answer to CALL `id`: its CALLRESULT, or the CALLERROR of a failure (logged, counted).
+pub(crate) fn reply(id: String, result: Result<Value, Fail>) -> Frame {
+    match result {
+        Ok(payload) => Frame::CallResult(CallResult { id, payload }),
+        Err((code, description)) => {
+            warn!(%code, %description, "answered with CALLERROR");
+            telemetry::ocpp::call_error(true, code.as_str());
+            Frame::CallError(CallError::new(id, code, description))
+        }
+    }
+}
+
+/// The answer to an action a version's central system does not handle itself: `{}` for a
+/// notification it only acknowledges, `NotSupported` for one it knows and does not do,
+/// `NotImplemented` for any other name.
+pub(crate) fn unhandled(
+    action: &str,
+    payload: &Value,
+    acknowledged: &[&str],
+    unsupported: &[&str],
+) -> Result<Value, Fail> {
+    if acknowledged.contains(&action) {
+        info!(action, payload = %payload, "notification acknowledged");
+        Ok(json!({}))
+    } else if unsupported.contains(&action) {
+        Err((
+            ErrorCode::NotSupported,
+            format!("{action} is not supported by this central system"),
+        ))
+    } else {
+        Err((
+            ErrorCode::NotImplemented,
+            format!("unknown action {action}"),
+        ))
+    }
 }
 
 /// OCPP 1.6 `ChargePointStatus` → the session's view of it.
@@ -127,15 +176,7 @@ impl Central {
         let id = call.id.clone();
         let mut followup = None;
         let result = self.dispatch(station, call, &mut followup).await;
-        let frame = match result {
-            Ok(payload) => Frame::CallResult(CallResult { id, payload }),
-            Err((code, description)) => {
-                warn!(%code, %description, "answered with CALLERROR");
-                telemetry::ocpp::call_error(true, code.as_str());
-                Frame::CallError(CallError::new(id, code, description))
-            }
-        };
-        (frame, followup)
+        (reply(id, result), followup)
     }
 
     async fn dispatch(
@@ -184,15 +225,7 @@ impl Central {
                 })
                 .await
             }
-            other if v16::ACKNOWLEDGED.contains(&other) => {
-                info!(action = other, payload = %payload, "notification acknowledged");
-                Ok(json!({}))
-            }
-            other if v16::KNOWN_UNSUPPORTED.contains(&other) => Err((
-                ErrorCode::NotSupported,
-                format!("{other} is not supported by this central system"),
-            )),
-            other => Err((ErrorCode::NotImplemented, format!("unknown action {other}"))),
+            other => unhandled(other, &payload, v16::ACKNOWLEDGED, v16::KNOWN_UNSUPPORTED),
         }
     }
 
@@ -220,26 +253,51 @@ impl Central {
         r: StatusNotificationRequest,
     ) -> Result<StatusNotificationResponse, Fail> {
         let at = r.timestamp.unwrap_or_else(Utc::now);
+        self.connector_reported(
+            cp,
+            r.connector_id,
+            connector_state(r.status),
+            r.status.as_str(),
+            &r.error_code,
+            at,
+        )
+        .await?;
+        Ok(StatusNotificationResponse {})
+    }
+
+    /// A connector's status, as either protocol reports it (`wire` is what the registry keeps,
+    /// in 1.6 vocabulary): recorded, published to the session of its open transaction or armed
+    /// remote start, and, for an armed start, a fault or a plug-out before the start is the
+    /// start's failure.
+    pub(crate) async fn connector_reported(
+        &self,
+        cp: &ChargeStationId,
+        connector_id: u32,
+        state: ConnectorState,
+        wire: &str,
+        error_code: &str,
+        at: chrono::DateTime<Utc>,
+    ) -> Result<(), Fail> {
         let info = ConnectorInfo {
-            connector_id: r.connector_id,
-            status: r.status.as_str().to_owned(),
-            error_code: r.error_code.clone(),
+            connector_id,
+            status: wire.to_owned(),
+            error_code: error_code.to_owned(),
             at,
         };
         self.registry
             .set_connector_status(cp, info)
             .await
             .map_err(internal)?;
-        if r.connector_id == 0 {
-            return Ok(StatusNotificationResponse {});
+        if connector_id == 0 {
+            return Ok(());
         }
         let signal = ConnectorStatus {
-            status: connector_state(r.status),
+            status: state,
             timestamp: at,
         };
         let open = self
             .registry
-            .open_transaction_on(cp, r.connector_id)
+            .open_transaction_on(cp, connector_id)
             .await
             .map_err(internal)?;
         if let Some(tx) = open {
@@ -247,44 +305,42 @@ impl Central {
                 self.events
                     .publish(&session, SessionEvent::ConnectorStatus(signal));
             }
-            return Ok(StatusNotificationResponse {});
+            return Ok(());
         }
         let armed = self
             .registry
-            .armed_start_on(cp, r.connector_id)
+            .armed_start_on(cp, connector_id)
             .await
             .map_err(internal)?;
         if let Some(p) = armed {
             self.events
                 .publish(&p.session_id, SessionEvent::ConnectorStatus(signal));
-            match r.status {
-                ChargePointStatus::Preparing if !p.preparing => {
+            match state {
+                ConnectorState::Preparing if !p.preparing => {
                     self.registry
                         .update_pending_start(&p.id_tag, true, true)
                         .await
                         .map_err(internal)?;
                 }
-                ChargePointStatus::Faulted => {
+                ConnectorState::Faulted => {
                     let why = format!(
-                        "connector {} faulted ({}) before the transaction started",
-                        r.connector_id, r.error_code
+                        "connector {connector_id} faulted ({error_code}) before the transaction started"
                     );
                     self.start_failed(&p, why).await?;
                 }
-                ChargePointStatus::Available if p.preparing => {
+                ConnectorState::Available if p.preparing => {
                     let why = format!(
-                        "connector {} went back to Available without starting a transaction",
-                        r.connector_id
+                        "connector {connector_id} went back to Available without starting a transaction"
                     );
                     self.start_failed(&p, why).await?;
                 }
                 _ => {}
             }
         }
-        Ok(StatusNotificationResponse {})
+        Ok(())
     }
 
-    async fn start_failed(&self, p: &PendingStart, reason: String) -> Result<(), Fail> {
+    pub(crate) async fn start_failed(&self, p: &PendingStart, reason: String) -> Result<(), Fail> {
         info!(session_id = %p.session_id, %reason, "remote start failed");
         self.registry
             .update_pending_start(&p.id_tag, false, false)
@@ -297,14 +353,25 @@ impl Central {
         Ok(())
     }
 
-    fn fresh(&self, p: &PendingStart) -> bool {
+    pub(crate) fn fresh(&self, p: &PendingStart) -> bool {
         let ttl = chrono::Duration::from_std(self.settings.pending_start_ttl)
             .unwrap_or(chrono::Duration::MAX);
         p.created_at + ttl > Utc::now()
     }
 
     async fn authorize(&self, r: AuthorizeRequest) -> Result<AuthorizeResponse, Fail> {
-        let tag = r.id_tag.as_str();
+        let status = if self.known_token(r.id_tag.as_str()).await? {
+            AuthorizationStatus::Accepted
+        } else {
+            AuthorizationStatus::Invalid
+        };
+        Ok(AuthorizeResponse {
+            id_tag_info: IdTagInfo::status(status),
+        })
+    }
+
+    /// Whether `tag` is a session's: a fresh pending remote start, or an open transaction.
+    pub(crate) async fn known_token(&self, tag: &str) -> Result<bool, Fail> {
         let pending = self.registry.pending_start(tag).await.map_err(internal)?;
         let known = match pending {
             Some(p) if self.fresh(&p) => true,
@@ -315,14 +382,7 @@ impl Central {
                 .map_err(internal)?
                 .is_some(),
         };
-        let status = if known {
-            AuthorizationStatus::Accepted
-        } else {
-            AuthorizationStatus::Invalid
-        };
-        Ok(AuthorizeResponse {
-            id_tag_info: IdTagInfo::status(status),
-        })
+        Ok(known)
     }
 
     async fn start(
@@ -442,28 +502,7 @@ impl Central {
             .await
             .map_err(internal)?;
         match tx {
-            Some(tx) if tx.station == *cp => {
-                let samples = samples(&r.meter_value);
-                if let (Some(session), false) = (&tx.session_id, samples.is_empty()) {
-                    let published = self
-                        .starts_published
-                        .lock()
-                        .is_ok_and(|p| p.contains(&tx.id));
-                    if !published && tx.stop.is_none() {
-                        // Its start may have died with another gateway process before it
-                        // reached the session (found by the long chaos run, issue #13).
-                        info!(transaction_id = tx.id, %session, "start published again before the first meter values");
-                        self.publish_start(session, &tx);
-                    }
-                    self.events.publish(
-                        session,
-                        SessionEvent::MeterValues(MeterSignal {
-                            transaction_id: tx.id,
-                            samples,
-                        }),
-                    );
-                }
-            }
+            Some(tx) if tx.station == *cp => self.publish_readings(&tx, samples(&r.meter_value)),
             Some(_) => warn!(
                 transaction_id = tx_id,
                 "meter values for another station's transaction; ignored"
@@ -476,8 +515,36 @@ impl Central {
         Ok(MeterValuesResponse {})
     }
 
+    /// Publishes meter readings of `tx` to its session (none without one, or without
+    /// readings). The first readings this process sees of a running transaction whose start it
+    /// did not publish publish the start again first: the start may have died with another
+    /// gateway process before it reached the session (found by the long chaos run, issue #13).
+    pub(crate) fn publish_readings(&self, tx: &Transaction, samples: Vec<MeterSample>) {
+        let Some(session) = &tx.session_id else {
+            return;
+        };
+        if samples.is_empty() {
+            return;
+        }
+        let published = self
+            .starts_published
+            .lock()
+            .is_ok_and(|p| p.contains(&tx.id));
+        if !published && tx.stop.is_none() {
+            info!(transaction_id = tx.id, %session, "start published again before the first meter values");
+            self.publish_start(session, tx);
+        }
+        self.events.publish(
+            session,
+            SessionEvent::MeterValues(MeterSignal {
+                transaction_id: tx.id,
+                samples,
+            }),
+        );
+    }
+
     /// Publishes the start of `tx` for `session` and remembers that this process did.
-    fn publish_start(&self, session: &SessionId, tx: &Transaction) {
+    pub(crate) fn publish_start(&self, session: &SessionId, tx: &Transaction) {
         if let Ok(mut published) = self.starts_published.lock() {
             published.insert(tx.id);
         }
@@ -486,6 +553,7 @@ impl Central {
             SessionEvent::Started {
                 station: tx.station.clone(),
                 connector_id: tx.connector_id,
+                station_transaction_id: tx.station_transaction_id.clone(),
                 started: ChargingStarted {
                     transaction_id: tx.id,
                     meter_start_wh: tx.meter_start,
@@ -513,30 +581,8 @@ impl Central {
         match stopped {
             Some((tx, first)) if tx.station == *cp => {
                 info!(transaction_id = tx.id, first, reason = ?r.reason, "StopTransaction");
-                if let Ok(mut published) = self.starts_published.lock() {
-                    published.remove(&tx.id);
-                }
-                if let (Some(session), Some(stop)) = (&tx.session_id, &tx.stop) {
-                    let data = samples(r.transaction_data.as_deref().unwrap_or_default());
-                    if !data.is_empty() {
-                        self.events.publish(
-                            session,
-                            SessionEvent::MeterValues(MeterSignal {
-                                transaction_id: tx.id,
-                                samples: data,
-                            }),
-                        );
-                    }
-                    // A repeat re-sends the first stop: harmless for the session, and it gives a
-                    // signal lost while Temporal was unreachable another chance.
-                    let stopped = SessionEvent::Stopped(ChargingStopped {
-                        transaction_id: tx.id,
-                        meter_stop_wh: stop.meter_stop,
-                        timestamp: stop.at,
-                        reason: stop.reason.clone(),
-                    });
-                    self.publish_before_answering(session, stopped).await;
-                }
+                let data = samples(r.transaction_data.as_deref().unwrap_or_default());
+                self.publish_stop(&tx, data).await;
             }
             Some(_) => warn!(
                 transaction_id = r.transaction_id,
@@ -554,6 +600,36 @@ impl Central {
         })
     }
 
+    /// Publishes the stop of `tx` (recorded in the registry; a repeat carries the first stop),
+    /// after the readings that came with it, and waits for its delivery (see
+    /// [`Central::publish_before_answering`]). Returns whether it was delivered in time.
+    pub(crate) async fn publish_stop(&self, tx: &Transaction, data: Vec<MeterSample>) -> bool {
+        if let Ok(mut published) = self.starts_published.lock() {
+            published.remove(&tx.id);
+        }
+        let (Some(session), Some(stop)) = (&tx.session_id, &tx.stop) else {
+            return true;
+        };
+        if !data.is_empty() {
+            self.events.publish(
+                session,
+                SessionEvent::MeterValues(MeterSignal {
+                    transaction_id: tx.id,
+                    samples: data,
+                }),
+            );
+        }
+        // A repeat re-sends the first stop: harmless for the session, and it gives a signal
+        // lost while Temporal was unreachable another chance.
+        let stopped = SessionEvent::Stopped(ChargingStopped {
+            transaction_id: tx.id,
+            meter_stop_wh: stop.meter_stop,
+            timestamp: stop.at,
+            reason: stop.reason.clone(),
+        });
+        self.publish_before_answering(session, stopped).await
+    }
+
     /// Publishes a stop and waits (at most [`CONFIRM_WAIT`]) until its signal is
     /// delivered before the station is answered. Answered first, a gateway killed in between
     /// would lose the fact for good: the station, answered, never sends it again, and the
@@ -561,11 +637,14 @@ impl Central {
     /// Unanswered, the station sends it again after reconnecting, and the repeat publishes it
     /// again. Past the wait (Temporal away) the station is answered anyway: it must not be
     /// held up, and the stop is in the registry.
-    async fn publish_before_answering(&self, session: &SessionId, event: SessionEvent) {
+    async fn publish_before_answering(&self, session: &SessionId, event: SessionEvent) -> bool {
         let confirmed = self.events.publish_confirmed(session, event);
         match tokio::time::timeout(CONFIRM_WAIT, confirmed).await {
-            Ok(Ok(true)) => {}
-            _ => warn!(%session, "answering the station before its signal was delivered"),
+            Ok(Ok(true)) => true,
+            _ => {
+                warn!(%session, "answering the station before its signal was delivered");
+                false
+            }
         }
     }
 
@@ -595,31 +674,53 @@ impl Central {
     /// for the status of every connector the registry still has a transaction on, so a
     /// connector that comes back `Available` ends its session (the session workflow decides).
     async fn recheck_open_transactions(&self, station: &StationHandle) {
-        let cp = station.station();
-        let Ok(connectors) = self.registry.connectors(cp).await else {
-            return;
-        };
-        for c in connectors.iter().filter(|c| c.connector_id > 0) {
-            let open = self.registry.open_transaction_on(cp, c.connector_id).await;
-            let Ok(Some(tx)) = open else {
-                continue;
-            };
+        for (connector_id, transaction_id) in self.open_transactions(station.station()).await {
             let request = TriggerMessageRequest {
                 requested_message: MessageTrigger::StatusNotification,
-                connector_id: Some(c.connector_id),
+                connector_id: Some(connector_id),
             };
-            match station.call::<v16::TriggerMessage>(&request).await {
-                Ok(r) => {
-                    info!(connector_id = c.connector_id, transaction_id = tx.id, status = ?r.status, "asked for the status of a connector with an open transaction")
-                }
-                Err(e) => {
-                    warn!(connector_id = c.connector_id, error = %e, "status of a connector with an open transaction not asked for")
-                }
+            let asked = station.call::<v16::TriggerMessage>(&request).await;
+            log_recheck(connector_id, transaction_id, asked.map(|r| r.status));
+        }
+    }
+
+    /// The connectors (> 0) of `cp` the registry still has an open transaction on, with the
+    /// transaction: after a boot each is asked for its status (either version).
+    pub(crate) async fn open_transactions(&self, cp: &ChargeStationId) -> Vec<(u32, i64)> {
+        let Ok(connectors) = self.registry.connectors(cp).await else {
+            return Vec::new();
+        };
+        let mut open = Vec::new();
+        for c in connectors.iter().filter(|c| c.connector_id > 0) {
+            if let Ok(Some(tx)) = self.registry.open_transaction_on(cp, c.connector_id).await {
+                open.push((c.connector_id, tx.id));
             }
+        }
+        open
+    }
+}
+
+/// Logs the answer to the status request of a connector with an open transaction.
+pub(crate) fn log_recheck<S: std::fmt::Debug>(
+    connector_id: u32,
+    transaction_id: i64,
+    asked: Result<S, crate::connection::CallFailed>,
+) {
+    match asked {
+        Ok(status) => {
+            info!(
+                connector_id,
+                transaction_id,
+                ?status,
+                "asked for the status of a connector with an open transaction"
+            )
+        }
+        Err(e) => {
+            warn!(connector_id, error = %e, "status of a connector with an open transaction not asked for")
         }
     }
 }
 
-fn secs_i32(d: Duration) -> i32 {
+pub(crate) fn secs_i32(d: Duration) -> i32 {
     i32::try_from(d.as_secs()).unwrap_or(i32::MAX)
 }

@@ -16,10 +16,10 @@ use serde_json::Value;
 use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{Instrument, debug, info, info_span, warn};
 
-use crate::central::{Central, Followup};
+use crate::central::Followup;
 use crate::frame::{Call, CallError, ErrorCode, Frame, Parsed};
+use crate::protocol::{Action, Protocol};
 use crate::shutdown::Shutdown;
-use crate::v16::Action;
 
 /// Why a CALL to a station did not get a usable answer.
 #[derive(Debug, thiserror::Error)]
@@ -81,6 +81,7 @@ pub const CLOSE_MESSAGE_TOO_BIG: u16 = 1009;
 struct Inner {
     station: ChargeStationId,
     connection_id: String,
+    protocol: Protocol,
     outbox: mpsc::Sender<Outgoing>,
     turn: tokio::sync::Mutex<()>,
     pending: Mutex<Option<(String, oneshot::Sender<Reply>)>>,
@@ -100,6 +101,7 @@ impl std::fmt::Debug for StationHandle {
         f.debug_struct("StationHandle")
             .field("station", &self.inner.station)
             .field("connection_id", &self.inner.connection_id)
+            .field("protocol", &self.inner.protocol)
             .finish()
     }
 }
@@ -108,6 +110,7 @@ impl StationHandle {
     pub(crate) fn new(
         station: ChargeStationId,
         connection_id: String,
+        protocol: Protocol,
         outbox: mpsc::Sender<Outgoing>,
         call_timeout: Duration,
     ) -> Self {
@@ -115,6 +118,7 @@ impl StationHandle {
             inner: Arc::new(Inner {
                 station,
                 connection_id,
+                protocol,
                 outbox,
                 turn: tokio::sync::Mutex::new(()),
                 pending: Mutex::new(None),
@@ -128,6 +132,11 @@ impl StationHandle {
     /// The station.
     pub fn station(&self) -> &ChargeStationId {
         &self.inner.station
+    }
+
+    /// The OCPP version negotiated for this connection.
+    pub fn protocol(&self) -> Protocol {
+        self.inner.protocol
     }
 
     /// Unique id of this connection (a reconnect gets a new one).
@@ -149,6 +158,7 @@ impl StationHandle {
             charge_point_id = %self.inner.station,
             ocpp_message_id = %id,
             action = A::NAME,
+            ocpp_version = %self.inner.protocol,
             result = tracing::field::Empty,
             otel.status_code = tracing::field::Empty,
         );
@@ -165,7 +175,7 @@ impl StationHandle {
                 action: A::NAME.to_owned(),
                 payload,
             })
-            .to_text();
+            .to_text_for(self.inner.protocol);
             if self.inner.outbox.send(Outgoing::Text(text)).await.is_err() {
                 return Err(CallFailed::Disconnected(A::NAME));
             }
@@ -225,7 +235,7 @@ impl StationHandle {
     pub(crate) async fn send(&self, frame: &Frame) -> bool {
         self.inner
             .outbox
-            .send(Outgoing::Text(frame.to_text()))
+            .send(Outgoing::Text(frame.to_text_for(self.inner.protocol)))
             .await
             .is_ok()
     }
@@ -259,6 +269,17 @@ impl StationHandle {
     }
 }
 
+/// Answers the CALLs a station sends, in one OCPP version (`central` for 1.6, `central201`
+/// for 2.0.1), behind the same session events and registry.
+#[async_trait::async_trait]
+pub(crate) trait CallHandler: Send + Sync + 'static {
+    /// Answers one CALL, and says what to do once the answer is sent.
+    async fn handle_call(&self, station: &StationHandle, call: Call) -> (Frame, Option<Followup>);
+
+    /// Pushes the configuration chargelink relies on (after BootNotification).
+    async fn configure(&self, station: StationHandle);
+}
+
 /// Socket tuning: OCPP messages are small, so small buffers keep 10k connections cheap.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct SocketLimits {
@@ -282,7 +303,7 @@ pub(crate) async fn serve(
     socket: WebSocket,
     handle: StationHandle,
     mut outbox_rx: mpsc::Receiver<Outgoing>,
-    central: Arc<Central>,
+    central: Arc<dyn CallHandler>,
     limits: SocketLimits,
     mut shutdown: Shutdown,
 ) {

@@ -11,12 +11,16 @@ use workflows::messages::{
 /// A fact about a session, as a station reported it.
 #[derive(Debug, Clone, PartialEq)]
 pub enum SessionEvent {
-    /// StartTransaction was accepted for the session's id tag.
+    /// A transaction started for the session's id tag (1.6 StartTransaction; 2.0.1 the
+    /// TransactionEvent carrying the token).
     Started {
         /// The station (to stop the transaction if the session is gone).
         station: ChargeStationId,
         /// The connector.
         connector_id: u32,
+        /// OCPP 2.0.1: the station's own id of the transaction (to stop it); `None` for 1.6,
+        /// where `started.transaction_id` is the OCPP id.
+        station_transaction_id: Option<String>,
         /// What the station reported.
         started: ChargingStarted,
     },

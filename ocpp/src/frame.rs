@@ -9,6 +9,8 @@ use std::fmt;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
+use crate::protocol::Protocol;
+
 /// Message id used in a CALLERROR when the offending message's own id cannot be read (the
 /// convention OCPP 2.0.1 made explicit; 1.6 says nothing).
 pub const UNKNOWN_MESSAGE_ID: &str = "-1";
@@ -233,12 +235,28 @@ impl Frame {
         }
     }
 
-    /// The text to send.
+    /// The text to send (OCPP 1.6 spelling of error codes).
     pub fn to_text(&self) -> String {
+        self.to_text_for(Protocol::V16)
+    }
+
+    /// The text to send on a connection speaking `protocol`: OCPP-J 2.0.1 corrected the
+    /// spelling of two error codes (`FormatViolation`, `OccurrenceConstraintViolation`), and a
+    /// 2.0.1 station validating our CALLERRORs against its schema refuses the 1.6 names.
+    pub fn to_text_for(&self, protocol: Protocol) -> String {
         let value = match self {
             Frame::Call(c) => json!([2, c.id, c.action, c.payload]),
             Frame::CallResult(r) => json!([3, r.id, r.payload]),
-            Frame::CallError(e) => json!([4, e.id, e.code.as_str(), e.description, e.details]),
+            Frame::CallError(e) => {
+                let code = match (protocol, e.code) {
+                    (Protocol::V201, ErrorCode::FormationViolation) => "FormatViolation",
+                    (Protocol::V201, ErrorCode::OccurenceConstraintViolation) => {
+                        "OccurrenceConstraintViolation"
+                    }
+                    (_, code) => code.as_str(),
+                };
+                json!([4, e.id, code, e.description, e.details])
+            }
         };
         value.to_string()
     }

@@ -20,6 +20,7 @@ use workflows::client::SessionClient;
 use crate::activities::GatewayActivities;
 use crate::auth::{FileStationDirectory, StationDirectory};
 use crate::central::{Central, ProtocolSettings};
+use crate::central201::Central201;
 use crate::connection::SocketLimits;
 use crate::events::SessionEvents;
 use crate::registry::{Connections, Registry, StationLocation, StoreRegistry};
@@ -279,6 +280,7 @@ impl Gateway {
             },
             starts_published: Default::default(),
         });
+        let central201 = Arc::new(Central201::new(central.clone()));
         let idle_timeout = self
             .config
             .idle_timeout
@@ -286,6 +288,7 @@ impl Gateway {
         let state = Arc::new(ServerState {
             directory: self.directory.clone(),
             central,
+            central201,
             registry: self.registry.clone(),
             connections: self.connections.clone(),
             location,

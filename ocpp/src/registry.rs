@@ -121,6 +121,9 @@ pub struct Transaction {
     pub started_at: DateTime<Utc>,
     /// Set once the station reported the stop.
     pub stop: Option<TransactionStop>,
+    /// OCPP 2.0.1: the station's own id of the transaction (`id` is the number assigned to
+    /// it here, the one the session knows). `None` for 1.6, where `id` is the OCPP id.
+    pub station_transaction_id: Option<String>,
 }
 
 /// The persistent registry. Every method is idempotent where the protocol repeats itself.
@@ -226,6 +229,40 @@ pub trait Registry: Send + Sync + 'static {
         id: i64,
         stop: TransactionStop,
     ) -> Result<Option<(Transaction, bool)>, RegistryError>;
+
+    /// OCPP 2.0.1: records the station's transaction `station_transaction_id` and assigns its
+    /// number (unique across gateways, like a 1.6 transaction id). Returns the transaction and
+    /// whether this call recorded it; a repeat returns the first record.
+    async fn insert_station_transaction(
+        &self,
+        tx: NewTransaction,
+        station_transaction_id: &str,
+    ) -> Result<(Transaction, bool), RegistryError>;
+
+    /// OCPP 2.0.1: the transaction `station_transaction_id` of `station`.
+    async fn station_transaction(
+        &self,
+        station: &ChargeStationId,
+        station_transaction_id: &str,
+    ) -> Result<Option<Transaction>, RegistryError>;
+
+    /// OCPP 2.0.1: gives transaction `id`, recorded before its token was known, to `session`
+    /// for `id_tag`; the session's part of it starts at `started_at` with register
+    /// `meter_start`. `false` when it already belongs to a session.
+    async fn bind_transaction(
+        &self,
+        id: i64,
+        id_tag: &str,
+        session: &SessionId,
+        started_at: DateTime<Utc>,
+        meter_start: i64,
+    ) -> Result<bool, RegistryError>;
+
+    /// OCPP 2.0.1: whether transaction `id` had the event `seq_no` already.
+    async fn transaction_event_seen(&self, id: i64, seq_no: i64) -> Result<bool, RegistryError>;
+
+    /// OCPP 2.0.1: records that transaction `id` had the event `seq_no`; `false` for a repeat.
+    async fn record_transaction_event(&self, id: i64, seq_no: i64) -> Result<bool, RegistryError>;
 }
 
 /// [`Registry`] on the store's database.
@@ -275,6 +312,7 @@ fn to_transaction(r: ocpp_transaction::Model) -> Result<Transaction, RegistryErr
         meter_start: r.meter_start,
         started_at: r.started_at,
         stop,
+        station_transaction_id: r.station_transaction_id,
     })
 }
 
@@ -501,6 +539,55 @@ impl Registry for StoreRegistry {
             .await?
             .map(|(t, first)| Ok((to_transaction(t)?, first)))
             .transpose()
+    }
+
+    async fn insert_station_transaction(
+        &self,
+        tx: NewTransaction,
+        station_transaction_id: &str,
+    ) -> Result<(Transaction, bool), RegistryError> {
+        let (row, inserted) = self
+            .store
+            .insert_station_transaction(new_row(&tx)?, station_transaction_id)
+            .await?;
+        Ok((to_transaction(row)?, inserted))
+    }
+
+    async fn station_transaction(
+        &self,
+        station: &ChargeStationId,
+        station_transaction_id: &str,
+    ) -> Result<Option<Transaction>, RegistryError> {
+        self.store
+            .station_transaction(station.as_str(), station_transaction_id)
+            .await?
+            .map(to_transaction)
+            .transpose()
+    }
+
+    async fn bind_transaction(
+        &self,
+        id: i64,
+        id_tag: &str,
+        session: &SessionId,
+        started_at: DateTime<Utc>,
+        meter_start: i64,
+    ) -> Result<bool, RegistryError> {
+        Ok(self
+            .store
+            .bind_ocpp_transaction(id, id_tag, session.as_str(), started_at, meter_start)
+            .await?)
+    }
+
+    async fn transaction_event_seen(&self, id: i64, seq_no: i64) -> Result<bool, RegistryError> {
+        Ok(self.store.transaction_event_seen(id, seq_no).await?)
+    }
+
+    async fn record_transaction_event(&self, id: i64, seq_no: i64) -> Result<bool, RegistryError> {
+        Ok(self
+            .store
+            .record_transaction_event(id, seq_no, Utc::now())
+            .await?)
     }
 }
 

@@ -1,7 +1,8 @@
 //! The WebSocket endpoint `/ocpp/{station id}`: accept loop (plain or TLS), authentication
 //! before the upgrade by the station's security profile (HTTP Basic auth, over TLS for
-//! profile 2; a client certificate naming the station for profile 3), `ocpp1.6` subprotocol
-//! negotiation, and one task per connection.
+//! profile 2; a client certificate naming the station for profile 3), subprotocol negotiation
+//! (`ocpp2.0.1` or `ocpp1.6`, the station's order decides), and one task per connection,
+//! answered by the central system of the negotiated version.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -24,18 +25,24 @@ use tracing::{Instrument, debug, info, info_span, warn};
 
 use crate::auth::{StationDirectory, Verdict, basic_credentials};
 use crate::central::Central;
-use crate::connection::{SocketLimits, StationHandle, serve};
+use crate::central201::Central201;
+use crate::connection::{CallHandler, SocketLimits, StationHandle, serve};
+use crate::protocol::Protocol;
 use crate::registry::{Connections, Registry, StationLocation};
 use crate::shutdown::Shutdown;
 use crate::tls::PeerIdentity;
 
 /// The subprotocol of OCPP 1.6J.
 pub const SUBPROTOCOL: &str = "ocpp1.6";
+/// The subprotocol of OCPP 2.0.1.
+pub const SUBPROTOCOL_201: &str = "ocpp2.0.1";
 
 /// Everything a connection needs.
 pub(crate) struct ServerState {
     pub(crate) directory: Arc<dyn StationDirectory>,
     pub(crate) central: Arc<Central>,
+    /// The OCPP 2.0.1 central system (sharing `central`'s registry, events and settings).
+    pub(crate) central201: Arc<Central201>,
     pub(crate) registry: Arc<dyn Registry>,
     pub(crate) connections: Connections,
     pub(crate) location: StationLocation,
@@ -168,26 +175,41 @@ async fn upgrade(
             warn!("connection limit reached");
             return (StatusCode::SERVICE_UNAVAILABLE, "too many connections").into_response();
         };
+        // The station's order decides: the first subprotocol it offers that this gateway
+        // speaks. Read from the headers: axum keeps the offer in a sorted set, and its
+        // `protocols` picks by the order of the list given to it.
+        let offered = headers
+            .get_all(header::SEC_WEBSOCKET_PROTOCOL)
+            .iter()
+            .filter_map(|p| p.to_str().ok())
+            .collect::<Vec<_>>();
+        let protocol = Protocol::negotiate(offered.iter().copied());
         let ws = ws
-            .protocols([SUBPROTOCOL])
+            .protocols(protocol.map(Protocol::subprotocol))
             // OCPP messages are small: keep per-connection buffers small (10k connections).
             .read_buffer_size(4 * 1024)
             .write_buffer_size(0)
             .max_message_size(crate::connection::MAX_MESSAGE_BYTES)
             .max_frame_size(crate::connection::MAX_MESSAGE_BYTES);
-        if ws.selected_protocol().is_none() {
-            // OCPP-J §3.1.2: complete the handshake without a subprotocol, then close.
-            warn!("no ocpp1.6 subprotocol offered; closing");
+        let Some(protocol) = protocol.filter(|_| ws.selected_protocol().is_some()) else {
+            // OCPP-J §3.1.2 (1.6 and 2.0.1): complete the handshake without a subprotocol,
+            // then close.
+            warn!(
+                ?offered,
+                "no ocpp2.0.1 or ocpp1.6 subprotocol offered; closing"
+            );
             return ws.on_upgrade(|mut socket: WebSocket| async move {
                 let frame = CloseFrame {
                     code: 1002,
-                    reason: "the ocpp1.6 subprotocol is required".into(),
+                    reason: "the ocpp2.0.1 or ocpp1.6 subprotocol is required".into(),
                 };
                 let _ = socket.send(Message::Close(Some(frame))).await;
             });
-        }
+        };
         let span = tracing::Span::current();
-        ws.on_upgrade(move |socket| connected(socket, station, state, permit).instrument(span))
+        ws.on_upgrade(move |socket| {
+            connected(socket, station, protocol, state, permit).instrument(span)
+        })
     }
     .instrument(span)
     .await
@@ -196,6 +218,7 @@ async fn upgrade(
 async fn connected(
     socket: WebSocket,
     station: ChargeStationId,
+    protocol: Protocol,
     state: Arc<ServerState>,
     _permit: OwnedSemaphorePermit,
 ) {
@@ -208,6 +231,7 @@ async fn connected(
     let handle = StationHandle::new(
         station.clone(),
         connection_id.clone(),
+        protocol,
         tx,
         state.call_timeout,
     );
@@ -224,14 +248,18 @@ async fn connected(
         // until the next reconnect.
         warn!(error = %e, "could not record the connection");
     }
-    info!(connection_id, "connected");
+    info!(connection_id, ocpp_version = %protocol, "connected");
     telemetry::ocpp::connected(state.seen(&station));
-    let span = info_span!("connection", charge_point_id = %station, connection_id);
+    let span = info_span!("connection", charge_point_id = %station, connection_id, ocpp_version = %protocol);
+    let central: Arc<dyn CallHandler> = match protocol {
+        Protocol::V16 => state.central.clone(),
+        Protocol::V201 => state.central201.clone(),
+    };
     serve(
         socket,
         handle.clone(),
         rx,
-        state.central.clone(),
+        central,
         state.limits,
         state.shutdown.clone(),
     )

@@ -3,8 +3,8 @@
 //! Each session gets its own ordered queue and delivery task, so a slow or unreachable Temporal
 //! never holds up a station's read loop, and a session sees its events in the order the station
 //! sent them. Failed signals are retried a few times; a session that no longer exists is logged
-//! and its events dropped, and a StartTransaction for such a session is stopped again with
-//! RemoteStopTransaction (nobody would pay for it).
+//! and its events dropped, and a transaction started for such a session is stopped again
+//! remotely (nobody would pay for it).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -15,10 +15,9 @@ use tokio::sync::{mpsc, oneshot};
 use tracing::{Instrument, error, info, info_span, warn};
 use workflows::client::{SessionClient, SessionClientError};
 
+use crate::commands::{self, Target};
 use crate::events::{SessionEvent, SessionEvents};
 use crate::registry::Connections;
-use crate::v16;
-use crate::v16::remote_stop_transaction::RemoteStopTransactionRequest;
 
 /// How signals are retried.
 #[derive(Debug, Clone, Copy)]
@@ -225,10 +224,18 @@ async fn deliver(inner: &Inner, session: &SessionId, event: SessionEvent) -> boo
                     "the session does not exist or has finished; signal dropped"
                 );
                 if let SessionEvent::Started {
-                    station, started, ..
+                    station,
+                    connector_id,
+                    station_transaction_id,
+                    started,
                 } = &event
                 {
-                    stop_orphan(&inner.connections, station, started.transaction_id).await;
+                    let tx = Target {
+                        transaction_id: started.transaction_id,
+                        connector_id: *connector_id,
+                        station_transaction_id: station_transaction_id.clone(),
+                    };
+                    stop_orphan(&inner.connections, station, &tx).await;
                 }
                 return true;
             }
@@ -254,18 +261,19 @@ fn record_latency(meter: &workflows::messages::MeterValues) {
     }
 }
 
-/// A transaction started for a session that is gone: ask the station to stop it.
-async fn stop_orphan(connections: &Connections, station: &ChargeStationId, transaction_id: i64) {
-    let Ok(transaction_id) = i32::try_from(transaction_id) else {
-        return;
-    };
+/// A transaction started for a session that is gone: ask the station to stop it, in the
+/// version its connection speaks.
+async fn stop_orphan(connections: &Connections, station: &ChargeStationId, tx: &Target) {
+    let transaction_id = tx.transaction_id;
     let Some(handle) = connections.get(station) else {
         warn!(%station, transaction_id, "orphan transaction on a disconnected station; not stopped");
         return;
     };
-    let request = RemoteStopTransactionRequest { transaction_id };
-    match handle.call::<v16::RemoteStopTransaction>(&request).await {
-        Ok(r) => info!(%station, transaction_id, status = ?r.status, "orphan transaction stopped"),
+    match commands::of(handle.protocol())
+        .remote_stop(&handle, tx)
+        .await
+    {
+        Ok(accepted) => info!(%station, transaction_id, accepted, "orphan transaction stopped"),
         Err(e) => warn!(%station, transaction_id, error = %e, "orphan transaction not stopped"),
     }
 }

@@ -3,6 +3,7 @@
 //! this binary) with the real `StationLocator` and stand-ins for payments and the store.
 
 mod support;
+mod v201;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,10 +13,19 @@ use chargelink_tests::devserver::DevServer;
 use chargelink_tests::fixtures::random_body;
 use domain::session::{EndReason, SessionStatus};
 use libtest_mimic::{Arguments, Failed, Trial};
+use ocpp::Protocol;
 use ocpp::v16::types::ChargePointStatus;
 use serde_json::json;
 use sim::Behaviour;
-use support::{Env, METER_START_WH, Stack, cents_for, raw, usd, with_stack};
+use support::{Env, METER_START_WH, Stack, Wire, cents_for, raw, usd, with_stack};
+use v201::{
+    v201_a_repeated_seq_no_is_acknowledged_and_ignored,
+    v201_a_start_for_a_finished_session_is_stopped_again,
+    v201_a_token_after_the_start_binds_at_the_next_register,
+    v201_offline_events_out_of_order_and_the_end_honoured_once,
+    v201_remote_start_meter_values_and_remote_stop,
+    v201_unknown_and_unsupported_actions_get_the_right_callerror,
+};
 
 /// Energy the station delivered (from its register).
 fn delivered(station: &sim::SimHandle) -> i64 {
@@ -25,27 +35,40 @@ fn delivered(station: &sim::SimHandle) -> i64 {
         .map_or(0, |c| c.energy_wh - METER_START_WH)
 }
 
-async fn remote_start_meter_values_and_remote_stop(stack: Arc<Stack>) -> anyhow::Result<()> {
+async fn remote_start_meter_values_and_remote_stop(
+    stack: Arc<Stack>,
+    wire: Wire,
+) -> anyhow::Result<()> {
     // Arrange: the station samples every 10 s until the gateway configures 1 s at boot.
-    let mut spec = stack.spec("CP1");
+    let mut spec = stack.spec_on("CP1", wire.protocol);
     spec.meter_interval = Duration::from_secs(10);
     let station = stack.station(spec).await?;
     ensure!(station.state().meter_interval == Duration::from_secs(1));
-    let boot_config = station.state().received("ChangeConfiguration").len();
-    ensure!(
-        boot_config >= 2,
-        "configuration pushed at boot: {boot_config}"
-    );
-    let keys: Vec<_> = station
-        .state()
-        .received("ChangeConfiguration")
-        .iter()
-        .map(|p| (p["key"].clone(), p["value"].clone()))
-        .collect();
+    let keys: Vec<_> = match wire.protocol {
+        Protocol::V16 => station
+            .state()
+            .received("ChangeConfiguration")
+            .iter()
+            .map(|p| (p["key"].clone(), p["value"].clone()))
+            .collect(),
+        Protocol::V201 => station.state().received("SetVariables")[0]["setVariableData"]
+            .as_array()
+            .context("setVariableData")?
+            .iter()
+            .map(|d| {
+                let name = match d["variable"]["name"].as_str() {
+                    Some("TxUpdatedInterval") => "MeterValueSampleInterval",
+                    Some("TxUpdatedMeasurands") => "MeterValuesSampledData",
+                    other => other.unwrap_or_default(),
+                };
+                (json!(name), d["attributeValue"].clone())
+            })
+            .collect(),
+    };
     ensure!(
         keys.contains(&(json!("MeterValuesSampledData"), json!(ocpp::SAMPLED_DATA)))
             && keys.contains(&(json!("MeterValueSampleInterval"), json!("1"))),
-        "{keys:?}"
+        "configuration pushed at boot: {keys:?}"
     );
     let input = stack.input("CP1")?;
 
@@ -57,12 +80,13 @@ async fn remote_start_meter_values_and_remote_stop(stack: Arc<Stack>) -> anyhow:
                 .is_some_and(|c| c.status == ChargePointStatus::Charging)
         })
         .await?;
-    let remote_start = &state.received("RemoteStartTransaction")[0];
-    ensure!(remote_start["connectorId"] == 1);
-    ensure!(
-        remote_start["idTag"] == domain::ids::IdTag::for_session(&input.session_id).as_str(),
-        "{remote_start}"
-    );
+    let remote_start = &state.received(wire.remote_start)[0];
+    let tag = domain::ids::IdTag::for_session(&input.session_id);
+    let (connector, token) = match wire.protocol {
+        Protocol::V16 => (&remote_start["connectorId"], &remote_start["idTag"]),
+        Protocol::V201 => (&remote_start["evseId"], &remote_start["idToken"]["idToken"]),
+    };
+    ensure!(*connector == 1 && *token == tag.as_str(), "{remote_start}");
     stack.await_status(&input, SessionStatus::Started).await?;
     let mut live = None;
     for _ in 0..50 {
@@ -86,7 +110,7 @@ async fn remote_start_meter_values_and_remote_stop(stack: Arc<Stack>) -> anyhow:
             })
         })
         .await?;
-    ensure!(state.received("RemoteStopTransaction").len() == 1);
+    ensure!(state.received(wire.remote_stop).len() == 1);
     ensure!(outcome.status == SessionStatus::Ended, "{outcome:?}");
     ensure!(
         outcome.end_reason == Some(EndReason::StoppedByApi),
@@ -123,9 +147,9 @@ async fn remote_start_meter_values_and_remote_stop(stack: Arc<Stack>) -> anyhow:
     Ok(())
 }
 
-async fn pause_resume_and_unplug(stack: Arc<Stack>) -> anyhow::Result<()> {
+async fn pause_resume_and_unplug(stack: Arc<Stack>, wire: Wire) -> anyhow::Result<()> {
     // Arrange
-    let station = stack.station(stack.spec("CP2")).await?;
+    let station = stack.station(stack.spec_on("CP2", wire.protocol)).await?;
     let input = stack.input("CP2")?;
     stack.start_paid(&input).await?;
     stack.await_status(&input, SessionStatus::Started).await?;
@@ -144,18 +168,50 @@ async fn pause_resume_and_unplug(stack: Arc<Stack>) -> anyhow::Result<()> {
                 .is_some_and(|c| c.paused && c.status == ChargePointStatus::SuspendedEVSE)
         })
         .await?;
-    let profile = &state.received("SetChargingProfile")[0];
-    let tx = state
+    let received = &state.received("SetChargingProfile")[0];
+    let station_tx = state
         .connector(1)
         .and_then(|c| c.transaction_id)
         .context("no tx")?;
-    ensure!(profile["csChargingProfiles"]["chargingProfilePurpose"] == "TxProfile");
-    ensure!(profile["csChargingProfiles"]["transactionId"] == tx);
-    ensure!(profile["csChargingProfiles"]["chargingProfileId"] == 100 + tx);
+    // The number the session knows the transaction by (2.0.1: assigned by the gateway to the
+    // station's own id), and the profile as each version spells it.
+    let (tx, profile, id, station_id, schedule) = match wire.protocol {
+        Protocol::V16 => {
+            let p = &received["csChargingProfiles"];
+            (
+                i64::from(station_tx),
+                p,
+                &p["chargingProfileId"],
+                json!(station_tx),
+                &p["chargingSchedule"],
+            )
+        }
+        Protocol::V201 => {
+            let p = &received["chargingProfile"];
+            let own = format!("CP2-{station_tx}");
+            let recorded = stack
+                .registry
+                .station_transaction(&"CP2".parse()?, &own)
+                .await?
+                .context("the station's transaction is not in the registry")?;
+            (
+                recorded.id,
+                p,
+                &p["id"],
+                json!(own),
+                &p["chargingSchedule"][0],
+            )
+        }
+    };
     ensure!(
-        profile["csChargingProfiles"]["chargingSchedule"]["chargingSchedulePeriod"][0]["limit"]
-            .as_f64()
-            == Some(0.0)
+        profile["chargingProfilePurpose"] == "TxProfile",
+        "{profile}"
+    );
+    ensure!(profile["transactionId"] == station_id, "{profile}");
+    ensure!(*id == 100 + tx, "{profile}");
+    ensure!(
+        schedule["chargingSchedulePeriod"][0]["limit"].as_f64() == Some(0.0),
+        "{profile}"
     );
     // No energy flows while paused.
     let frozen = delivered(&station);
@@ -171,7 +227,12 @@ async fn pause_resume_and_unplug(stack: Arc<Stack>) -> anyhow::Result<()> {
                 .is_some_and(|c| !c.paused && c.status == ChargePointStatus::Charging)
         })
         .await?;
-    ensure!(state.received("ClearChargingProfile")[0]["id"] == 100 + tx);
+    let cleared = &state.received("ClearChargingProfile")[0];
+    let cleared_id = match wire.protocol {
+        Protocol::V16 => &cleared["id"],
+        Protocol::V201 => &cleared["chargingProfileId"],
+    };
+    ensure!(*cleared_id == 100 + tx, "{cleared}");
     station
         .wait_for("more energy", Duration::from_secs(5), |s| {
             s.connector(1)
@@ -206,8 +267,11 @@ async fn pause_resume_and_unplug(stack: Arc<Stack>) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn unplug_after_a_while_ends_the_session(stack: Arc<Stack>) -> anyhow::Result<()> {
-    let mut spec = stack.spec("CP3");
+async fn unplug_after_a_while_ends_the_session(
+    stack: Arc<Stack>,
+    wire: Wire,
+) -> anyhow::Result<()> {
+    let mut spec = stack.spec_on("CP3", wire.protocol);
     spec.behaviour = Behaviour {
         unplug_after: Some(Duration::from_secs(3)),
         ..Behaviour::default()
@@ -230,7 +294,7 @@ async fn unplug_after_a_while_ends_the_session(stack: Arc<Stack>) -> anyhow::Res
         "{outcome:?}"
     );
     let state = station.state();
-    ensure!(state.received("RemoteStopTransaction").is_empty());
+    ensure!(state.received(wire.remote_stop).is_empty());
     let signals = stack.signals(&input).await?;
     let statuses: Vec<String> = signals
         .iter()
@@ -247,8 +311,11 @@ async fn unplug_after_a_while_ends_the_session(stack: Arc<Stack>) -> anyhow::Res
     Ok(())
 }
 
-async fn refused_remote_start_cancels_the_session(stack: Arc<Stack>) -> anyhow::Result<()> {
-    let mut spec = stack.spec("CP4");
+async fn refused_remote_start_cancels_the_session(
+    stack: Arc<Stack>,
+    wire: Wire,
+) -> anyhow::Result<()> {
+    let mut spec = stack.spec_on("CP4", wire.protocol);
     spec.behaviour.refuse_remote_start = true;
     let station = stack.station(spec).await?;
     let input = stack.input("CP4")?;
@@ -267,16 +334,16 @@ async fn refused_remote_start_cancels_the_session(stack: Arc<Stack>) -> anyhow::
     ensure!(stack.journal.calls("capture_payment", sid).is_empty());
     let state = station.state();
     ensure!(
-        state.received("RemoteStartTransaction").len() >= 2,
+        state.received(wire.remote_start).len() >= 2,
         "the workflow retries within its start window"
     );
-    ensure!(state.sent_count("StartTransaction") == 0);
+    ensure!(state.sent_count(wire.start) == 0);
     station.stop().await?;
     Ok(())
 }
 
-async fn never_plugged_in_cancels_the_session(stack: Arc<Stack>) -> anyhow::Result<()> {
-    let mut spec = stack.spec("CP5");
+async fn never_plugged_in_cancels_the_session(stack: Arc<Stack>, wire: Wire) -> anyhow::Result<()> {
+    let mut spec = stack.spec_on("CP5", wire.protocol);
     spec.behaviour.never_plugged_in = true;
     let station = stack.station(spec).await?;
     let input = stack.input("CP5")?;
@@ -289,15 +356,15 @@ async fn never_plugged_in_cancels_the_session(stack: Arc<Stack>) -> anyhow::Resu
         outcome.end_reason == Some(EndReason::StartFailed),
         "{outcome:?}"
     );
-    ensure!(station.state().received("RemoteStartTransaction").len() >= 1);
-    ensure!(station.state().sent_count("StartTransaction") == 0);
+    ensure!(!station.state().received(wire.remote_start).is_empty());
+    ensure!(station.state().sent_count(wire.start) == 0);
     station.stop().await?;
     Ok(())
 }
 
-async fn disconnect_and_reconnect_mid_session(stack: Arc<Stack>) -> anyhow::Result<()> {
+async fn disconnect_and_reconnect_mid_session(stack: Arc<Stack>, wire: Wire) -> anyhow::Result<()> {
     // Arrange: the link drops 1.5 s into the transaction and is back 3 s later.
-    let mut spec = stack.spec("CP1");
+    let mut spec = stack.spec_on("CP1", wire.protocol);
     spec.behaviour.drop_connection = Some((Duration::from_millis(1500), Duration::from_secs(3)));
     let station = stack.station(spec).await?;
     let input = stack.input("CP1")?;
@@ -845,8 +912,10 @@ async fn credentials_and_subprotocol_are_checked_before_the_upgrade(
         Err(WsError::Http(resp)) => Some(resp.status().as_u16()),
         _ => None,
     };
-    let wrong = raw::request(&url, "CP1", Some(("CP1", "not-the-key")), Some("ocpp1.6"))?;
-    ensure!(status(tokio_tungstenite::connect_async(wrong).await.map(|_| ())) == Some(401));
+    for protocol in ["ocpp1.6", "ocpp2.0.1"] {
+        let wrong = raw::request(&url, "CP1", Some(("CP1", "not-the-key")), Some(protocol))?;
+        ensure!(status(tokio_tungstenite::connect_async(wrong).await.map(|_| ())) == Some(401));
+    }
     let unknown = raw::request(
         &url,
         "CP404",
@@ -865,7 +934,7 @@ async fn credentials_and_subprotocol_are_checked_before_the_upgrade(
         ) == Some(401)
     );
 
-    // Without ocpp1.6 the handshake completes without a subprotocol and the server closes.
+    // Without a subprotocol the handshake completes without one and the server closes.
     let no_protocol = raw::request(&url, "CP1", Some(("CP1", support::KEY)), None)?;
     let (mut ws, response) = tokio_tungstenite::connect_async(no_protocol).await?;
     ensure!(response.headers().get("Sec-WebSocket-Protocol").is_none());
@@ -876,22 +945,60 @@ async fn credentials_and_subprotocol_are_checked_before_the_upgrade(
             .is_err_and(|e| e.to_string().contains("closed")),
         "{closed:?}"
     );
-    // Offering several, including ocpp1.6, negotiates ocpp1.6.
-    let several = raw::request(
+    // Only versions the gateway does not speak: no subprotocol in the answer either (which the
+    // client library itself refuses).
+    let unknown = raw::request(
         &url,
         "CP1",
         Some(("CP1", support::KEY)),
-        Some("ocpp2.0.1, ocpp1.6"),
+        Some("ocpp2.1, ocpp1.5"),
     )?;
-    let (_, response) = tokio_tungstenite::connect_async(several).await?;
+    let refused = tokio_tungstenite::connect_async(unknown).await.map(|_| ());
     ensure!(
-        response
+        refused
+            .as_ref()
+            .is_err_and(|e| e.to_string().contains("Server sent no subprotocol")),
+        "{refused:?}"
+    );
+    // The station's order decides, and a station offering only ocpp2.0.1 gets it.
+    for (offer, negotiated) in [
+        ("ocpp2.0.1, ocpp1.6", "ocpp2.0.1"),
+        ("ocpp1.6, ocpp2.0.1", "ocpp1.6"),
+        ("ocpp2.1, ocpp2.0.1", "ocpp2.0.1"),
+        ("ocpp2.0.1", "ocpp2.0.1"),
+    ] {
+        let req = raw::request(&url, "CP1", Some(("CP1", support::KEY)), Some(offer))?;
+        let (mut ws, response) = tokio_tungstenite::connect_async(req).await?;
+        let got = response
             .headers()
             .get("Sec-WebSocket-Protocol")
             .and_then(|v| v.to_str().ok())
-            == Some("ocpp1.6")
-    );
+            .map(str::to_owned);
+        ensure!(got.as_deref() == Some(negotiated), "{offer}: {got:?}");
+        // And the connection speaks it: a 2.0.1 BootNotification is answered by the 2.0.1
+        // central system, a 1.6 one by the 1.6 one.
+        let answer = if negotiated == "ocpp2.0.1" {
+            raw::call(&mut ws, "b1", "BootNotification", v201_boot()).await?
+        } else {
+            raw::call(
+                &mut ws,
+                "b1",
+                "BootNotification",
+                json!({"chargePointVendor": "V", "chargePointModel": "M"}),
+            )
+            .await?
+        };
+        ensure!(
+            answer[0] == 3 && answer[2]["status"] == "Accepted",
+            "{offer}: {answer}"
+        );
+    }
     Ok(())
+}
+
+/// A 2.0.1 BootNotification payload.
+fn v201_boot() -> serde_json::Value {
+    json!({"chargingStation": {"model": "M", "vendorName": "V"}, "reason": "PowerUp"})
 }
 
 async fn slow_station_times_out_the_call_and_one_call_is_outstanding(
@@ -1115,30 +1222,37 @@ fn tls_security_profile_2(env: &Env) -> Result<(), Failed> {
             .with_root_certificates(roots)
             .with_no_client_auth();
             let connector = tokio_rustls::TlsConnector::from(Arc::new(client));
-            let tcp = tokio::net::TcpStream::connect(addr).await?;
-            let tls = connector
-                .connect(rustls_pki_types::ServerName::try_from("localhost")?, tcp)
-                .await?;
-            let req = raw::request(
-                &format!("wss://localhost:{}/ocpp", addr.port()),
-                "CP1",
-                Some(("CP1", support::KEY)),
-                Some("ocpp1.6"),
-            )?;
-            let (mut ws, response) = tokio_tungstenite::client_async(req, tls).await?;
-            ensure!(response.headers().get("Sec-WebSocket-Protocol").is_some());
-            use futures::{SinkExt, StreamExt};
-            use tokio_tungstenite::tungstenite::Message;
-            ws.send(Message::text(r#"[2,"h1","Heartbeat",{}]"#)).await?;
-            let reply = loop {
-                match ws.next().await.context("closed")?? {
-                    Message::Text(t) => {
-                        break serde_json::from_str::<serde_json::Value>(t.as_str())?;
+            // Profile 2 is the same for both versions: authentication precedes the upgrade.
+            for protocol in ["ocpp1.6", "ocpp2.0.1"] {
+                let tcp = tokio::net::TcpStream::connect(addr).await?;
+                let tls = connector
+                    .connect(rustls_pki_types::ServerName::try_from("localhost")?, tcp)
+                    .await?;
+                let req = raw::request(
+                    &format!("wss://localhost:{}/ocpp", addr.port()),
+                    "CP1",
+                    Some(("CP1", support::KEY)),
+                    Some(protocol),
+                )?;
+                let (mut ws, response) = tokio_tungstenite::client_async(req, tls).await?;
+                let negotiated = response.headers().get("Sec-WebSocket-Protocol");
+                ensure!(
+                    negotiated.and_then(|v| v.to_str().ok()) == Some(protocol),
+                    "{negotiated:?}"
+                );
+                use futures::{SinkExt, StreamExt};
+                use tokio_tungstenite::tungstenite::Message;
+                ws.send(Message::text(r#"[2,"h1","Heartbeat",{}]"#)).await?;
+                let reply = loop {
+                    match ws.next().await.context("closed")?? {
+                        Message::Text(t) => {
+                            break serde_json::from_str::<serde_json::Value>(t.as_str())?;
+                        }
+                        _ => continue,
                     }
-                    _ => continue,
-                }
-            };
-            ensure!(reply[0] == 3 && reply[1] == "h1", "{reply}");
+                };
+                ensure!(reply[0] == 3 && reply[1] == "h1", "{protocol}: {reply}");
+            }
             // Plain ws:// on the TLS port fails.
             let plain = raw::request(
                 &format!("ws://{addr}/ocpp"),
@@ -1155,18 +1269,57 @@ fn tls_security_profile_2(env: &Env) -> Result<(), Failed> {
 }
 
 async fn python_ocpp_charge_point_interoperates(stack: Arc<Stack>) -> anyhow::Result<()> {
+    let steps = [
+        "boot Accepted",
+        "configuration MeterValueSampleInterval",
+        "remote start",
+        "transaction",
+        "meter values",
+        "remote stop",
+        "done",
+    ];
+    python_charge_point(&stack, support::python::script(), "PY1", false, &steps).await
+}
+
+async fn python_ocpp_201_charge_point_interoperates(stack: Arc<Stack>) -> anyhow::Result<()> {
+    let steps = [
+        "boot Accepted",
+        "notify event acknowledged",
+        "variable TxUpdatedInterval 1",
+        "variable TxUpdatedMeasurands Energy.Active.Import.Register,Power.Active.Import",
+        "request start",
+        "transaction py-",
+        "meter values",
+        "charging profile pause py-",
+        "charging profile cleared",
+        "request stop py-",
+        "stopped Remote",
+        "done",
+    ];
+    python_charge_point(&stack, support::python::script_201(), "PY2", true, &steps).await
+}
+
+/// Runs a session on the Python charge point `script` as `station` (with a pause and a resume
+/// when `pause_resume`), and checks that it reported `steps` and no schema violation.
+async fn python_charge_point(
+    stack: &Stack,
+    script: std::path::PathBuf,
+    station: &str,
+    pause_resume: bool,
+    steps: &[&str],
+) -> anyhow::Result<()> {
     let python = support::python::interpreter()?;
-    let input = stack.input("PY1")?;
+    let input = stack.input(station)?;
     let mut child = tokio::process::Command::new(python)
-        .arg(support::python::script())
-        .args([&stack.url(), "PY1", support::KEY])
+        .arg(script)
+        .args([&stack.url(), station, support::KEY])
         .kill_on_drop(true)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
         .context("starting the Python charge point")?;
     stack
-        .await_located("PY1")
+        .await_located(station)
         .await
         .context("the Python charge point did not connect")?;
     stack.start_paid(&input).await?;
@@ -1185,6 +1338,21 @@ async fn python_ocpp_charge_point_interoperates(stack: Arc<Stack>) -> anyhow::Re
     }
     let charging = charging.context("no energy reported by the Python charge point in 20 s")?;
     ensure!(charging.status == SessionStatus::Started);
+    if pause_resume {
+        let paused = stack.sessions.pause(&input.session_id).await?;
+        ensure!(
+            paused.status == SessionStatus::Paused,
+            "{:?}",
+            paused.status
+        );
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        let resumed = stack.sessions.resume(&input.session_id).await?;
+        ensure!(
+            resumed.status == SessionStatus::Started,
+            "{:?}",
+            resumed.status
+        );
+    }
     stack.sessions.stop(&input.session_id).await?;
     let outcome = stack.outcome(&input).await?;
     ensure!(
@@ -1200,19 +1368,14 @@ async fn python_ocpp_charge_point_interoperates(stack: Arc<Stack>) -> anyhow::Re
         .context("the Python charge point did not exit")??;
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
-    ensure!(output.status.success(), "cp.py failed:\n{stdout}\n{stderr}");
-    for step in [
-        "boot Accepted",
-        "configuration MeterValueSampleInterval",
-        "remote start",
-        "transaction",
-        "meter values",
-        "remote stop",
-        "done",
-    ] {
+    ensure!(
+        output.status.success(),
+        "the charge point failed:\n{stdout}\n{stderr}"
+    );
+    for step in steps {
         ensure!(
             stdout.contains(step),
-            "cp.py did not report {step:?}:\n{stdout}\n{stderr}"
+            "the charge point did not report {step:?}:\n{stdout}\n{stderr}"
         );
     }
     ensure!(
@@ -1629,13 +1792,35 @@ fn main() -> std::process::ExitCode {
             })
         }};
     }
-    let trials = vec![
-        trial!(remote_start_meter_values_and_remote_stop),
-        trial!(pause_resume_and_unplug),
-        trial!(unplug_after_a_while_ends_the_session),
-        trial!(refused_remote_start_cancels_the_session),
-        trial!(never_plugged_in_cancels_the_session),
-        trial!(disconnect_and_reconnect_mid_session),
+    // The session paths driven by the simulator, once per OCPP version (`_v201` for 2.0.1).
+    macro_rules! on_both {
+        ($name:ident) => {{
+            [(Protocol::V16, ""), (Protocol::V201, "_v201")].map(|(protocol, suffix)| {
+                let env = env.clone();
+                let label = format!("{}{suffix}", stringify!($name));
+                Trial::test(label.clone(), move || {
+                    with_stack(
+                        &env,
+                        &label,
+                        |_| {},
+                        |stack| $name(stack, Wire::of(protocol)),
+                    )
+                })
+            })
+        }};
+    }
+    let mut trials = Vec::new();
+    for both in [
+        on_both!(remote_start_meter_values_and_remote_stop),
+        on_both!(pause_resume_and_unplug),
+        on_both!(unplug_after_a_while_ends_the_session),
+        on_both!(refused_remote_start_cancels_the_session),
+        on_both!(never_plugged_in_cancels_the_session),
+        on_both!(disconnect_and_reconnect_mid_session),
+    ] {
+        trials.extend(both);
+    }
+    trials.extend([
         trial!(bad_frames_get_the_right_callerror_and_the_connection_stays_up),
         trial!(junk_from_one_station_leaves_another_stations_session_alone),
         trial!(repeated_and_late_transaction_messages_are_idempotent),
@@ -1646,6 +1831,13 @@ fn main() -> std::process::ExitCode {
         trial!(connector_status_reaches_the_store),
         trial!(a_rebooted_station_answers_the_stop_with_no_transaction),
         trial!(python_ocpp_charge_point_interoperates),
+        trial!(python_ocpp_201_charge_point_interoperates),
+        trial!(v201_remote_start_meter_values_and_remote_stop),
+        trial!(v201_a_repeated_seq_no_is_acknowledged_and_ignored),
+        trial!(v201_offline_events_out_of_order_and_the_end_honoured_once),
+        trial!(v201_unknown_and_unsupported_actions_get_the_right_callerror),
+        trial!(v201_a_token_after_the_start_binds_at_the_next_register),
+        trial!(v201_a_start_for_a_finished_session_is_stopped_again),
         {
             let env = env.clone();
             Trial::test(
@@ -1710,7 +1902,7 @@ fn main() -> std::process::ExitCode {
                 mutual_tls_station_charges_through_a_session(&env)
             })
         },
-    ];
+    ]);
     let conclusion = libtest_mimic::run(&args, trials);
     drop(env);
     drop(server);

@@ -72,10 +72,12 @@ pub struct StationSpec {
     /// TLS for a `wss://` URL (the CA, and a client certificate for security profile 3);
     /// `None` for `ws://`.
     pub tls: Option<crate::SimTls>,
+    /// The OCPP version the station speaks (the only subprotocol it offers).
+    pub protocol: ocpp::Protocol,
 }
 
 impl StationSpec {
-    /// A station with one 11 kW connector sampling every 10 s.
+    /// An OCPP 1.6 station with one 11 kW connector sampling every 10 s.
     pub fn new(url: impl Into<String>, id: impl Into<String>, key: impl Into<String>) -> Self {
         Self {
             url: url.into(),
@@ -89,6 +91,7 @@ impl StationSpec {
             behaviour: Behaviour::default(),
             reconnect_backoff: Duration::from_millis(200),
             tls: None,
+            protocol: ocpp::Protocol::V16,
         }
     }
 

@@ -1,5 +1,5 @@
-//! Simulated OCPP 1.6J charge stations over real WebSockets: for end-to-end tests, demos
-//! (`chargelink sim`) and load.
+//! Simulated OCPP 1.6J or 2.0.1 charge stations over real WebSockets: for end-to-end tests,
+//! demos (`chargelink sim`, `--protocol 2.0.1`) and load.
 //!
 //! A station boots, reports its connectors, heartbeats, and answers the central system:
 //! RemoteStartTransaction (Preparing → Authorize → StartTransaction → Charging, then MeterValues
@@ -9,9 +9,15 @@
 //! (`MeterValueSampleInterval` is honoured) and TriggerMessage. The driver unplugging is
 //! SuspendedEV → StopTransaction `EVDisconnected` → Finishing → Available.
 //!
+//! A 2.0.1 station ([`StationSpec::protocol`]) behaves the same, on the 2.0.1 wire: the state
+//! machine speaks in 1.6 terms and `v201` translates (RequestStartTransaction, TransactionEvent
+//! Started / Updated / Ended with the station's own transaction id and `seqNo`, `offline`
+//! events while disconnected, SetVariables for the meter interval, charging profiles by EVSE).
+//!
 //! # Layout
 //! - [`config`]: [`StationSpec`], [`Behaviour`], [`SimConfig`].
 //! - `station`: the station task (socket, outbox, connector state machine).
+//! - `v201`: the OCPP 2.0.1 wire adapter.
 //! - [`state`]: [`SimState`], the snapshot tests wait on.
 //! - [`tls`]: [`SimTls`], `wss://` with an optional client certificate (security profile 3).
 
@@ -21,6 +27,7 @@ pub mod config;
 pub mod state;
 mod station;
 pub mod tls;
+mod v201;
 
 use std::future::Future;
 use std::time::Duration;

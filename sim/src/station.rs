@@ -42,6 +42,7 @@ use ocpp::v16::types::{
     MeterValue, POWER_IMPORT, SampledValue,
 };
 use ocpp::v16::{self, Action};
+use ocpp::{Protocol, v201};
 use serde_json::{Value, json};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot, watch};
@@ -54,6 +55,7 @@ use tracing::{debug, info, warn};
 
 use crate::config::StationSpec;
 use crate::state::{ConnectorView, SimState};
+use crate::v201::Wire201;
 
 type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
@@ -176,6 +178,10 @@ pub(crate) struct Station {
     internal_tx: mpsc::UnboundedSender<Internal>,
     internal_rx: mpsc::UnboundedReceiver<Internal>,
     commands: mpsc::Receiver<Command>,
+    /// OCPP 2.0.1: the wire adapter (the state machine speaks 1.6 terms); `None` for 1.6.
+    wire: Option<Wire201>,
+    /// Connected now (messages queued while not are 2.0.1 `offline` events).
+    online: bool,
 }
 
 fn now() -> DateTime<Utc> {
@@ -229,7 +235,10 @@ impl Station {
             })
             .collect();
         let (internal_tx, internal_rx) = mpsc::unbounded_channel();
+        let wire = (spec.protocol == Protocol::V201).then(|| Wire201::new(&spec.id));
         Self {
+            wire,
+            online: false,
             meter_interval: spec.meter_interval,
             heartbeat_interval: spec.heartbeat_interval.unwrap_or(Duration::from_secs(300)),
             spec,
@@ -258,7 +267,7 @@ impl Station {
         let headers = request.headers_mut();
         headers.insert(
             "Sec-WebSocket-Protocol",
-            HeaderValue::from_static(ocpp::SUBPROTOCOL),
+            HeaderValue::from_static(self.spec.protocol.subprotocol()),
         );
         let auth = basic_header(&self.spec.id, &self.spec.key);
         headers.insert(
@@ -334,8 +343,9 @@ impl Station {
                 },
                 Some(internal) = self.internal_rx.recv() => match internal {
                     Internal::Reply(frame) => {
+                        let text = frame.to_text_for(self.spec.protocol);
                         if let Some(s) = socket.as_mut()
-                            && let Err(e) = s.send(Message::text(frame.to_text())).await
+                            && let Err(e) = s.send(Message::text(text)).await
                         {
                             self.lost(&mut socket, &e.to_string(), &mut reconnect_at, backoff);
                         }
@@ -439,18 +449,18 @@ impl Station {
                     reason: Some("PowerLoss".to_owned()),
                     transaction_data: None,
                 };
-                stops.push(Queued {
-                    action: v16::StopTransaction::NAME,
-                    payload: to_value(&request),
-                    purpose: Purpose::Plain,
-                });
+                stops.push(to_value(&request));
             }
             c.starting = None;
             c.paused = false;
             c.status = ChargePointStatus::Available;
         }
         self.outbox.clear();
-        self.outbox.extend(stops);
+        for stop in stops {
+            if let Some(queued) = self.wire_out(v16::StopTransaction::NAME, stop, Purpose::Plain) {
+                self.outbox.push_back(queued);
+            }
+        }
         self.outstanding = None;
         self.booted = false;
         self.scheduled.clear();
@@ -492,11 +502,11 @@ impl Station {
                 meter_serial_number: None,
             };
             // The boot goes first, before anything queued.
-            self.outbox.push_front(Queued {
-                action: v16::BootNotification::NAME,
-                payload: to_value(&boot),
-                purpose: Purpose::Boot,
-            });
+            if let Some(queued) =
+                self.wire_out(v16::BootNotification::NAME, to_value(&boot), Purpose::Boot)
+            {
+                self.outbox.push_front(queued);
+            }
         }
     }
 
@@ -526,8 +536,11 @@ impl Station {
         });
         debug!(station = %self.spec.id, action = queued.action, "sending");
         self.state.send_modify(|st| st.push_sent(queued.action));
-        let result = s.send(Message::text(frame.to_text())).await;
-        if queued.action == v16::MeterValues::NAME {
+        let result = s
+            .send(Message::text(frame.to_text_for(self.spec.protocol)))
+            .await;
+        if queued.action == v16::MeterValues::NAME || queued.action == v201::TransactionEvent::NAME
+        {
             self.meter_values_sent = Some(Instant::now());
         }
         self.outstanding = Some(Outstanding {
@@ -539,11 +552,29 @@ impl Station {
     }
 
     fn enqueue(&mut self, action: &'static str, payload: Value, purpose: Purpose) {
-        self.outbox.push_back(Queued {
+        if let Some(queued) = self.wire_out(action, payload, purpose) {
+            self.outbox.push_back(queued);
+        }
+    }
+
+    /// A message of the state machine (in 1.6 terms) as it goes on the wire: as is for 1.6,
+    /// translated for 2.0.1 (`None`: 2.0.1 has no such message).
+    fn wire_out(
+        &mut self,
+        action: &'static str,
+        payload: Value,
+        purpose: Purpose,
+    ) -> Option<Queued> {
+        let offline = !self.online;
+        let (action, payload) = match self.wire.as_mut() {
+            None => (action, payload),
+            Some(wire) => wire.outgoing(action, &payload, offline)?,
+        };
+        Some(Queued {
             action,
             payload,
             purpose,
-        });
+        })
     }
 
     fn status(&mut self, connector: u32, status: ChargePointStatus) {
@@ -610,6 +641,15 @@ impl Station {
                 return;
             }
         };
+        let payload = match (self.wire.as_mut(), &o.queued.purpose) {
+            (Some(wire), Purpose::Authorize { .. }) => {
+                wire.answer(v16::Authorize::NAME, payload, None)
+            }
+            (Some(wire), Purpose::Start { connector }) => {
+                wire.answer(v16::StartTransaction::NAME, payload, Some(*connector))
+            }
+            _ => payload,
+        };
         match o.queued.purpose {
             Purpose::Plain => {}
             Purpose::Boot => match decode::<BootNotificationResponse>(payload) {
@@ -659,34 +699,16 @@ impl Station {
         self.state
             .send_modify(|s| s.push_received(&call.action, call.payload.clone()));
         let id = call.id.clone();
-        let result = match call.action.as_str() {
-            v16::RemoteStartTransaction::NAME => {
-                self.handle::<v16::RemoteStartTransaction>(call.payload, Self::remote_start)
-            }
-            v16::RemoteStopTransaction::NAME => {
-                self.handle::<v16::RemoteStopTransaction>(call.payload, Self::remote_stop)
-            }
-            v16::SetChargingProfile::NAME => {
-                self.handle::<v16::SetChargingProfile>(call.payload, Self::set_profile)
-            }
-            v16::ClearChargingProfile::NAME => {
-                self.handle::<v16::ClearChargingProfile>(call.payload, Self::clear_profile)
-            }
-            v16::ChangeConfiguration::NAME => {
-                self.handle::<v16::ChangeConfiguration>(call.payload, Self::change_configuration)
-            }
-            v16::TriggerMessage::NAME => {
-                self.handle::<v16::TriggerMessage>(call.payload, Self::trigger)
-            }
-            v16::DataTransfer::NAME => Ok(to_value(&DataTransferResponse {
-                status: DataTransferStatus::Rejected,
-                data: None,
-            })),
-            other => Err(CallError::new(
-                id.clone(),
-                ErrorCode::NotImplemented,
-                format!("{other} is not implemented by the simulator"),
-            )),
+        let result = match self.wire.as_mut() {
+            None => self.dispatch(&call.action, call.payload),
+            Some(wire) => match wire.incoming(&call.action, &call.payload) {
+                Err(e) => Err(e),
+                Ok((calls, reply)) => calls
+                    .into_iter()
+                    .map(|c| self.dispatch(c.action, c.payload))
+                    .collect::<Result<Vec<_>, _>>()
+                    .map(|answers| reply.build(answers)),
+            },
         };
         let frame = match result {
             Ok(payload) => Frame::CallResult(CallResult { id, payload }),
@@ -696,6 +718,37 @@ impl Station {
             }
         };
         self.reply(frame);
+    }
+
+    /// Answers a CALL in 1.6 terms.
+    fn dispatch(&mut self, action: &str, payload: Value) -> Result<Value, CallError> {
+        match action {
+            v16::RemoteStartTransaction::NAME => {
+                self.handle::<v16::RemoteStartTransaction>(payload, Self::remote_start)
+            }
+            v16::RemoteStopTransaction::NAME => {
+                self.handle::<v16::RemoteStopTransaction>(payload, Self::remote_stop)
+            }
+            v16::SetChargingProfile::NAME => {
+                self.handle::<v16::SetChargingProfile>(payload, Self::set_profile)
+            }
+            v16::ClearChargingProfile::NAME => {
+                self.handle::<v16::ClearChargingProfile>(payload, Self::clear_profile)
+            }
+            v16::ChangeConfiguration::NAME => {
+                self.handle::<v16::ChangeConfiguration>(payload, Self::change_configuration)
+            }
+            v16::TriggerMessage::NAME => self.handle::<v16::TriggerMessage>(payload, Self::trigger),
+            v16::DataTransfer::NAME => Ok(to_value(&DataTransferResponse {
+                status: DataTransferStatus::Rejected,
+                data: None,
+            })),
+            other => Err(CallError::new(
+                "",
+                ErrorCode::NotImplemented,
+                format!("{other} is not implemented by the simulator"),
+            )),
+        }
     }
 
     fn handle<A: Action>(
@@ -1043,7 +1096,8 @@ impl Station {
         self.enqueue(v16::MeterValues::NAME, to_value(&request), Purpose::Plain);
     }
 
-    fn publish(&self, connected: bool) {
+    fn publish(&mut self, connected: bool) {
+        self.online = connected;
         let connectors = self
             .connectors
             .iter()

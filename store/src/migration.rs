@@ -4,9 +4,9 @@ use sea_orm::{ConnectionTrait, EntityTrait, Schema};
 use sea_orm_migration::prelude::*;
 
 use crate::entities::{
-    api_key, charge_station, connector, ocpp_transaction, organization, pending_start, rate,
-    receipt, session, station_connection, station_connector, user, webhook_delivery,
-    webhook_endpoint, webhook_event,
+    api_key, charge_station, connector, ocpp_transaction, ocpp_transaction_event, organization,
+    pending_start, rate, receipt, session, station_connection, station_connector, user,
+    webhook_delivery, webhook_endpoint, webhook_event,
 };
 
 /// All migrations, in order.
@@ -22,6 +22,7 @@ impl MigratorTrait for Migrator {
             Box::new(StationSecurityProfile),
             Box::new(Receipts),
             Box::new(TopUp),
+            Box::new(Ocpp201Transactions),
         ]
     }
 }
@@ -441,6 +442,68 @@ impl MigrationTrait for TopUp {
             .await?;
         }
         Ok(())
+    }
+}
+
+/// OCPP 2.0.1 transactions: the station's own transaction id next to the number chargelink
+/// assigns (unique per station, so a repeated Started event finds its row), and the `seqNo`s
+/// each transaction has had (a repeated event is not acted on twice).
+struct Ocpp201Transactions;
+
+impl MigrationName for Ocpp201Transactions {
+    fn name(&self) -> &str {
+        "m20261207_000007_ocpp201_transactions"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for Ocpp201Transactions {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        use ocpp_transaction as tx;
+        use ocpp_transaction_event as ev;
+        add_column_if_missing(
+            manager,
+            tx::Entity,
+            "station_transaction_id",
+            ColumnDef::new(tx::Column::StationTransactionId)
+                .string()
+                .null()
+                .to_owned(),
+        )
+        .await?;
+        // NULLs are distinct in a unique index (SQLite and PostgreSQL), so 1.6 rows never clash.
+        index(
+            manager,
+            "uq_ocpp_transactions_station_tx",
+            tx::Entity,
+            [tx::Column::StationId, tx::Column::StationTransactionId],
+            true,
+        )
+        .await?;
+        manager
+            .create_table(
+                Table::create()
+                    .table(ev::Entity)
+                    .if_not_exists()
+                    .col(
+                        ColumnDef::new(ev::Column::TransactionId)
+                            .big_integer()
+                            .not_null(),
+                    )
+                    .col(ColumnDef::new(ev::Column::SeqNo).big_integer().not_null())
+                    .col(
+                        ColumnDef::new(ev::Column::ReceivedAt)
+                            .timestamp_with_time_zone()
+                            .not_null(),
+                    )
+                    .primary_key(
+                        Index::create()
+                            .col(ev::Column::TransactionId)
+                            .col(ev::Column::SeqNo),
+                    )
+                    .to_owned(),
+            )
+            .await
     }
 }
 

@@ -15,12 +15,12 @@ use chrono::{DateTime, SubsecRound, Utc};
 use sea_orm::sea_query::{Alias, Expr, OnConflict};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder,
-    TransactionTrait,
+    TransactionTrait, TryInsertResult,
 };
 
 use crate::entities::{
-    charge_station, connector, ocpp_transaction, pending_start, station_connection,
-    station_connector,
+    charge_station, connector, ocpp_transaction, ocpp_transaction_event, pending_start,
+    station_connection, station_connector,
 };
 use crate::{Store, StoreError};
 
@@ -355,6 +355,7 @@ impl Store {
             meter_stop: Set(None),
             stopped_at: Set(None),
             stop_reason: Set(None),
+            station_transaction_id: Set(None),
             ..Default::default()
         })
         .on_conflict(
@@ -385,6 +386,121 @@ impl Store {
                     tx.station_id, tx.connector_id
                 ))
             })
+    }
+
+    /// Records an OCPP 2.0.1 transaction under the station's own id and assigns its number
+    /// (the next of the database's sequence). The same station transaction recorded twice (a
+    /// repeated or duplicated event) is one row: the first is returned, with `false`.
+    pub async fn insert_station_transaction(
+        &self,
+        tx: NewOcppTransaction,
+        station_transaction_id: &str,
+    ) -> Result<(ocpp_transaction::Model, bool), StoreError> {
+        use ocpp_transaction::Column as C;
+        let inserted = ocpp_transaction::Entity::insert(ocpp_transaction::ActiveModel {
+            station_id: Set(tx.station_id.clone()),
+            connector_id: Set(tx.connector_id),
+            id_tag: Set(tx.id_tag.clone()),
+            session_id: Set(tx.session_id),
+            meter_start: Set(tx.meter_start),
+            started_at: Set(ms(tx.started_at)),
+            meter_stop: Set(None),
+            stopped_at: Set(None),
+            stop_reason: Set(None),
+            station_transaction_id: Set(Some(station_transaction_id.to_owned())),
+            ..Default::default()
+        })
+        .on_conflict(
+            OnConflict::columns([C::StationId, C::StationTransactionId])
+                .do_nothing()
+                .to_owned(),
+        )
+        .do_nothing()
+        .exec_without_returning(&self.db)
+        .await?;
+        let row = self
+            .station_transaction(&tx.station_id, station_transaction_id)
+            .await?
+            .ok_or_else(|| {
+                StoreError::NotFound(format!(
+                    "transaction {station_transaction_id} just recorded for {}",
+                    tx.station_id
+                ))
+            })?;
+        Ok((row, matches!(inserted, TryInsertResult::Inserted(1))))
+    }
+
+    /// The OCPP 2.0.1 transaction `station_transaction_id` of `station`.
+    pub async fn station_transaction(
+        &self,
+        station: &str,
+        station_transaction_id: &str,
+    ) -> Result<Option<ocpp_transaction::Model>, StoreError> {
+        use ocpp_transaction::Column as C;
+        Ok(ocpp_transaction::Entity::find()
+            .filter(C::StationId.eq(station))
+            .filter(C::StationTransactionId.eq(station_transaction_id))
+            .one(&self.db)
+            .await?)
+    }
+
+    /// Gives transaction `id`, recorded without a session, to `session_id` (OCPP 2.0.1: the
+    /// token may come in a later event than the start), whose part of it starts at
+    /// `started_at` with register `meter_start`. Returns whether this call bound it; `false`
+    /// when it already had a session.
+    pub async fn bind_ocpp_transaction(
+        &self,
+        id: i64,
+        id_tag: &str,
+        session_id: &str,
+        started_at: DateTime<Utc>,
+        meter_start: i64,
+    ) -> Result<bool, StoreError> {
+        use ocpp_transaction::Column as C;
+        let bound = ocpp_transaction::Entity::update_many()
+            .col_expr(C::IdTag, Expr::value(id_tag))
+            .col_expr(C::SessionId, Expr::value(Some(session_id.to_owned())))
+            .col_expr(C::StartedAt, Expr::value(ms(started_at)))
+            .col_expr(C::MeterStart, Expr::value(meter_start))
+            .filter(C::Id.eq(id))
+            .filter(C::SessionId.is_null())
+            .exec(&self.db)
+            .await?;
+        Ok(bound.rows_affected == 1)
+    }
+
+    /// Whether transaction `id` had the event numbered `seq_no` already.
+    pub async fn transaction_event_seen(&self, id: i64, seq_no: i64) -> Result<bool, StoreError> {
+        Ok(ocpp_transaction_event::Entity::find_by_id((id, seq_no))
+            .one(&self.db)
+            .await?
+            .is_some())
+    }
+
+    /// Records that transaction `id` had the event numbered `seq_no`. Returns `false` when it
+    /// had it already (a repeat), so the caller acts on each event once.
+    pub async fn record_transaction_event(
+        &self,
+        id: i64,
+        seq_no: i64,
+        at: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        use ocpp_transaction_event::Column as C;
+        let inserted =
+            ocpp_transaction_event::Entity::insert(ocpp_transaction_event::ActiveModel {
+                transaction_id: Set(id),
+                seq_no: Set(seq_no),
+                received_at: Set(ms(at)),
+            })
+            .on_conflict(
+                OnConflict::columns([C::TransactionId, C::SeqNo])
+                    .do_nothing()
+                    .to_owned(),
+            )
+            .do_nothing()
+            .exec_without_returning(&self.db)
+            .await?;
+        Ok(matches!(inserted, TryInsertResult::Inserted(1)))
     }
 
     /// An OCPP transaction by id.

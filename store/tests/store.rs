@@ -762,3 +762,115 @@ async fn top_up_is_off_by_default_and_kept_once_set() {
         );
     }
 }
+
+#[tokio::test]
+async fn ocpp_201_transactions_map_station_ids_to_numbers_and_see_each_seq_no_once() {
+    use sea_orm_migration::MigratorTrait;
+    for (backend, store) in unmigrated().await {
+        // A database of the release before 2.0.1, with a 1.6 transaction in it.
+        store::migration::Migrator::up(store.connection(), Some(6))
+            .await
+            .unwrap();
+        let new = |tag: &str| store::NewOcppTransaction {
+            station_id: "CP-201".into(),
+            connector_id: 1,
+            id_tag: tag.into(),
+            session_id: None,
+            meter_start: 0,
+            started_at: t(0),
+        };
+        store
+            .connection()
+            .execute_unprepared(
+                "INSERT INTO ocpp_transactions (station_id, connector_id, id_tag, meter_start, started_at) \
+                 VALUES ('CP-201', 1, 'T16', 0, '2026-11-24T12:00:00Z')",
+            )
+            .await
+            .unwrap();
+        store.migrate().await.unwrap();
+        let old = store
+            .find_repeated_transaction(&new("T16"))
+            .await
+            .unwrap()
+            .expect("the 1.6 transaction is still there");
+        store.migrate().await.unwrap();
+        // A second 1.6 transaction: NULL station ids do not clash in the unique index.
+        let mut other = new("T16b");
+        other.started_at = t(1);
+        let old2 = store.insert_ocpp_transaction(other).await.unwrap();
+        assert_ne!(old.id, old2.id, "{backend}");
+        assert_eq!(old2.station_transaction_id, None, "{backend}");
+
+        // The station's own id gets a number; the same id again is the same row.
+        let (a, inserted) = store
+            .insert_station_transaction(new(""), "tx-a")
+            .await
+            .unwrap();
+        assert!(inserted, "{backend}");
+        assert!(a.id > old2.id, "{backend}: one sequence for both versions");
+        let (again, inserted) = store
+            .insert_station_transaction(new(""), "tx-a")
+            .await
+            .unwrap();
+        assert_eq!((again.id, inserted), (a.id, false), "{backend}");
+        // Another station may use the same text.
+        let mut elsewhere = new("");
+        elsewhere.station_id = "CP-OTHER".into();
+        let (b, _) = store
+            .insert_station_transaction(elsewhere, "tx-a")
+            .await
+            .unwrap();
+        assert_ne!(b.id, a.id, "{backend}");
+        let found = store.station_transaction("CP-201", "tx-a").await.unwrap();
+        assert_eq!(found.map(|r| r.id), Some(a.id), "{backend}");
+
+        // Bound once, with the session's start.
+        assert!(
+            store
+                .bind_ocpp_transaction(a.id, "TAG", "ses_1", t(5), 1_000)
+                .await
+                .unwrap(),
+            "{backend}"
+        );
+        assert!(
+            !store
+                .bind_ocpp_transaction(a.id, "OTHER", "ses_2", t(9), 9)
+                .await
+                .unwrap(),
+            "{backend}"
+        );
+        let bound = store.ocpp_transaction(a.id).await.unwrap().unwrap();
+        assert_eq!(
+            (
+                bound.session_id.as_deref(),
+                bound.id_tag.as_str(),
+                bound.meter_start,
+                bound.started_at
+            ),
+            (Some("ses_1"), "TAG", 1_000, t(5)),
+            "{backend}"
+        );
+
+        // Each seqNo once.
+        assert!(
+            !store.transaction_event_seen(a.id, 3).await.unwrap(),
+            "{backend}"
+        );
+        assert!(
+            store.record_transaction_event(a.id, 3, t(6)).await.unwrap(),
+            "{backend}"
+        );
+        assert!(
+            !store.record_transaction_event(a.id, 3, t(7)).await.unwrap(),
+            "{backend}"
+        );
+        assert!(
+            store.transaction_event_seen(a.id, 3).await.unwrap(),
+            "{backend}"
+        );
+        assert!(
+            !store.transaction_event_seen(b.id, 3).await.unwrap(),
+            "{backend}"
+        );
+    }
+}

@@ -568,6 +568,28 @@ impl ProcessStack {
         self.sim_at(&self.ocpp, station, flags).await
     }
 
+    /// [`Self::sim`] with stations speaking OCPP `protocol` (`1.6` or `2.0.1`).
+    pub async fn sim_speaking(
+        &self,
+        station: &Station,
+        protocol: &str,
+        flags: &[&str],
+    ) -> anyhow::Result<()> {
+        let mut all = vec!["--protocol", protocol];
+        all.extend(flags);
+        self.sim(station, &all).await?;
+        // The gateway logs the version it negotiated with each connection.
+        let negotiated = format!("ocpp_version={protocol}");
+        ensure!(
+            self.log("gateway").lines().any(|l| l.contains(&station.id)
+                && l.contains("connected")
+                && l.contains(&negotiated)),
+            "{} did not connect with {negotiated}",
+            station.id
+        );
+        Ok(())
+    }
+
     /// [`Self::sim`] against the gateway URL `url` (`wss://…` for a gateway with TLS).
     pub async fn sim_at(&self, url: &str, station: &Station, flags: &[&str]) -> anyhow::Result<()> {
         let prefix = station.id.trim_end_matches('1');

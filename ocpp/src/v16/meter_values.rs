@@ -1,12 +1,12 @@
 //! `MeterValues` (station → central system): sampled energy and power of a connector, and how
 //! they become the session's [`MeterSample`]s.
 
-use chrono::{DateTime, Utc};
 use domain::pricing::MeterSample;
 use serde::{Deserialize, Serialize};
 
 use super::action;
-use super::types::{ENERGY_REGISTER, MeterValue, POWER_IMPORT, SampledValue};
+use super::types::{MeterValue, SampledValue};
+use crate::metering::{self, Reading, to_base_unit};
 
 action!(
     /// MeterValues.
@@ -35,57 +35,38 @@ pub struct MeterValuesResponse {}
 /// single phases when a total exists, and meter values without an energy register are skipped:
 /// a sample is only useful for pricing with the register.
 pub fn samples(values: &[MeterValue]) -> Vec<MeterSample> {
-    values
-        .iter()
-        .filter_map(|mv| sample(mv.timestamp, &mv.sampled_value))
-        .collect()
+    metering::samples(
+        values
+            .iter()
+            .map(|mv| (mv.timestamp, mv.sampled_value.as_slice())),
+    )
 }
 
-fn sample(at: DateTime<Utc>, values: &[SampledValue]) -> Option<MeterSample> {
-    let energy = pick(values, ENERGY_REGISTER, true)?;
-    let power = pick(values, POWER_IMPORT, false);
-    Some(MeterSample::new(at, energy, power))
-}
-
-/// The value of `measurand` in Wh or W: the total when the station sends one, else the sum of
-/// its phases.
-fn pick(values: &[SampledValue], measurand: &str, is_default: bool) -> Option<i64> {
-    let matching = values.iter().filter(|v| {
-        let m = v.measurand.as_deref();
-        let ours = m == Some(measurand) || (m.is_none() && is_default);
-        let at_outlet = !matches!(v.location.as_deref(), Some("EV"));
-        let raw = !matches!(v.format.as_deref(), Some("SignedData"));
-        ours && at_outlet && raw
-    });
-    let (totals, phases): (Vec<&SampledValue>, Vec<&SampledValue>) =
-        matching.partition(|v| v.phase.is_none());
-    if let Some(total) = totals.first() {
-        return to_base_unit(total);
+impl Reading for SampledValue {
+    fn measurand(&self) -> Option<&str> {
+        self.measurand.as_deref()
     }
-    let per_phase: Option<Vec<i64>> = phases
-        .iter()
-        .filter(|v| !v.phase.as_deref().is_some_and(|p| p.contains('-')))
-        .map(|v| to_base_unit(v))
-        .collect();
-    per_phase.filter(|p| !p.is_empty()).map(|p| p.iter().sum())
-}
-
-/// Wh or W, rounded; `None` for a value that is not a number or a unit we do not price.
-fn to_base_unit(v: &SampledValue) -> Option<i64> {
-    let number: f64 = v.value.trim().parse().ok()?;
-    let factor = match v.unit.as_deref() {
-        None | Some("Wh") | Some("W") => 1.0,
-        Some("kWh") | Some("kW") => 1000.0,
-        Some(_) => return None,
-    };
-    let scaled = (number * factor).round();
-    // f64 → i64 saturates; a register beyond 9.2e18 Wh is not a real reading.
-    scaled.is_finite().then_some(scaled as i64)
+    fn phase(&self) -> Option<&str> {
+        self.phase.as_deref()
+    }
+    fn location(&self) -> Option<&str> {
+        self.location.as_deref()
+    }
+    fn signed(&self) -> bool {
+        self.format.as_deref() == Some("SignedData")
+    }
+    /// OCPP 1.6 sends numbers as text.
+    fn base_value(&self) -> Option<i64> {
+        let number: f64 = self.value.trim().parse().ok()?;
+        to_base_unit(number, self.unit.as_deref(), 0)
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::v16::types::{ENERGY_REGISTER, POWER_IMPORT};
+    use chrono::{DateTime, Utc};
 
     fn value(v: &str, measurand: Option<&str>, unit: Option<&str>) -> SampledValue {
         SampledValue {

@@ -4,9 +4,6 @@
 //! The enumerations a station may fill with vendor values (measurands, units, stop reasons,
 //! error codes) are kept as text so an unexpected value never makes a whole message fail.
 
-use serde::Serialize;
-use serde::de::DeserializeOwned;
-
 pub mod authorize;
 pub mod boot_notification;
 pub mod change_configuration;
@@ -38,30 +35,8 @@ pub use status_notification::StatusNotification;
 pub use stop_transaction::StopTransaction;
 pub use trigger_message::TriggerMessage;
 
-/// An OCPP action: its wire name and the payload types of its CALL and CALLRESULT.
-pub trait Action {
-    /// The action name on the wire.
-    const NAME: &'static str;
-    /// The CALL payload.
-    type Request: Serialize + DeserializeOwned + Send + Sync + 'static;
-    /// The CALLRESULT payload.
-    type Response: Serialize + DeserializeOwned + Send + Sync + 'static;
-}
-
-macro_rules! action {
-    ($(#[$doc:meta])* $marker:ident, $req:ty => $res:ty) => {
-        $(#[$doc])*
-        #[derive(Debug, Clone, Copy, Default)]
-        pub struct $marker;
-
-        impl crate::v16::Action for $marker {
-            const NAME: &'static str = stringify!($marker);
-            type Request = $req;
-            type Response = $res;
-        }
-    };
-}
-pub(crate) use action;
+pub use crate::protocol::Action;
+pub(crate) use crate::protocol::action;
 
 /// Actions of OCPP 1.6 (core and the other feature profiles, plus the security white paper)
 /// that a station may send and this central system does not handle: answered `NotSupported`.

@@ -174,10 +174,7 @@ pub struct SampledValue {
     pub unit: Option<String>,
 }
 
-/// The measurand of the energy register.
-pub const ENERGY_REGISTER: &str = "Energy.Active.Import.Register";
-/// The measurand of the active power.
-pub const POWER_IMPORT: &str = "Power.Active.Import";
+pub use crate::metering::{ENERGY_REGISTER, POWER_IMPORT};
 
 /// `ChargingProfilePurposeType`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

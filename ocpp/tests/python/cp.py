@@ -13,11 +13,10 @@ here).
 """
 
 import asyncio
-import base64
 import sys
-from datetime import datetime, timezone
 
 import websockets
+from common import FailOnCallError, basic_auth, now, say
 from ocpp.routing import on
 from ocpp.v16 import ChargePoint, call, call_result
 from ocpp.v16.enums import (
@@ -39,15 +38,7 @@ from ocpp.v16.enums import (
 POWER_W = 360_000
 
 
-def now():
-    return datetime.now(timezone.utc).isoformat().replace("+00:00", "Z")
-
-
-def say(*parts):
-    print(*parts, flush=True)
-
-
-class SimChargePoint(ChargePoint):
+class SimChargePoint(FailOnCallError, ChargePoint):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.interval = 10
@@ -57,14 +48,6 @@ class SimChargePoint(ChargePoint):
         self.paused = False
         self.errors = []
         self.done = asyncio.Event()
-
-    async def _send(self, message):
-        # A CALLERROR from this side means the central system sent something the library
-        # refused (schema validation included): the test must fail.
-        if message.startswith("[4"):
-            self.errors.append(message)
-            say("ValidationError or CALLERROR sent:", message)
-        await super()._send(message)
 
     async def status(self, connector_id, status):
         await self.call(
@@ -194,11 +177,10 @@ class SimChargePoint(ChargePoint):
 
 
 async def main(base_url, cp_id, key):
-    token = base64.b64encode(f"{cp_id}:{key}".encode()).decode()
     async with websockets.connect(
         f"{base_url}/{cp_id}",
         subprotocols=["ocpp1.6"],
-        additional_headers={"Authorization": f"Basic {token}"},
+        additional_headers=basic_auth(cp_id, key),
     ) as ws:
         if ws.subprotocol != "ocpp1.6":
             raise RuntimeError(f"negotiated {ws.subprotocol!r}")

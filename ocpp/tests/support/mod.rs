@@ -40,7 +40,7 @@ use standins::{Journal, StandIns};
 /// The key of every test station.
 pub const KEY: &str = "test-key-0123456789";
 /// Stations listed in every test's stations file.
-pub const STATIONS: [&str; 6] = ["CP1", "CP2", "CP3", "CP4", "CP5", "PY1"];
+pub const STATIONS: [&str; 7] = ["CP1", "CP2", "CP3", "CP4", "CP5", "PY1", "PY2"];
 /// Simulated power: 360 kW = 100 Wh per 1 s meter interval, 3 cents at 0.30 USD/kWh.
 pub const POWER_W: i64 = 360_000;
 /// Register of a fresh simulated station.
@@ -166,6 +166,46 @@ where
         .map_err(|e: anyhow::Error| Failed::from(format!("{e:#}")))
 }
 
+/// Booted, with the metering configuration the gateway pushes after the boot (1.6: two
+/// ChangeConfiguration keys; 2.0.1: one SetVariables).
+pub fn configured(s: &sim::SimState) -> bool {
+    s.booted
+        && (s.received("ChangeConfiguration").len() >= 2 || !s.received("SetVariables").is_empty())
+}
+
+/// The names of the messages a session's path goes through, in each OCPP version.
+#[derive(Debug, Clone, Copy)]
+pub struct Wire {
+    /// The version.
+    pub protocol: ocpp::Protocol,
+    /// The remote start the station receives.
+    pub remote_start: &'static str,
+    /// The remote stop it receives.
+    pub remote_stop: &'static str,
+    /// What it sends to start a transaction.
+    pub start: &'static str,
+}
+
+impl Wire {
+    /// The names in `protocol`.
+    pub fn of(protocol: ocpp::Protocol) -> Self {
+        match protocol {
+            ocpp::Protocol::V16 => Self {
+                protocol,
+                remote_start: "RemoteStartTransaction",
+                remote_stop: "RemoteStopTransaction",
+                start: "StartTransaction",
+            },
+            ocpp::Protocol::V201 => Self {
+                protocol,
+                remote_start: "RequestStartTransaction",
+                remote_stop: "RequestStopTransaction",
+                start: "TransactionEvent",
+            },
+        }
+    }
+}
+
 /// 0.30 USD per kWh.
 /// Creates `id` as one of the store's charge stations (key [`KEY`]), in an organization of its
 /// own, with `connectors` on [`energy_rate`].
@@ -237,9 +277,15 @@ impl Stack {
         format!("ws://{}/ocpp", self.addr)
     }
 
-    /// A simulated station spec for this gateway.
+    /// A simulated OCPP 1.6 station spec for this gateway.
     pub fn spec(&self, id: &str) -> StationSpec {
+        self.spec_on(id, ocpp::Protocol::V16)
+    }
+
+    /// A simulated station spec for this gateway, speaking `protocol`.
+    pub fn spec_on(&self, id: &str, protocol: ocpp::Protocol) -> StationSpec {
         let mut spec = StationSpec::new(self.url(), id, KEY);
+        spec.protocol = protocol;
         spec.power_w = POWER_W;
         spec.meter_start_wh = METER_START_WH;
         spec.meter_interval = Duration::from_secs(1);
@@ -250,9 +296,11 @@ impl Stack {
     pub async fn station(&self, spec: StationSpec) -> anyhow::Result<SimHandle> {
         let station = sim::run_station(spec);
         station
-            .wait_for("boot and configuration", Duration::from_secs(10), |s| {
-                s.booted && s.received("ChangeConfiguration").len() >= 2
-            })
+            .wait_for(
+                "boot and configuration",
+                Duration::from_secs(10),
+                configured,
+            )
             .await?;
         self.await_located(station.id()).await?;
         Ok(station)

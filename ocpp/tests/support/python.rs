@@ -13,6 +13,11 @@ pub fn script() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/cp.py")
 }
 
+/// The OCPP 2.0.1 charge point script (the package's `ocpp.v201`).
+pub fn script_201() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/cp201.py")
+}
+
 /// The venv's interpreter, checked to have `ocpp==2.1.0` and `websockets==17.4`. Fails (never
 /// skips) when they are missing.
 pub fn interpreter() -> anyhow::Result<PathBuf> {

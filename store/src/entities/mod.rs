@@ -5,6 +5,7 @@ pub mod api_key;
 pub mod charge_station;
 pub mod connector;
 pub mod ocpp_transaction;
+pub mod ocpp_transaction_event;
 pub mod organization;
 pub mod pending_start;
 pub mod rate;

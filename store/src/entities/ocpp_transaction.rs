@@ -1,5 +1,6 @@
-//! OCPP transactions. The auto-increment key is the OCPP `transactionId`, so gateways sharing
-//! one database never hand out the same id.
+//! OCPP transactions. The auto-increment key is the OCPP 1.6 `transactionId` (and the number an
+//! OCPP 2.0.1 station's own transaction id maps to), so gateways sharing one database never
+//! hand out the same id.
 
 use sea_orm::entity::prelude::*;
 
@@ -24,6 +25,10 @@ pub struct Model {
     pub stopped_at: Option<DateTimeUtc>,
     /// OCPP stop reason, as sent.
     pub stop_reason: Option<String>,
+    /// OCPP 2.0.1: the station's own transaction id (text it chose); `id` is the number
+    /// chargelink's sessions know the transaction by. `None` for 1.6 transactions, whose id
+    /// is `id` itself.
+    pub station_transaction_id: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
