@@ -328,8 +328,10 @@ async fn baseline(
                 signal_ms.extend(timed.into_iter().filter_map(Result::ok));
             }
             round += 1;
-            tokio::time::sleep(Duration::from_secs(meter_interval()).saturating_sub(tick.elapsed()))
-                .await;
+            tokio::time::sleep(
+                Duration::from_secs(meter_interval()).saturating_sub(tick.elapsed()),
+            )
+            .await;
         }
         signal_ms
     };
