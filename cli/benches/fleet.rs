@@ -724,7 +724,8 @@ async fn run(
     );
     let round_trip = logged_values(
         &stack.log("gateway"),
-        &["RemoteStopTransaction answered", "FLEET-H-"],
+        // The gateway's line for either OCPP version's stop command.
+        &["remote stop answered", "FLEET-H-"],
         "round_trip_ms",
     );
     let overruns = stack
@@ -804,7 +805,8 @@ async fn run(
         ms(&meter_to_stop, 99.0)
     );
     println!(
-        "| RemoteStop round trip p50 / p99 | {} / {} | |",
+        "| RemoteStop round trip p50 / p99 ({} stops) | {} / {} | |",
+        round_trip.len(),
         ms(&round_trip, 50.0),
         ms(&round_trip, 99.0)
     );
