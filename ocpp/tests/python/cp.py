@@ -13,10 +13,8 @@ here).
 """
 
 import asyncio
-import sys
 
-import websockets
-from common import FailOnCallError, basic_auth, now, say
+from common import FailOnCallError, connected, finish, now, run, say
 from ocpp.routing import on
 from ocpp.v16 import ChargePoint, call, call_result
 from ocpp.v16.enums import (
@@ -177,13 +175,7 @@ class SimChargePoint(FailOnCallError, ChargePoint):
 
 
 async def main(base_url, cp_id, key):
-    async with websockets.connect(
-        f"{base_url}/{cp_id}",
-        subprotocols=["ocpp1.6"],
-        additional_headers=basic_auth(cp_id, key),
-    ) as ws:
-        if ws.subprotocol != "ocpp1.6":
-            raise RuntimeError(f"negotiated {ws.subprotocol!r}")
+    async with connected(base_url, cp_id, key, "ocpp1.6") as ws:
         cp = SimChargePoint(cp_id, ws, response_timeout=15)
         receiver = asyncio.create_task(cp.start())
         boot = await cp.call(
@@ -196,16 +188,8 @@ async def main(base_url, cp_id, key):
         await cp.call(call.Heartbeat(), suppress=False)
         for connector in (0, 1):
             await cp.status(connector, ChargePointStatus.available)
-        await asyncio.wait_for(cp.done.wait(), timeout=90)
-        receiver.cancel()
-        if cp.errors:
-            raise RuntimeError(f"errors: {cp.errors}")
-        say("done")
+        await finish(cp, receiver)
 
 
 if __name__ == "__main__":
-    try:
-        asyncio.run(main(*sys.argv[1:4]))
-    except Exception as e:  # noqa: BLE001
-        print("FAILED", repr(e), file=sys.stderr, flush=True)
-        sys.exit(1)
+    run(main)
