@@ -696,8 +696,7 @@ impl Station {
     }
 
     fn on_call(&mut self, call: Call) {
-        self.state
-            .send_modify(|s| s.push_received(&call.action, call.payload.clone()));
+        let received = (call.action.clone(), call.payload.clone());
         let id = call.id.clone();
         let result = match self.wire.as_mut() {
             None => self.dispatch(&call.action, call.payload),
@@ -710,6 +709,11 @@ impl Station {
                     .map(|answers| reply.build(answers)),
             },
         };
+        // Recorded once acted on, with the state it left: whoever sees the call sees its
+        // effect (a 2.0.1 SetVariables is several 1.6 changes, applied before this).
+        self.publish(self.online);
+        self.state
+            .send_modify(|s| s.push_received(&received.0, received.1));
         let frame = match result {
             Ok(payload) => Frame::CallResult(CallResult { id, payload }),
             Err(mut e) => {
